@@ -1,0 +1,202 @@
+//! The running context every command gets: store, clock, hasher, policy,
+//! limits, mailer and the acting agent. Built from the command line and the
+//! environment by [`App::from_cli`]; tests and the demo build one directly.
+//!
+//! Configuration is validated before the database is opened, so a bad
+//! setting (exit 78) never touches the file.
+
+use crate::cli::Global;
+use crate::clock::{Clock, SystemClock};
+use crate::domain::hash::Hasher;
+use crate::domain::password::{FLOOR_MIN_LEN, MAX_CHARS, Policy};
+use crate::error::{Error, Result};
+use crate::i18n::{M, t, tf};
+use crate::mail::{self, Mailer, SmtpConfig, Transport};
+use crate::store::{Limits, Store};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct App {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Hasher,
+    pub policy: Policy,
+    pub limits: Limits,
+    pub code_ttl_secs: i64,
+    pub mailer: Mailer,
+    pub agent: String,
+}
+
+/// Everything [`App`] needs except the store, resolved and validated.
+pub struct Config {
+    pub db: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Hasher,
+    pub policy: Policy,
+    pub code_ttl_secs: i64,
+    pub mailer: Mailer,
+    pub agent: String,
+    pub busy_timeout: Duration,
+}
+
+/// `$XDG_DATA_HOME/recupera/recupera.db`, else `~/.local/share/recupera/recupera.db`.
+pub fn default_db_path() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        let d = PathBuf::from(d);
+        if d.is_absolute() {
+            return Ok(d.join("recupera").join("recupera.db"));
+        }
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h)
+            .join(".local")
+            .join("share")
+            .join("recupera")
+            .join("recupera.db")),
+        None => Err(Error::Config(t(M::ConfigNoHome).to_string())),
+    }
+}
+
+/// `--agent`, else `$USER`, else "?"; control characters removed, 64 chars
+/// at most, so the audit log stays one clean line per event.
+pub fn agent_name(given: Option<&str>) -> String {
+    let raw = given
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "?".to_string());
+    raw.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// The clock: the system's, except that debug builds (the test suite's)
+/// accept `RECUPERA_TEST_NOW` (Unix seconds) so tests move time instead of
+/// sleeping. Release builds ignore the variable.
+pub fn clock_from_env() -> Arc<dyn Clock> {
+    #[cfg(debug_assertions)]
+    if let Some(now) = std::env::var("RECUPERA_TEST_NOW")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        return Arc::new(crate::clock::ManualClock::new(now));
+    }
+    Arc::new(SystemClock)
+}
+
+fn read_pepper(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::Config(tf(
+            M::ConfigPepper,
+            &[("path", &path.display()), ("err", &e)],
+        ))
+    })?;
+    if bytes.len() < 16 {
+        return Err(Error::Config(tf(
+            M::ConfigPepperShort,
+            &[("path", &path.display())],
+        )));
+    }
+    Ok(bytes)
+}
+
+impl Config {
+    pub fn from_cli(g: &Global, smtp_url_on_argv: bool) -> Result<Config> {
+        if !(1..=24).contains(&g.code_ttl_hours) {
+            return Err(Error::Config(t(M::ConfigTtl).to_string()));
+        }
+        if !(FLOOR_MIN_LEN..=MAX_CHARS).contains(&g.min_password_length) {
+            return Err(Error::Config(t(M::ConfigMinLen).to_string()));
+        }
+        let db = match &g.db {
+            Some(p) => p.clone(),
+            None => default_db_path()?,
+        };
+        let pepper = g.pepper_file.as_deref().map(read_pepper).transpose()?;
+        let from = match &g.mail_from {
+            Some(f) => mail::parse_from(f)?,
+            None => mail::parse_from(mail::DEFAULT_FROM)?,
+        };
+        let transport = match g.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let cfg = SmtpConfig::parse(url)?;
+                if smtp_url_on_argv && cfg.password.is_some() {
+                    return Err(Error::Config(tf(
+                        M::ConfigSmtpUrl,
+                        &[(
+                            "err",
+                            &"--smtp-url: la contraseña va en RECUPERA_SMTP_URL, no en la línea de órdenes / the password goes in RECUPERA_SMTP_URL, not on the command line",
+                        )],
+                    )));
+                }
+                let timeout = Duration::from_secs(g.smtp_timeout.clamp(1, 300));
+                Transport::Smtp(Box::new(cfg.transport(timeout, g.smtp_ca_file.as_deref())?))
+            }
+            None => Transport::Outbox(match &g.outbox {
+                Some(o) => o.clone(),
+                None => db
+                    .parent()
+                    .map(|p| p.join("outbox"))
+                    .unwrap_or_else(|| PathBuf::from("outbox")),
+            }),
+        };
+        let footer = g
+            .mail_footer
+            .as_deref()
+            .map(|f| f.replace(['\r', '\n'], " "))
+            .filter(|f| !f.trim().is_empty());
+        Ok(Config {
+            db,
+            clock: clock_from_env(),
+            hasher: Hasher::new(pepper),
+            policy: Policy {
+                min_len: g.min_password_length,
+            },
+            code_ttl_secs: g.code_ttl_hours * 3600,
+            mailer: Mailer {
+                transport,
+                from,
+                footer,
+            },
+            agent: agent_name(g.agent.as_deref()),
+            busy_timeout: Duration::from_millis(g.busy_timeout_ms),
+        })
+    }
+
+    pub fn open(self) -> Result<App> {
+        let store = Store::open(&self.db, self.busy_timeout)?;
+        Ok(App {
+            store,
+            clock: self.clock,
+            hasher: self.hasher,
+            policy: self.policy,
+            limits: Limits::default(),
+            code_ttl_secs: self.code_ttl_secs,
+            mailer: self.mailer,
+            agent: self.agent,
+        })
+    }
+}
+
+impl App {
+    /// An app over a given store with default policy, for tests and the demo.
+    pub fn with(store: Store, clock: Arc<dyn Clock>, mailer: Mailer, agent: &str) -> App {
+        App {
+            store,
+            clock,
+            hasher: Hasher::new(None),
+            policy: Policy::default(),
+            limits: Limits::default(),
+            code_ttl_secs: 12 * 3600,
+            mailer,
+            agent: agent.to_string(),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn ttl_hours(&self) -> i64 {
+        self.code_ttl_secs / 3600
+    }
+}

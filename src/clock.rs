@@ -1,0 +1,102 @@
+//! Time, injected.
+//!
+//! Every expiry, throttle and lock compares against [`Clock::now`], never
+//! against the system clock directly, so tests set the time instead of
+//! sleeping. Times are stored as UTC Unix seconds and shown to people in
+//! Colombia time (`America/Bogota`).
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::America::Bogota;
+use std::sync::Mutex;
+
+pub trait Clock: Send + Sync {
+    /// Unix seconds, UTC.
+    fn now(&self) -> i64;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        Utc::now().timestamp()
+    }
+}
+
+/// A clock the caller moves by hand (tests, demo, benchmarks).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<i64>);
+
+impl ManualClock {
+    pub fn new(now: i64) -> Self {
+        ManualClock(Mutex::new(now))
+    }
+
+    pub fn set(&self, now: i64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
+    pub fn advance(&self, secs: i64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += secs;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> i64 {
+        (**self).now()
+    }
+}
+
+/// The manual's date format, Colombia time: `24-02-2023 13:46:38`.
+pub fn colombia(ts: i64) -> String {
+    match Utc.timestamp_opt(ts, 0).single() {
+        Some(t) => t
+            .with_timezone(&Bogota)
+            .format("%d-%m-%Y %H:%M:%S")
+            .to_string(),
+        None => ts.to_string(),
+    }
+}
+
+/// RFC 3339 UTC, for `--json` and the audit log.
+pub fn rfc3339(ts: i64) -> String {
+    DateTime::<Utc>::from_timestamp(ts, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ts.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colombia_is_utc_minus_5_all_year() {
+        // 2023-02-24 18:46:38 UTC is the manual's 13:46:38 in Bogotá.
+        let ts = Utc
+            .with_ymd_and_hms(2023, 2, 24, 18, 46, 38)
+            .unwrap()
+            .timestamp();
+        assert_eq!(colombia(ts), "24-02-2023 13:46:38");
+        let july = Utc
+            .with_ymd_and_hms(2023, 7, 1, 3, 0, 0)
+            .unwrap()
+            .timestamp();
+        assert_eq!(colombia(july), "30-06-2023 22:00:00");
+        assert_eq!(rfc3339(ts), "2023-02-24T18:46:38Z");
+    }
+
+    #[test]
+    fn manual_clock_moves() {
+        let c = ManualClock::new(100);
+        c.advance(60);
+        assert_eq!(c.now(), 160);
+        c.set(5);
+        assert_eq!(c.now(), 5);
+    }
+}

@@ -1,0 +1,242 @@
+//! `recupera mail list | retry`, and delivery of queued messages.
+//!
+//! Invariants:
+//! - A message is queued in the same transaction as the state it reports
+//!   (the code, the password change) and delivered after the commit; a
+//!   failed delivery stays queued with its error and attempt count.
+//! - The queue never holds a code. Retrying a reset message gives its code
+//!   a fresh value (the old one was never delivered, so nobody has it) with
+//!   the original expiry; a message whose code expired or was replaced is
+//!   dropped, not sent.
+
+use crate::app::App;
+use crate::cli::MailCommand;
+use crate::clock::{colombia, rfc3339};
+use crate::domain::code;
+use crate::error::{Error, Result};
+use crate::i18n::{M, t, tf};
+use crate::mail::{ChangedMail, ResetMail};
+use crate::store::{AuditEntry, MailRow};
+use crate::table;
+use crate::ui::Ui;
+use lettre::Message;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+pub fn run(app: &mut App, ui: &Ui, cmd: &MailCommand) -> Result<()> {
+    match cmd {
+        MailCommand::List => run_list(app, ui),
+        MailCommand::Retry => run_retry(app, ui),
+    }
+}
+
+/// Delivers a message whose queue row is `mail_id` and records the result.
+/// Returns whether it went.
+pub fn deliver_queued(app: &mut App, mail_id: i64, msg: &Message) -> Result<bool> {
+    let result = app.mailer.send(msg);
+    let now = app.now();
+    let agent = app.agent.clone();
+    app.store.write(|tx| {
+        match &result {
+            Ok(()) => tx.mail_sent(mail_id, now)?,
+            Err(e) => tx.mail_failed(mail_id, e)?,
+        }
+        let row = tx.mail(mail_id)?;
+        tx.audit(
+            &AuditEntry::new(
+                &agent,
+                "mail.deliver",
+                if result.is_ok() { "ok" } else { "failed" },
+            )
+            .account(row.as_ref().map(|r| r.account_id))
+            .subject(format!("mail:{mail_id}"))
+            .detail(row.map(|r| r.kind).unwrap_or_default()),
+            now,
+        )
+    })?;
+    Ok(result.is_ok())
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RetryReport {
+    pub sent: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    /// Still queued because an earlier message found the server down.
+    pub not_tried: u64,
+}
+
+/// Builds the message for a queued row, re-keying a reset code. `None`
+/// means the row was dropped.
+fn prepare(app: &mut App, row: &MailRow) -> Result<Option<Message>> {
+    let now = app.now();
+    let agent = app.agent.clone();
+    let account = app.store.read(|tx| tx.account(row.account_id))?;
+    let Some(acc) = account else {
+        app.store
+            .write(|tx| tx.mail_dropped(row.id, "account_missing", now))?;
+        return Ok(None);
+    };
+    match (row.kind.as_str(), row.code_id) {
+        ("reset_code", Some(code_id)) => {
+            let fresh = Zeroizing::new(code::generate(&mut rand::rng()));
+            let hash = app.hasher.hash(fresh.as_bytes())?;
+            let live = app.store.write(|tx| {
+                let ok = tx.rekey_code(code_id, &hash, now)?;
+                if !ok {
+                    tx.mail_dropped(row.id, "code_expired_or_replaced", now)?;
+                    tx.audit(
+                        &AuditEntry::new(&agent, "mail.deliver", "dropped")
+                            .account(Some(acc.id))
+                            .subject(format!("mail:{}", row.id))
+                            .detail("code_expired_or_replaced"),
+                        now,
+                    )?;
+                }
+                Ok(ok)
+            })?;
+            if !live {
+                return Ok(None);
+            }
+            let requested_at = app
+                .store
+                .read(|tx| tx.code_created_at(code_id))?
+                .unwrap_or(row.created_at);
+            app.mailer
+                .reset_message(&ResetMail {
+                    to: &acc.email,
+                    lang: acc.lang,
+                    nit: &acc.nit,
+                    code: &fresh,
+                    requested_at,
+                    ttl_hours: app.ttl_hours(),
+                })
+                .map(Some)
+        }
+        ("password_changed", _) => app
+            .mailer
+            .changed_message(&ChangedMail {
+                to: &acc.email,
+                lang: acc.lang,
+                kind: acc.kind,
+                nit: &acc.nit,
+                changed_at: row.created_at,
+            })
+            .map(Some),
+        _ => {
+            app.store
+                .write(|tx| tx.mail_dropped(row.id, "unknown_kind", now))?;
+            Ok(None)
+        }
+    }
+}
+
+/// Delivers everything queued, oldest first; stops at the first failure
+/// (the server is down: the rest would fail the same way).
+pub fn retry(app: &mut App) -> Result<(RetryReport, Option<String>)> {
+    let ids = app.store.read(|tx| tx.queued_mail_ids())?;
+    let mut report = RetryReport::default();
+    let mut last_error = None;
+    for (i, id) in ids.iter().enumerate() {
+        let Some(row) = app.store.read(|tx| tx.mail(*id))? else {
+            continue;
+        };
+        if row.state != "queued" {
+            continue;
+        }
+        match prepare(app, &row)? {
+            None => report.dropped += 1,
+            Some(msg) => {
+                if deliver_queued(app, row.id, &msg)? {
+                    report.sent += 1;
+                } else {
+                    report.failed += 1;
+                    report.not_tried = (ids.len() - i - 1) as u64;
+                    last_error = app
+                        .store
+                        .read(|tx| tx.mail(row.id))?
+                        .and_then(|r| r.last_error);
+                    break;
+                }
+            }
+        }
+    }
+    Ok((report, last_error))
+}
+
+fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
+    let (report, last_error) = retry(app)?;
+    let text = tf(
+        M::MailRetryDone,
+        &[
+            ("sent", &report.sent),
+            ("dropped", &report.dropped),
+            ("failed", &report.failed),
+            ("queued", &(report.failed + report.not_tried)),
+        ],
+    );
+    if report.failed > 0 {
+        let err = last_error.unwrap_or_default();
+        if ui.json {
+            ui.doc(&json!({"status": "unavailable", "report": report, "error": err}))?;
+        } else {
+            ui.line(&text)?;
+        }
+        return Err(Error::MailUnavailable(tf(
+            M::MailUnavailable,
+            &[("err", &err)],
+        )));
+    }
+    ui.result(json!({"status": "ok", "report": report}), &text)
+}
+
+pub fn mail_json(m: &MailRow) -> serde_json::Value {
+    json!({
+        "id": m.id,
+        "account_id": m.account_id,
+        "recipient": m.recipient,
+        "kind": m.kind,
+        "created_at": rfc3339(m.created_at),
+        "attempts": m.attempts,
+        "last_error": m.last_error,
+        "state": m.state,
+        "finished_at": m.finished_at.map(rfc3339),
+    })
+}
+
+fn run_list(app: &mut App, ui: &Ui) -> Result<()> {
+    if ui.json {
+        let mut rows = Vec::new();
+        app.store.read(|tx| {
+            tx.for_each_mail(|m| {
+                rows.push(mail_json(&m));
+                Ok(())
+            })
+        })?;
+        return ui.doc(&serde_json::Value::Array(rows));
+    }
+    let headers = [
+        "#",
+        t(M::ColRecipient),
+        t(M::ColKind),
+        t(M::ColCodeCreated),
+        t(M::ColAttempts),
+        t(M::ColState),
+        t(M::ColLastError),
+    ];
+    let mut pager = table::Paged::new(ui, &headers);
+    app.store.read(|tx| {
+        tx.for_each_mail(|m| {
+            pager.row(vec![
+                m.id.to_string(),
+                m.recipient.clone(),
+                m.kind.clone(),
+                colombia(m.created_at),
+                m.attempts.to_string(),
+                m.state.clone(),
+                m.last_error.clone().unwrap_or_default(),
+            ])
+        })
+    })?;
+    pager.finish()
+}

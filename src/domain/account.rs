@@ -1,0 +1,255 @@
+//! Accounts: the two types of the manual and how each is identified.
+//!
+//! Invariants:
+//! - One account per (type, NIT).
+//! - A `cliente` ("Cliente Factura") is identified by its NIT only.
+//! - A `proveedor` is identified by NIT, username or email (the manual's
+//!   field "NIT, Usuario o email (Proveedor)"). The three forms cannot be
+//!   confused: an email has `@`; a NIT is digits and separators; a username
+//!   must contain a letter and no `@`.
+
+use super::email::{Email, EmailError};
+use super::nit::{Nit, NitError};
+use super::password::Context;
+use crate::i18n::Lang;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountType {
+    /// "Cliente Factura": a platform user, identified by NIT.
+    #[value(alias = "client")]
+    Cliente,
+    /// "Proveedor": a supplier, identified by NIT, username or email.
+    #[value(alias = "supplier")]
+    Proveedor,
+}
+
+impl AccountType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountType::Cliente => "cliente",
+            AccountType::Proveedor => "proveedor",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "cliente" => Some(AccountType::Cliente),
+            "proveedor" => Some(AccountType::Proveedor),
+            _ => None,
+        }
+    }
+
+    /// The manual's label for people.
+    pub fn label(self, lang: Lang) -> &'static str {
+        use crate::i18n::M;
+        match self {
+            AccountType::Cliente => M::TypeCliente.text(lang),
+            AccountType::Proveedor => M::TypeProveedor.text(lang),
+        }
+    }
+}
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 64;
+pub const NAME_MAX: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsernameError {
+    Length,
+    Chars,
+    NoLetter,
+}
+
+/// A proveedor's username: 3–64 of `[A-Za-z0-9._-]`, with at least one letter
+/// so it can never be mistaken for a NIT. Compared without case.
+pub fn parse_username(s: &str) -> Result<String, UsernameError> {
+    let s = s.trim();
+    if s.len() < USERNAME_MIN || s.len() > USERNAME_MAX {
+        return Err(UsernameError::Length);
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(UsernameError::Chars);
+    }
+    if !s.chars().any(|c| c.is_ascii_alphabetic()) {
+        return Err(UsernameError::NoLetter);
+    }
+    Ok(s.to_string())
+}
+
+/// What a person typed to name an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ident {
+    Nit(Nit),
+    Username(String),
+    Email(Email),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentError {
+    Nit(NitError),
+    Email(EmailError),
+    Username(UsernameError),
+    /// A username or email given for a cliente, who is identified by NIT only.
+    ClienteNeedsNit,
+}
+
+/// Looks like a NIT: digits plus the separators people type. Letters make it
+/// a username (for a proveedor) or a NIT error (for a cliente).
+fn looks_like_nit(s: &str) -> bool {
+    let mut digits = 0usize;
+    for c in s.chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            '.' | ' ' | ',' | '-' => {}
+            _ => return false,
+        }
+    }
+    digits > 0
+}
+
+impl Ident {
+    /// Parses an identifier. With `kind == Some(Cliente)` only a NIT is
+    /// accepted; with a proveedor or no type, all three forms are.
+    pub fn parse(input: &str, kind: Option<AccountType>) -> Result<Ident, IdentError> {
+        let s = input.trim();
+        if kind == Some(AccountType::Cliente) {
+            if s.contains('@') {
+                return Err(IdentError::ClienteNeedsNit);
+            }
+            return Nit::parse(s).map(Ident::Nit).map_err(IdentError::Nit);
+        }
+        if s.contains('@') {
+            return Email::parse(s).map(Ident::Email).map_err(IdentError::Email);
+        }
+        if looks_like_nit(s) || s.is_empty() {
+            return Nit::parse(s).map(Ident::Nit).map_err(IdentError::Nit);
+        }
+        parse_username(s)
+            .map(Ident::Username)
+            .map_err(IdentError::Username)
+    }
+
+    /// The identifier as recorded in the audit log (never a secret: it was
+    /// validated as a NIT, username or email before it gets here).
+    pub fn audit_label(&self) -> String {
+        match self {
+            Ident::Nit(n) => n.as_str().to_string(),
+            Ident::Username(u) => u.clone(),
+            Ident::Email(e) => e.as_str().to_string(),
+        }
+    }
+}
+
+/// An account as the commands see it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub kind: AccountType,
+    pub nit: Nit,
+    pub username: Option<String>,
+    pub email: Email,
+    pub name: Option<String>,
+    pub lang: Lang,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+    pub password_changed_at: Option<i64>,
+    pub last_login_at: Option<i64>,
+    pub failed_logins: i64,
+    pub login_locked_until: Option<i64>,
+    pub failed_confirms: i64,
+}
+
+impl Account {
+    /// The account's own data a password must not be built from.
+    pub fn policy_words(&self) -> Vec<(Context, String)> {
+        policy_words(
+            &self.nit,
+            &self.email,
+            self.username.as_deref(),
+            self.name.as_deref(),
+        )
+    }
+}
+
+/// NIT, email (whole and local part), username, name (whole and each word).
+pub fn policy_words(
+    nit: &Nit,
+    email: &Email,
+    username: Option<&str>,
+    name: Option<&str>,
+) -> Vec<(Context, String)> {
+    let mut words = vec![
+        (Context::Nit, nit.as_str().to_string()),
+        (Context::Email, email.as_str().to_string()),
+        (Context::Email, email.local_part().to_string()),
+    ];
+    if let Some(u) = username {
+        words.push((Context::Username, u.to_string()));
+    }
+    if let Some(n) = name {
+        words.push((Context::Name, n.to_string()));
+        words.extend(
+            n.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(|w| (Context::Name, w.to_string())),
+        );
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cliente_is_nit_only() {
+        assert!(matches!(
+            Ident::parse("900.102.030-4", Some(AccountType::Cliente)),
+            Ok(Ident::Nit(_))
+        ));
+        assert_eq!(
+            Ident::parse("juan@x.co", Some(AccountType::Cliente)),
+            Err(IdentError::ClienteNeedsNit)
+        );
+        assert_eq!(
+            Ident::parse("9001A", Some(AccountType::Cliente)),
+            Err(IdentError::Nit(NitError::NotDigit('A')))
+        );
+    }
+
+    #[test]
+    fn proveedor_forms() {
+        let p = Some(AccountType::Proveedor);
+        assert!(matches!(Ident::parse("900102030", p), Ok(Ident::Nit(_))));
+        assert!(matches!(
+            Ident::parse("acme.sas", p),
+            Ok(Ident::Username(u)) if u == "acme.sas"
+        ));
+        assert!(matches!(
+            Ident::parse("ventas@acme.co", p),
+            Ok(Ident::Email(_))
+        ));
+        assert!(matches!(
+            Ident::parse("900102030-5", p),
+            Err(IdentError::Nit(NitError::WrongCheckDigit { .. }))
+        ));
+        assert!(matches!(Ident::parse("", p), Err(IdentError::Nit(_))));
+        assert_eq!(
+            Ident::parse("a b", p),
+            Err(IdentError::Username(UsernameError::Chars))
+        );
+    }
+
+    #[test]
+    fn usernames() {
+        assert_eq!(parse_username("ab"), Err(UsernameError::Length));
+        assert_eq!(parse_username("123-45"), Err(UsernameError::NoLetter));
+        assert_eq!(parse_username("juan@x"), Err(UsernameError::Chars));
+        assert_eq!(parse_username(" Acme_1 ").unwrap(), "Acme_1");
+    }
+}

@@ -1,0 +1,173 @@
+//! Email addresses.
+//!
+//! Invariants:
+//! - An [`Email`] is exactly one address (`local@domain`), parsed by the
+//!   `email_address` crate (RFC 5321/5322 addr-spec), at most 254 bytes,
+//!   local part at most 64 bytes, no display name, no comments.
+//! - `,` `;` CR and LF are refused before parsing: they are how a second
+//!   recipient or a header is smuggled into a message.
+//! - The domain is stored lower-cased; comparisons ignore case, so the
+//!   address a customer types matches the one on file however they cased it.
+
+use std::fmt;
+use std::str::FromStr;
+
+pub const MAX_LEN: usize = 254;
+pub const MAX_LOCAL_LEN: usize = 64;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailError {
+    Empty,
+    /// `,` `;` CR or LF: several recipients or header injection.
+    Forbidden(char),
+    TooLong,
+    LocalTooLong,
+    NoAt,
+    Invalid,
+}
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Email, EmailError> {
+        let s = input.trim_matches([' ', '\t']);
+        if let Some(c) = s.chars().find(|c| matches!(c, ',' | ';' | '\r' | '\n')) {
+            return Err(EmailError::Forbidden(c));
+        }
+        if s.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        let Some(at) = s.rfind('@') else {
+            return Err(EmailError::NoAt);
+        };
+        if at > MAX_LOCAL_LEN {
+            return Err(EmailError::LocalTooLong);
+        }
+        if s.len() > MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
+        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(EmailError::Invalid);
+        }
+        let parsed = email_address::EmailAddress::from_str(s).map_err(|_| EmailError::Invalid)?;
+        // `from_str` also accepts `Name <a@b>`; only a bare address is an email
+        // here, so the parsed form must be the whole input.
+        if parsed.as_str() != s || !parsed.display_part().is_empty() {
+            return Err(EmailError::Invalid);
+        }
+        let local = parsed.local_part();
+        let domain = parsed.domain();
+        // A domain must have a dot: `user@localhost` is never a customer's
+        // mailbox, and refusing it catches `juan@gmailcom`.
+        if !domain.contains('.') || domain.starts_with('[') {
+            return Err(EmailError::Invalid);
+        }
+        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+    }
+
+    /// Rebuilds an address read back from storage (validated when stored).
+    pub fn from_stored(s: String) -> Email {
+        Email(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn local_part(&self) -> &str {
+        self.0.rsplit_once('@').map_or(&self.0, |(l, _)| l)
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// Same mailbox, ignoring case.
+    pub fn matches(&self, other: &Email) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+
+    /// `j****@gmail.com`: what the manual's step 03 shows. Only the first
+    /// character of the local part survives, and the star count is fixed so
+    /// the mask does not reveal the length.
+    pub fn masked(&self) -> String {
+        let first: String = self.local_part().chars().take(1).collect();
+        format!("{first}****@{}", self.domain())
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_addresses() {
+        let e = Email::parse(" juan.perez@Gmail.COM ").unwrap();
+        assert_eq!(e.as_str(), "juan.perez@gmail.com");
+        assert_eq!(e.masked(), "j****@gmail.com");
+        assert!(e.matches(&Email::parse("JUAN.PEREZ@gmail.com").unwrap()));
+        assert!(Email::parse("a+tag@sub.example.co").is_ok());
+    }
+
+    #[test]
+    fn refuses_several_recipients_and_injection() {
+        assert_eq!(
+            Email::parse("a@b.co,c@d.co"),
+            Err(EmailError::Forbidden(','))
+        );
+        assert_eq!(
+            Email::parse("a@b.co;c@d.co"),
+            Err(EmailError::Forbidden(';'))
+        );
+        assert_eq!(
+            Email::parse("a@b.co\r\nBcc: x@y.co"),
+            Err(EmailError::Forbidden('\r'))
+        );
+        assert_eq!(Email::parse("a@b.co\nx"), Err(EmailError::Forbidden('\n')));
+    }
+
+    #[test]
+    fn refuses_malformed() {
+        assert_eq!(Email::parse(""), Err(EmailError::Empty));
+        assert_eq!(Email::parse("juan.gmail.com"), Err(EmailError::NoAt));
+        assert_eq!(
+            Email::parse(&format!("{}@gmail.com", "a".repeat(10_000))),
+            Err(EmailError::LocalTooLong)
+        );
+        assert_eq!(
+            Email::parse(&format!("a@{}.com", "b".repeat(300))),
+            Err(EmailError::TooLong)
+        );
+        for bad in [
+            "Juan <juan@gmail.com>",
+            "juan@localhost",
+            "juan@",
+            "@gmail.com",
+            "ju an@gmail.com",
+            "juan@@gmail.com",
+            "juan@[127.0.0.1]",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn mask_hides_length() {
+        let a = Email::parse("ab@x.co").unwrap().masked();
+        let b = Email::parse("abcdefghij@x.co").unwrap().masked();
+        assert_eq!(a.len(), b.len());
+    }
+}

@@ -1,0 +1,159 @@
+//! argon2id hashing for passwords and recovery codes.
+//!
+//! Invariants:
+//! - New hashes use argon2id v1.3, m=19456 KiB, t=2, p=1 (OWASP's minimum),
+//!   a fresh 16-byte salt, stored as a PHC string.
+//! - Every verification costs one argon2 evaluation, whether or not there is
+//!   a stored hash: [`Hasher::burn`] does the work of a verification for a
+//!   miss, so a caller can keep hits and misses the same price.
+//! - The optional pepper is argon2's `secret` input; it never reaches the
+//!   database. Losing it invalidates every stored hash (see README).
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use zeroize::Zeroizing;
+
+pub const M_COST: u32 = 19_456;
+pub const T_COST: u32 = 2;
+pub const P_COST: u32 = 1;
+
+/// Salt used only to burn the cost of a verification on a miss.
+const BURN_SALT: &[u8; 16] = b"recupera-no-hash";
+
+#[derive(Clone)]
+pub struct Hasher {
+    pepper: Option<Zeroizing<Vec<u8>>>,
+    params: Params,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("pepper", &self.pepper.as_ref().map(|_| "[set]"))
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("argon2: {0}")]
+pub struct HashError(String);
+
+impl Hasher {
+    /// The production hasher, with or without a pepper.
+    pub fn new(pepper: Option<Vec<u8>>) -> Self {
+        Self::with_params(pepper, M_COST, T_COST, P_COST)
+    }
+
+    /// A hasher at other parameters: tests and benchmarks use it to make
+    /// hashes "from an older version" that must be upgraded at login.
+    pub fn with_params(pepper: Option<Vec<u8>>, m: u32, t: u32, p: u32) -> Self {
+        let params = Params::new(m, t, p, None).unwrap_or_default();
+        Hasher {
+            pepper: pepper.map(Zeroizing::new),
+            params,
+        }
+    }
+
+    fn argon2(&self) -> Argon2<'_> {
+        match &self.pepper {
+            Some(secret) => Argon2::new_with_secret(
+                secret,
+                Algorithm::Argon2id,
+                Version::V0x13,
+                self.params.clone(),
+            )
+            // A pepper longer than argon2 accepts (2^32 bytes) is refused when
+            // the file is read; fall back to no pepper only in the impossible case.
+            .unwrap_or_else(|_| {
+                Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+            }),
+            None => Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone()),
+        }
+    }
+
+    /// Hashes a secret with a fresh salt, returning the PHC string.
+    pub fn hash(&self, secret: &[u8]) -> Result<String, HashError> {
+        self.argon2()
+            .hash_password(secret)
+            .map(|h| h.to_string())
+            .map_err(|e| HashError(e.to_string()))
+    }
+
+    /// Checks a secret against a stored PHC string. A malformed stored string
+    /// is a mismatch, and still costs one hash.
+    pub fn verify(&self, secret: &[u8], phc: &str) -> bool {
+        match PasswordHash::new(phc) {
+            Ok(parsed) => self.argon2().verify_password(secret, &parsed).is_ok(),
+            Err(_) => {
+                self.burn(secret);
+                false
+            }
+        }
+    }
+
+    /// Does the argon2 work of one verification and throws it away: the cost
+    /// of a miss (unknown account, no code, locked account).
+    pub fn burn(&self, secret: &[u8]) {
+        let out = self.argon2().hash_password_with_salt(secret, BURN_SALT);
+        std::hint::black_box(&out);
+    }
+
+    /// True when a stored hash was made with other (older, weaker) parameters
+    /// or another algorithm than the current ones.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        if parsed.algorithm.as_str() != "argon2id" || parsed.version != Some(0x13) {
+            return true;
+        }
+        match Params::try_from(&parsed) {
+            Ok(p) => {
+                p.m_cost() != self.params.m_cost()
+                    || p.t_cost() != self.params.t_cost()
+                    || p.p_cost() != self.params.p_cost()
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_verify() {
+        let h = Hasher::new(None);
+        let phc = h.hash(b"correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(h.verify(b"correct horse", &phc));
+        assert!(!h.verify(b"correct horsf", &phc));
+        assert!(!h.verify(b"x", "not a phc string"));
+        assert!(!h.needs_rehash(&phc));
+        // Same secret, different salt.
+        assert_ne!(phc, h.hash(b"correct horse").unwrap());
+    }
+
+    #[test]
+    fn old_parameters_need_rehash() {
+        let old = Hasher::with_params(None, 4096, 1, 1);
+        let phc = old.hash(b"pw").unwrap();
+        let cur = Hasher::new(None);
+        assert!(cur.verify(b"pw", &phc), "old hashes still verify");
+        assert!(cur.needs_rehash(&phc));
+        assert!(cur.needs_rehash("garbage"));
+    }
+
+    #[test]
+    fn pepper_changes_the_hash() {
+        let peppered = Hasher::new(Some(b"0123456789abcdef0123456789abcdef".to_vec()));
+        let plain = Hasher::new(None);
+        let phc = peppered.hash(b"pw").unwrap();
+        assert!(peppered.verify(b"pw", &phc));
+        assert!(!plain.verify(b"pw", &phc), "a lost pepper fails closed");
+        let phc2 = plain.hash(b"pw").unwrap();
+        assert!(!peppered.verify(b"pw", &phc2));
+    }
+}

@@ -1,0 +1,9 @@
+//! Domain types and rules: no I/O, no terminal, no SQL. Everything here is
+//! tested in memory.
+
+pub mod account;
+pub mod code;
+pub mod email;
+pub mod hash;
+pub mod nit;
+pub mod password;

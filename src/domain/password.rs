@@ -1,0 +1,392 @@
+//! Password policy (NIST SP 800-63B-4).
+//!
+//! Invariants:
+//! - Passwords are NFKC-normalised before checking and hashing, so the same
+//!   password typed on two keyboards hashes the same.
+//! - Length is counted in characters after normalisation: at least
+//!   `min_len` (15 by default, never below 8), at most 256 characters and
+//!   1024 bytes. Longer input is refused *before* normalisation or hashing,
+//!   so a 10 MB paste costs nothing. Nothing is ever truncated.
+//! - No composition rules (no "one digit, one symbol").
+//! - Refused when the zxcvbn estimator scores it below 3 ("safely
+//!   unguessable"), with a Spanish word list added to its dictionaries, or
+//!   when it is built from context: the product's name, the identifier typed,
+//!   the account's NIT, username, email or name.
+//! - Checks are split so `reset confirm` can run the ones that need only the
+//!   typed values before touching the code, and the account-dependent ones
+//!   only after the code is verified (no account oracle).
+
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+pub const MAX_CHARS: usize = 256;
+pub const MAX_BYTES: usize = 1024;
+pub const DEFAULT_MIN_LEN: usize = 15;
+pub const FLOOR_MIN_LEN: usize = 8;
+pub const PRODUCT_NAME: &str = "recupera";
+
+/// Words people in Colombia build passwords from that zxcvbn's English
+/// dictionaries do not know. They are fed to zxcvbn as cheap guesses.
+const SPANISH_WORDS: &[&str] = &[
+    "contraseña",
+    "contrasena",
+    "clave",
+    "colombia",
+    "bogota",
+    "bogotá",
+    "medellin",
+    "medellín",
+    "cali",
+    "barranquilla",
+    "cartagena",
+    "factura",
+    "facturacion",
+    "facturación",
+    "proveedor",
+    "cliente",
+    "usuario",
+    "administrador",
+    "empresa",
+    "oficina",
+    "soporte",
+    "secreto",
+    "bienvenido",
+    "hola",
+    "teamo",
+    "amor",
+    "dios",
+    "jesus",
+    "familia",
+    "futbol",
+    "fútbol",
+    "nacional",
+    "millonarios",
+    "america",
+    "junior",
+    "santafe",
+    "mariposa",
+    "princesa",
+    "cumpleaños",
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+    "uno",
+    "dos",
+    "tres",
+    "cuatro",
+    "cinco",
+    "seis",
+    "siete",
+    "ocho",
+    "nueve",
+    "diez",
+];
+
+/// Where a context word came from, so the refusal can say why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    Product,
+    Identifier,
+    Nit,
+    Email,
+    Username,
+    Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    Empty,
+    TooShort { min: usize, got: usize },
+    TooLong,
+    Guessable,
+    BuiltFrom(Context),
+    Mismatch,
+}
+
+/// A normalised password. Zeroed on drop; never printed.
+pub struct Password(Zeroizing<String>);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+impl Password {
+    /// Normalises typed input. Input over the byte limit is refused here,
+    /// before any work proportional to its size.
+    pub fn new(raw: &str) -> Result<Password, PolicyError> {
+        if raw.len() > MAX_BYTES * 4 {
+            // Even allowing NFKC to shrink full-width input, nothing this
+            // large can fit the limit: refuse it without normalising it.
+            return Err(PolicyError::TooLong);
+        }
+        let normalized: Zeroizing<String> = Zeroizing::new(raw.nfkc().collect());
+        if normalized.is_empty() {
+            return Err(PolicyError::Empty);
+        }
+        if normalized.len() > MAX_BYTES || normalized.chars().count() > MAX_CHARS {
+            return Err(PolicyError::TooLong);
+        }
+        Ok(Password(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    pub fn chars(&self) -> usize {
+        self.0.chars().count()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub min_len: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_len: DEFAULT_MIN_LEN,
+        }
+    }
+}
+
+fn fold(s: &str) -> String {
+    s.nfkc().collect::<String>().to_lowercase()
+}
+
+/// Context words shorter than this are not checked (a 2-letter name part
+/// like "de" would refuse half the dictionary).
+fn significant(kind: Context, w: &str) -> bool {
+    let n = w.chars().count();
+    match kind {
+        Context::Nit => n >= 4,
+        Context::Name => n >= 4,
+        _ => n >= 3,
+    }
+}
+
+impl Policy {
+    /// Checks that need only what was typed: length, the estimator, the
+    /// product's name and the identifier typed with it.
+    pub fn check_typed(&self, pw: &Password, identifier: Option<&str>) -> Result<(), PolicyError> {
+        let n = pw.chars();
+        if n < self.min_len {
+            return Err(PolicyError::TooShort {
+                min: self.min_len,
+                got: n,
+            });
+        }
+        let mut ctx = vec![(Context::Product, PRODUCT_NAME.to_string())];
+        if let Some(id) = identifier {
+            ctx.push((Context::Identifier, id.to_string()));
+        }
+        self.check_context(pw, &ctx)?;
+        let inputs: Vec<&str> = SPANISH_WORDS.to_vec();
+        if score(pw, &inputs) < 3 {
+            return Err(PolicyError::Guessable);
+        }
+        Ok(())
+    }
+
+    /// Checks that need the account: its NIT, email, username and name.
+    pub fn check_account(
+        &self,
+        pw: &Password,
+        words: &[(Context, String)],
+    ) -> Result<(), PolicyError> {
+        self.check_context(pw, words)?;
+        let mut inputs: Vec<&str> = SPANISH_WORDS.to_vec();
+        inputs.extend(words.iter().map(|(_, w)| w.as_str()));
+        if score(pw, &inputs) < 3 {
+            // The typed-only check passed, so what made it guessable is the
+            // account's own data.
+            let kind = words.first().map_or(Context::Name, |(k, _)| *k);
+            let culprit = words
+                .iter()
+                .find(|(_, w)| {
+                    let w = fold(w);
+                    fold(pw.as_str())
+                        .split(|c: char| !c.is_alphanumeric())
+                        .any(|part| part.len() >= 3 && w.contains(part))
+                })
+                .map_or(kind, |(k, _)| *k);
+            return Err(PolicyError::BuiltFrom(culprit));
+        }
+        Ok(())
+    }
+
+    fn check_context(&self, pw: &Password, words: &[(Context, String)]) -> Result<(), PolicyError> {
+        let folded = fold(pw.as_str());
+        let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
+        for (kind, w) in words {
+            let w = fold(w);
+            if !significant(*kind, &w) {
+                continue;
+            }
+            let hit = match kind {
+                // A NIT hidden among separators ("900-102-030") still counts.
+                Context::Nit => digits.contains(&w),
+                _ => folded.contains(&w),
+            };
+            if hit {
+                return Err(PolicyError::BuiltFrom(*kind));
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything at once: for `user add`, where the account data is typed.
+    pub fn check_all(
+        &self,
+        pw: &Password,
+        identifier: Option<&str>,
+        words: &[(Context, String)],
+    ) -> Result<(), PolicyError> {
+        self.check_typed(pw, identifier)?;
+        self.check_account(pw, words)
+    }
+}
+
+fn score(pw: &Password, inputs: &[&str]) -> u8 {
+    u8::from(zxcvbn::zxcvbn(pw.as_str(), inputs).score())
+}
+
+/// The confirmation must be the same password, compared after normalisation.
+pub fn confirm(pw: &Password, again: &str) -> Result<(), PolicyError> {
+    let again: Zeroizing<String> = Zeroizing::new(again.nfkc().collect());
+    if pw.as_str() == again.as_str() {
+        Ok(())
+    } else {
+        Err(PolicyError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRONG: &str = "caballo-tornillo-grapa-verde";
+
+    fn pw(s: &str) -> Password {
+        Password::new(s).unwrap()
+    }
+
+    #[test]
+    fn length_limits() {
+        let p = Policy::default();
+        assert_eq!(Password::new("").unwrap_err(), PolicyError::Empty);
+        assert_eq!(
+            p.check_typed(&pw("Tq9#vL2m"), None),
+            Err(PolicyError::TooShort { min: 15, got: 8 })
+        );
+        assert_eq!(
+            Password::new(&"x".repeat(10_000)).unwrap_err(),
+            PolicyError::TooLong
+        );
+        assert_eq!(
+            Password::new(&"x".repeat(257)).unwrap_err(),
+            PolicyError::TooLong
+        );
+        // 256 three-byte characters are 768 bytes: allowed; 300 are not.
+        assert!(Password::new(&"€".repeat(256)).is_ok());
+        assert_eq!(
+            Password::new(&"€".repeat(300)).unwrap_err(),
+            PolicyError::TooLong
+        );
+        assert_eq!(p.check_typed(&pw(STRONG), None), Ok(()));
+        let eight = Policy { min_len: 8 };
+        assert_eq!(eight.check_typed(&pw("Tq9#vL2m!x"), None), Ok(()));
+    }
+
+    #[test]
+    fn nfkc_normalisation() {
+        // Full-width letters and the "ﬁ" ligature normalise to ASCII.
+        let a = pw("ｃａｂａｌｌｏ-ﬁjo-grapa-verde");
+        assert_eq!(a.as_str(), "caballo-fijo-grapa-verde");
+        assert_eq!(confirm(&a, "caballo-fijo-grapa-verde"), Ok(()));
+        assert_eq!(
+            confirm(&a, "caballo-fijo-grapa-verdE"),
+            Err(PolicyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn no_composition_rules_but_guessable_refused() {
+        let p = Policy::default();
+        // All lower case, no digits: fine when long and unguessable.
+        assert_eq!(p.check_typed(&pw("luz mesa trombón cactus"), None), Ok(()));
+        for weak in [
+            "passwordpassword",
+            "123456789012345",
+            "aaaaaaaaaaaaaaaa",
+            "qwertyuiopasdfgh",
+            "contraseña123456",
+            "colombia12345678",
+        ] {
+            assert_eq!(
+                p.check_typed(&pw(weak), None),
+                Err(PolicyError::Guessable),
+                "{weak}"
+            );
+        }
+    }
+
+    #[test]
+    fn context_words() {
+        let p = Policy::default();
+        assert_eq!(
+            p.check_typed(&pw("mi-recupera-segura-2024x"), None),
+            Err(PolicyError::BuiltFrom(Context::Product))
+        );
+        assert_eq!(
+            p.check_typed(&pw("zz900102030zzqqvvww"), Some("900102030")),
+            Err(PolicyError::BuiltFrom(Context::Identifier))
+        );
+        let words = vec![
+            (Context::Nit, "900102030".to_string()),
+            (Context::Email, "juan.perez@gmail.com".to_string()),
+            (Context::Email, "juan.perez".to_string()),
+            (Context::Username, "acme_ventas".to_string()),
+            (Context::Name, "María de la Cruz".to_string()),
+            (Context::Name, "María".to_string()),
+            (Context::Name, "de".to_string()),
+        ];
+        assert_eq!(
+            p.check_account(&pw("trombón 900-102-030 cactus"), &words),
+            Err(PolicyError::BuiltFrom(Context::Nit))
+        );
+        assert_eq!(
+            p.check_account(&pw("JUAN.PEREZ luz mesa trombón"), &words),
+            Err(PolicyError::BuiltFrom(Context::Email))
+        );
+        assert_eq!(
+            p.check_account(&pw("Acme_Ventas luz mesa trombón"), &words),
+            Err(PolicyError::BuiltFrom(Context::Username))
+        );
+        assert_eq!(
+            p.check_account(&pw("maría luz mesa trombón"), &words),
+            Err(PolicyError::BuiltFrom(Context::Name))
+        );
+        // "de" is too short to count.
+        assert_eq!(
+            p.check_account(&pw("luz de mesa trombón cactus"), &words),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! The message catalog: every user-facing string, in Spanish and English.
+//!
+//! Invariants:
+//! - A message is one row of [`catalog!`] with both languages; the compiler
+//!   refuses a row without both, and a unit test checks that both sides carry
+//!   the same `{placeholders}`.
+//! - Spanish is the default (the users are Colombian); the wording follows
+//!   the platform's manual where the manual has words for it.
+//! - The process language is set once, early, by `run`; messages built after
+//!   that (errors included) come out in it. Emails use the account's own
+//!   language instead, passed explicitly.
+
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Español (default).
+    Es,
+    /// English.
+    En,
+}
+
+impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Es => "es",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Lang {
+        if s == "en" { Lang::En } else { Lang::Es }
+    }
+
+    /// From a locale string such as `en_US.UTF-8`: English only when it says
+    /// English, Spanish otherwise.
+    pub fn from_locale(s: &str) -> Lang {
+        let s = s.trim().to_ascii_lowercase();
+        if s.starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Es
+        }
+    }
+
+    /// `LC_ALL`, then `LC_MESSAGES`, then `LANG`, as POSIX orders them.
+    pub fn from_env() -> Lang {
+        for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+            if let Ok(v) = std::env::var(var)
+                && !v.is_empty()
+            {
+                return Lang::from_locale(&v);
+            }
+        }
+        Lang::Es
+    }
+}
+
+static CURRENT: AtomicU8 = AtomicU8::new(0);
+
+pub fn set_lang(lang: Lang) {
+    CURRENT.store(
+        match lang {
+            Lang::Es => 0,
+            Lang::En => 1,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+pub fn lang() -> Lang {
+    if CURRENT.load(Ordering::Relaxed) == 1 {
+        Lang::En
+    } else {
+        Lang::Es
+    }
+}
+
+macro_rules! catalog {
+    ($($key:ident => $es:expr, $en:expr;)*) => {
+        /// Message keys. `M::X.text(lang)` or [`t`] / [`tf`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum M { $($key),* }
+
+        impl M {
+            pub const ALL: &'static [M] = &[$(M::$key),*];
+
+            pub fn text(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((M::$key, Lang::Es) => $es, (M::$key, Lang::En) => $en,)*
+                }
+            }
+        }
+    };
+}
+
+/// A message in the process language.
+pub fn t(m: M) -> &'static str {
+    m.text(lang())
+}
+
+/// A message with `{name}` placeholders filled, in the process language.
+pub fn tf(m: M, args: &[(&str, &dyn Display)]) -> String {
+    fill(m.text(lang()), args)
+}
+
+/// A message with placeholders, in a given language (emails).
+pub fn tl(m: M, lang: Lang, args: &[(&str, &dyn Display)]) -> String {
+    fill(m.text(lang), args)
+}
+
+fn fill(template: &str, args: &[(&str, &dyn Display)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in args {
+        out = out.replace(&format!("{{{name}}}"), &value.to_string());
+    }
+    out
+}
+
+/// Cuts a user-typed value for quoting in a message, so a 10,000-character
+/// input does not become a 10,000-character error.
+pub fn quote(s: &str) -> String {
+    const MAX: usize = 60;
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .take(MAX + 1)
+        .collect();
+    if cleaned.chars().count() > MAX {
+        let cut: String = cleaned.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        cleaned
+    }
+}
+
+catalog! {
+    // --- account types (the manual's labels) ---
+    TypeCliente => "Cliente Factura", "Invoice client";
+    TypeProveedor => "Proveedor", "Supplier";
+
+    // --- NIT ---
+    NitEmpty => "Falta el NIT.", "The NIT is missing.";
+    NitNotDigit => "El NIT solo lleva dígitos (puntos y espacios se ignoran; el dígito verificador va tras un guion): «{char}» no es válido.",
+        "A NIT has digits only (dots and spaces are ignored; the check digit goes after a dash): «{char}» is not allowed.";
+    NitTooLong => "El NIT tiene demasiados dígitos: como máximo 15 sin el dígito verificador.",
+        "The NIT has too many digits: at most 15 without the check digit.";
+    NitLeadingZero => "El NIT no puede empezar por 0.", "A NIT cannot start with 0.";
+    NitDvForm => "El dígito verificador es un solo dígito después del guion, como en 900.102.030-4.",
+        "The check digit is a single digit after the dash, as in 900.102.030-4.";
+    NitDvWrong => "El dígito verificador de {body} es {expected}, no {given}: revise el NIT.",
+        "The check digit of {body} is {expected}, not {given}: check the NIT.";
+
+    // --- email ---
+    EmailEmpty => "Falta el email.", "The email is missing.";
+    EmailForbidden => "El email no puede contener «{char}»: escriba una sola dirección.",
+        "The email cannot contain «{char}»: give exactly one address.";
+    EmailTooLong => "El email es demasiado largo (máximo 254 caracteres).",
+        "The email is too long (at most 254 characters).";
+    EmailLocalTooLong => "La parte del email antes de la @ es demasiado larga (máximo 64 caracteres).",
+        "The part of the email before the @ is too long (at most 64 characters).";
+    EmailNoAt => "«{email}» no es un email: le falta la @.", "«{email}» is not an email: it has no @.";
+    EmailInvalid => "«{email}» no es un email válido; escriba solo la dirección, como juan@empresa.com.",
+        "«{email}» is not a valid email; give just the address, like juan@company.com.";
+
+    // --- usernames and identifiers ---
+    UsernameLength => "El usuario debe tener entre 3 y 64 caracteres.", "A username has 3 to 64 characters.";
+    UsernameChars => "El usuario solo puede llevar letras sin tilde, dígitos, punto, guion y guion bajo.",
+        "A username may contain only ASCII letters, digits, dot, dash and underscore.";
+    UsernameNoLetter => "El usuario debe tener al menos una letra (si es un número, es un NIT).",
+        "A username needs at least one letter (a number is a NIT).";
+    ClienteNeedsNit => "Un Cliente Factura se identifica solo por su NIT (sin dígito verificador).",
+        "An invoice client is identified by its NIT only (without the check digit).";
+    NameTooLong => "El nombre es demasiado largo (máximo 200 caracteres).", "The name is too long (at most 200 characters).";
+    NameInvalid => "El nombre no puede contener caracteres de control.", "The name cannot contain control characters.";
+
+    // --- codes ---
+    CodeLength => "El código tiene 5 caracteres.", "A code has 5 characters.";
+    CodeLookAlike => "Los códigos nunca llevan «{char}» (ni 0, O, o, 1, l, I): revise lo que leyó el cliente.",
+        "Codes never contain «{char}» (nor 0, O, o, 1, l, I): check what the customer read out.";
+    CodeInvalid => "Los códigos solo llevan letras y dígitos: «{char}» no es válido.",
+        "Codes contain only letters and digits: «{char}» is not allowed.";
+
+    // --- passwords ---
+    PwEmpty => "La contraseña está vacía.", "The password is empty.";
+    PwTooShort => "La contraseña es muy corta: tiene {got} caracteres y el mínimo es {min}. Una frase de varias palabras es fácil de recordar.",
+        "The password is too short: {got} characters, the minimum is {min}. A phrase of several words is easy to remember.";
+    PwTooLong => "La contraseña es demasiado larga: como máximo 256 caracteres (1024 bytes).",
+        "The password is too long: at most 256 characters (1024 bytes).";
+    PwGuessable => "La contraseña es demasiado común o fácil de adivinar; use una frase propia de varias palabras.",
+        "The password is too common or easy to guess; use a phrase of several words of your own.";
+    PwBuiltFrom => "La contraseña no puede construirse con {what}.", "The password cannot be built from {what}.";
+    PwMismatch => "Las contraseñas no coinciden.", "The passwords do not match.";
+    CtxProduct => "el nombre del producto", "the product's name";
+    CtxIdentifier => "el NIT, usuario o email escrito", "the NIT, username or email typed";
+    CtxNit => "el NIT de la cuenta", "the account's NIT";
+    CtxEmail => "el email de la cuenta", "the account's email";
+    CtxUsername => "el usuario de la cuenta", "the account's username";
+    CtxName => "el nombre de la cuenta", "the account's name";
+
+    // --- accounts ---
+    AccountExists => "Ya existe una cuenta {type} con NIT {nit}.", "An account {type} with NIT {nit} already exists.";
+    UsernameTaken => "El usuario «{username}» ya está en uso.", "The username «{username}» is already taken.";
+    Ambiguous => "«{ident}» corresponde a varias cuentas: indique el NIT o el usuario, o --type.",
+        "«{ident}» matches several accounts: give the NIT or the username, or --type.";
+    NoSuchAccount => "No hay ninguna cuenta {type} «{ident}».", "There is no {type} account «{ident}».";
+    NoSuchAccountAny => "No hay ninguna cuenta «{ident}».", "There is no account «{ident}».";
+    UserAdded => "Cuenta creada: {type} {nit}, {email}.", "Account created: {type} {nit}, {email}.";
+    UserAddedNoPassword => "Sin contraseña: el cliente la creará con un código (recupera reset request).",
+        "No password: the customer will set one with a code (recupera reset request).";
+    UserUnlocked => "Cuenta {type} {nit} desbloqueada: inicio de sesión y recuperación habilitados.",
+        "Account {type} {nit} unlocked: login and recovery enabled.";
+
+    // --- usage without a terminal ---
+    MissingFlag => "Falta {flag} (sin una terminal no se puede preguntar).", "Missing {flag} (without a terminal there is no one to ask).";
+    MissingPasswordSource => "Falta la contraseña: use --password-stdin, o --no-password para que el cliente la cree con un código.",
+        "Missing password: use --password-stdin, or --no-password so the customer sets it with a code.";
+    MissingPasswordStdin => "Falta la contraseña: use --password-stdin (las contraseñas nunca van en la línea de órdenes).",
+        "Missing password: use --password-stdin (passwords never go on the command line).";
+    StdinEmpty => "No llegó ninguna contraseña por la entrada estándar.", "No password arrived on standard input.";
+    StdinNotUtf8 => "La entrada estándar no es texto UTF-8.", "Standard input is not UTF-8 text.";
+    PasswordConflict => "Use solo una de --password-stdin y --no-password.", "Use only one of --password-stdin and --no-password.";
+
+    // --- results ---
+    ReqSent => "Se envió un código de confirmación al email asignado a su cuenta {email}",
+        "A confirmation code was sent to the email assigned to your account {email}";
+    ReqKeepOpen => "No cierre esta pantalla: el código caduca en {hours} horas. Con el código: recupera reset confirm",
+        "Do not close this screen: the code expires in {hours} hours. With the code: recupera reset confirm";
+    ConfirmOk => "Su contraseña ha sido actualizada.", "Your password has been updated.";
+    ConfirmRefused => "No se pudo actualizar la contraseña: el código no es válido, ya se usó o caducó, o no corresponde al NIT, usuario o email indicado.",
+        "The password was not updated: the code is wrong, used or expired, or does not belong to the NIT, username or email given.";
+    LoginOk => "Sesión iniciada: {type} {nit}.", "Logged in: {type} {nit}.";
+    LoginRefused => "Usuario o contraseña incorrectos.", "Wrong username or password.";
+    PurgeDone => "Códigos eliminados: {codes}.", "Codes deleted: {codes}.";
+    PurgeDry => "Códigos que se eliminarían: {codes} (--dry-run: no se cambió nada).",
+        "Codes that would be deleted: {codes} (--dry-run: nothing changed).";
+    Interrupted => "Cancelado: no se guardó nada.", "Cancelled: nothing was saved.";
+
+    // --- database ---
+    DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";
+    DbCannotOpen => "No se puede abrir la base de datos {path}: {err}", "Cannot open the database {path}: {err}";
+    DbNotDb => "{path} no es una base de datos de recupera (archivo dañado o de otro programa); no se modificó.",
+        "{path} is not a recupera database (damaged, or another program's file); it was left untouched.";
+    DbNewer => "La base de datos {path} es de una versión más nueva de recupera (esquema {found}; este programa conoce hasta el {known}). Actualice recupera; la base no se modificó.",
+        "The database {path} is from a newer recupera (schema {found}; this program knows up to {known}). Upgrade recupera; the database was left untouched.";
+    DbReadOnly => "La base de datos {path} es de solo lectura; no se cambió nada.", "The database {path} is read-only; nothing was changed.";
+    DbBusy => "La base de datos está ocupada por otro proceso; inténtelo de nuevo en un momento.",
+        "The database is busy with another process; try again in a moment.";
+    DbError => "Error de la base de datos: {err}", "Database error: {err}";
+
+    // --- configuration ---
+    ConfigTtl => "RECUPERA_CODE_TTL_HOURS debe estar entre 1 y 24 (horas).", "RECUPERA_CODE_TTL_HOURS must be between 1 and 24 (hours).";
+    ConfigMinLen => "RECUPERA_MIN_PASSWORD_LENGTH debe estar entre 8 y 256.", "RECUPERA_MIN_PASSWORD_LENGTH must be between 8 and 256.";
+    ConfigPepper => "No se puede leer el pepper {path}: {err}. Sin él ninguna contraseña se puede verificar; restaure el archivo o quite RECUPERA_PEPPER_FILE.",
+        "Cannot read the pepper {path}: {err}. Without it no password can be verified; restore the file or unset RECUPERA_PEPPER_FILE.";
+    ConfigPepperShort => "El pepper {path} debe tener al menos 16 bytes.", "The pepper {path} must hold at least 16 bytes.";
+    ConfigOutbox => "No se puede usar la carpeta de salida de correo {path}: {err}", "Cannot use the mail outbox folder {path}: {err}";
+    ConfigNoHome => "No se encontró la carpeta del usuario: indique --db o RECUPERA_DB.", "No home folder found: give --db or RECUPERA_DB.";
+    ConfigMailFrom => "RECUPERA_MAIL_FROM no es un remitente válido: {err}", "RECUPERA_MAIL_FROM is not a valid sender: {err}";
+    ConfigSmtpUrl => "RECUPERA_SMTP_URL no es válida: {err}. Ejemplos: smtps://usuario:clave@smtp.ejemplo.com o smtp://smtp.ejemplo.com:587?tls=required",
+        "RECUPERA_SMTP_URL is not valid: {err}. Examples: smtps://user:pass@smtp.example.com or smtp://smtp.example.com:587?tls=required";
+    ConfigSmtpPlain => "SMTP sin cifrar solo se permite hacia la propia máquina (127.0.0.1, ::1, localhost); para {host} use smtps://… o smtp://…:587?tls=required.",
+        "Unencrypted SMTP is allowed only to this machine (127.0.0.1, ::1, localhost); for {host} use smtps://… or smtp://…:587?tls=required.";
+    ConfigSmtpCa => "No se puede leer el certificado {path}: {err}", "Cannot read the certificate {path}: {err}";
+
+    // --- mail ---
+    MailSubject => "Confirmación de cambio de contraseña", "Password change confirmation";
+    MailTitle => "Confirmación de recuperación de contraseña", "Password recovery confirmation";
+    MailIntro => "Hemos recibido una solicitud para realizar un cambio de contraseña.", "We have received a request to change your password.";
+    MailExpiry => "Por seguridad este código caducará en {hours}Hrs.", "For your security this code will expire in {hours} hours.";
+    MailIgnore => "Si usted no solicitó un cambio de contraseña, por favor haga caso omiso. Sus datos están seguros.",
+        "If you did not request a password change, please ignore this message. Your data is safe.";
+    MailDetails => "Detalles de la solicitud", "Request details";
+    MailNit => "NIT", "NIT";
+    MailCode => "Código", "Code";
+    MailDate => "Fecha de la solicitud", "Request date";
+    MailChangedSubject => "Su contraseña ha sido actualizada", "Your password has been updated";
+    MailChangedBody => "La contraseña de su cuenta ({type}, NIT {nit}) se cambió el {date} (hora de Colombia).",
+        "The password of your account ({type}, NIT {nit}) was changed on {date} (Colombia time).";
+    MailChangedWarn => "Si usted no hizo este cambio, comuníquese de inmediato con soporte.",
+        "If you did not make this change, contact support at once.";
+    MailFooterDefault => "Mensaje automático: por favor no responda a este correo.", "Automated message: please do not reply.";
+    MailRetryDone => "Correo: {sent} enviados, {dropped} descartados (código caducado o reemplazado), {failed} fallidos, {queued} siguen en cola.",
+        "Mail: {sent} sent, {dropped} dropped (code expired or replaced), {failed} failed, {queued} still queued.";
+    MailUnavailable => "El servidor de correo no está disponible: {err}", "The mail server is unavailable: {err}";
+
+    // --- prompts ---
+    PromptType => "Tipo", "Type";
+    PromptNit => "NIT (sin dígito verificador)", "NIT (without check digit)";
+    PromptNitOrUser => "NIT o Usuario", "NIT or username";
+    PromptEmail => "Email", "Email";
+    PromptCode => "Código", "Code";
+    PromptIdentConfirm => "NIT, Usuario o email (Proveedor)", "NIT, username or email (supplier)";
+    PromptUser => "USUARIO (NIT sin dígito verificador)", "USER (NIT without check digit)";
+    PromptPassword => "CONTRASEÑA", "PASSWORD";
+    PromptNewPassword => "Nueva contraseña", "New password";
+    PromptConfirmPassword => "Confirme contraseña", "Confirm password";
+    PromptContinue => "¿Continuar ahora con el código? (el cliente lo lee de su correo)", "Continue with the code now? (the customer reads it from their inbox)";
+    PromptLoginNow => "¿Iniciar sesión ahora?", "Log in now?";
+    PromptUsername => "Usuario (opcional)", "Username (optional)";
+    PromptName => "Nombre (opcional)", "Name (optional)";
+
+    // --- demo ---
+    DemoIntro => "Demostración del manual de recuperación de contraseña, pasos 01–07, en una base temporal: {dir}",
+        "Walk-through of the password-recovery manual, steps 01–07, on a throwaway database: {dir}";
+    DemoRegister => "Registro (REGISTRARSE): se crea la cuenta {type} {nit}, {email}, sin contraseña.",
+        "Sign-up (REGISTRARSE): account {type} {nit}, {email} is created, without a password.";
+    Demo01 => "01. ¿Olvidaste tu contraseña?", "01. Forgot your password?";
+    Demo02 => "02. Tipo: {type} · NIT o Usuario: {nit} · Email: {email} · Enviar código",
+        "02. Type: {type} · NIT or username: {nit} · Email: {email} · Send code";
+    Demo03 => "03. {message}", "03. {message}";
+    Demo04 => "04. Correo recibido ({file}), asunto «{subject}»:", "04. Mail received ({file}), subject «{subject}»:";
+    Demo05 => "05. Código, NIT, nueva contraseña (generada, {len} caracteres) y confirmación · Actualizar contraseña",
+        "05. Code, NIT, new password (generated, {len} characters) and confirmation · Update password";
+    Demo06 => "06. {message}", "06. {message}";
+    Demo07 => "07. ACCEDER con el NIT {nit} y la nueva contraseña: {message}", "07. ACCEDER with NIT {nit} and the new password: {message}";
+    DemoOldCode => "    El mismo código otra vez: {message}", "    The same code again: {message}";
+    DemoDone => "Fin de la demostración. La base y el correo temporales se borran al salir.", "End of the walk-through. The throwaway database and mail are deleted on exit.";
+
+    // --- tables ---
+    ColType => "Tipo", "Type";
+    ColUsername => "Usuario", "Username";
+    ColEmail => "Email", "Email";
+    ColName => "Nombre", "Name";
+    ColPassword => "Contraseña", "Password";
+    ColLocked => "Bloqueada hasta", "Locked until";
+    ColLockedUntil => "Inicio de sesión bloqueado hasta", "Login locked until";
+    ColMailLang => "Idioma de los correos", "Email language";
+    ColRecovery => "Recuperación", "Recovery";
+    RecoveryEnabled => "habilitada", "enabled";
+    RecoveryDisabled => "deshabilitada (recupera user unlock)", "disabled (recupera user unlock)";
+    ColFailedLogins => "Inicios de sesión fallidos", "Failed logins";
+    ColFailedConfirms => "Confirmaciones fallidas", "Failed confirmations";
+    ColPendingCodes => "Códigos pendientes", "Pending codes";
+    ColLastLogin => "Último inicio de sesión", "Last login";
+    ColCreated => "Creada", "Created";
+    ColAccount => "Cuenta", "Account";
+    ColCodeCreated => "Creado", "Created";
+    ColExpires => "Caduca", "Expires";
+    ColAttempts => "Intentos", "Attempts";
+    ColState => "Estado", "State";
+    ColRecipient => "Destinatario", "Recipient";
+    ColKind => "Clase", "Kind";
+    ColLastError => "Último error", "Last error";
+    ColWhen => "Fecha (hora de Colombia)", "When (Colombia time)";
+    ColAgent => "Agente", "Agent";
+    ColEvent => "Evento", "Event";
+    ColOutcome => "Resultado", "Outcome";
+    ColDetail => "Detalle", "Detail";
+    Empty => "(ninguno)", "(none)";
+
+    // --- misc ---
+    Yes => "sí", "yes";
+    No => "no", "no";
+    Error => "error", "error";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn placeholders(s: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut rest = s;
+        while let Some(start) = rest.find('{') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('}') else { break };
+            out.insert(after[..end].to_string());
+            rest = &after[end + 1..];
+        }
+        out
+    }
+
+    #[test]
+    fn every_message_exists_in_both_languages_with_the_same_placeholders() {
+        assert!(M::ALL.len() > 50);
+        for m in M::ALL {
+            let es = m.text(Lang::Es);
+            let en = m.text(Lang::En);
+            assert!(!es.trim().is_empty(), "{m:?} has no Spanish text");
+            assert!(!en.trim().is_empty(), "{m:?} has no English text");
+            assert_eq!(
+                placeholders(es),
+                placeholders(en),
+                "{m:?}: placeholders differ between languages"
+            );
+        }
+    }
+
+    #[test]
+    fn locale_detection() {
+        assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
+        assert_eq!(Lang::from_locale("es_CO.UTF-8"), Lang::Es);
+        assert_eq!(Lang::from_locale("C"), Lang::Es);
+        assert_eq!(Lang::from_locale("fr_FR"), Lang::Es);
+    }
+
+    #[test]
+    fn fill_and_quote() {
+        assert_eq!(
+            fill("a {x} b {y}", &[("x", &1), ("y", &"z")]),
+            "a 1 b z".to_string()
+        );
+        let long = "a".repeat(10_000);
+        assert_eq!(quote(&long).chars().count(), 61);
+        assert_eq!(quote("a\nb"), "a\u{FFFD}b");
+    }
+}

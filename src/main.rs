@@ -1,0 +1,71 @@
+//! The `recupera` binary: parse, run, map the error to an exit code. The
+//! exit-code table lives in `recupera::error::exit` and is applied only here.
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use recupera::cli::Cli;
+use recupera::error::{Error, exit};
+use std::process::ExitCode;
+
+/// True when a global flag was typed on the command line, at any level.
+fn on_argv(m: &clap::ArgMatches, id: &str) -> bool {
+    if m.value_source(id) == Some(ValueSource::CommandLine) {
+        return true;
+    }
+    m.subcommand().is_some_and(|(_, sub)| on_argv(sub, id))
+}
+
+fn is_broken_pipe(e: &Error) -> bool {
+    match e {
+        Error::Other(a) => a
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
+        _ => false,
+    }
+}
+
+fn main() -> ExitCode {
+    // Everything this process creates (database, WAL, outbox files) is
+    // private to its owner.
+    #[cfg(unix)]
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE));
+        }
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    cli.smtp_url_on_argv = on_argv(&matches, "smtp_url");
+    cli.lang_on_argv = on_argv(&matches, "lang");
+    let json = cli.global.json;
+    match recupera::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_code();
+            if json {
+                let doc = serde_json::json!({
+                    "status": "error",
+                    "error": e.kind(),
+                    "exit_code": code,
+                    "message": e.to_string(),
+                });
+                println!("{doc}");
+            }
+            eprintln!("recupera: {e}");
+            ExitCode::from(code)
+        }
+    }
+}

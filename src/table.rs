@@ -1,0 +1,96 @@
+//! Tables for people: comfy-table, fitted to the terminal's width.
+//!
+//! Invariant: a listing never holds more than one page of rows in memory;
+//! long listings print one table per page, so `user list` over 100,000
+//! accounts stays flat in memory.
+
+use crate::error::{Error, Result};
+use crate::i18n::{M, t};
+use crate::ui::Ui;
+use comfy_table::{ContentArrangement, Table, presets};
+use std::io::Write;
+
+const PAGE: usize = 500;
+
+fn new_table(ui: &Ui, headers: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(if ui.color {
+            presets::UTF8_FULL_CONDENSED
+        } else {
+            presets::ASCII_MARKDOWN
+        })
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.iter().copied());
+    table
+}
+
+fn print(table: &Table) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{table}").map_err(|e| Error::Other(e.into()))
+}
+
+/// Rows pushed one at a time, printed a page at a time.
+pub struct Paged<'a> {
+    ui: &'a Ui,
+    headers: Vec<String>,
+    table: Table,
+    rows: usize,
+    printed: usize,
+}
+
+impl<'a> Paged<'a> {
+    pub fn new(ui: &'a Ui, headers: &[&str]) -> Self {
+        Paged {
+            ui,
+            headers: headers.iter().map(|s| s.to_string()).collect(),
+            table: new_table(ui, headers),
+            rows: 0,
+            printed: 0,
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) -> Result<()> {
+        self.table.add_row(cells);
+        self.rows += 1;
+        if self.rows == PAGE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows > 0 {
+            print(&self.table)?;
+            self.printed += self.rows;
+            self.rows = 0;
+            let headers: Vec<&str> = self.headers.iter().map(String::as_str).collect();
+            self.table = new_table(self.ui, &headers);
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        if self.printed == 0 {
+            self.ui.line(t(M::Empty))?;
+        }
+        Ok(())
+    }
+}
+
+/// A two-column table of labels and values (`user show`).
+pub fn key_values(ui: &Ui, rows: &[(&str, String)]) -> Result<()> {
+    let mut table = Table::new();
+    table
+        .load_style(if ui.color {
+            presets::UTF8_FULL_CONDENSED
+        } else {
+            presets::ASCII_MARKDOWN
+        })
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    for (k, v) in rows {
+        table.add_row(vec![k.to_string(), v.clone()]);
+    }
+    print(&table)
+}

@@ -1,0 +1,221 @@
+//! Terminal and script I/O: results on stdout, prompts and notes on stderr.
+//!
+//! Invariants:
+//! - Prompts happen only when standard input *and* standard error are
+//!   terminals. Otherwise a missing value is a usage error naming its flag,
+//!   decided before anything reads stdin, so a script never hangs.
+//! - Passwords come from a hidden prompt or from stdin (`--password-stdin`),
+//!   never from argv, and live in zeroed-on-drop buffers.
+//! - With `--json`, stdout carries exactly one JSON document.
+//! - `NO_COLOR` (any value) turns colour off.
+
+use crate::error::{Error, Result};
+use crate::i18n::{M, t};
+use dialoguer::theme::{ColorfulTheme, SimpleTheme, Theme};
+use std::io::{IsTerminal, Read, Write};
+use zeroize::Zeroizing;
+
+/// Largest stdin accepted for `--password-stdin`. A password is at most
+/// 1024 bytes; this leaves room for a confirmation line and refuses a stream
+/// without reading it all.
+const STDIN_LIMIT: u64 = 8 * 1024;
+
+pub struct Ui {
+    pub json: bool,
+    pub interactive: bool,
+    pub color: bool,
+    theme: Box<dyn Theme>,
+}
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+fn map_prompt_err(e: dialoguer::Error) -> Error {
+    let dialoguer::Error::IO(io) = e;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        Error::interrupted()
+    } else {
+        Error::Other(anyhow::anyhow!(io))
+    }
+}
+
+impl Ui {
+    pub fn new(json: bool) -> Ui {
+        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let color = !no_color() && std::io::stderr().is_terminal();
+        if !color {
+            console::set_colors_enabled_stderr(false);
+        }
+        if no_color() || !std::io::stdout().is_terminal() {
+            console::set_colors_enabled(false);
+        }
+        let theme: Box<dyn Theme> = if color {
+            Box::new(ColorfulTheme::default())
+        } else {
+            Box::new(SimpleTheme)
+        };
+        Ui {
+            json,
+            interactive,
+            color,
+            theme,
+        }
+    }
+
+    /// A non-interactive UI (scripts, tests, the demo).
+    pub fn batch(json: bool) -> Ui {
+        Ui {
+            json,
+            interactive: false,
+            color: false,
+            theme: Box::new(SimpleTheme),
+        }
+    }
+
+    /// A line of result text on stdout (text mode only).
+    pub fn line(&self, text: &str) -> Result<()> {
+        if !self.json {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{text}").map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    /// The command's one JSON document (JSON mode only).
+    pub fn doc(&self, value: &serde_json::Value) -> Result<()> {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, value).map_err(|e| Error::Other(e.into()))?;
+            writeln!(out).map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    /// Either the text or the JSON document, depending on the mode.
+    pub fn result(&self, value: serde_json::Value, text: &str) -> Result<()> {
+        if self.json {
+            self.doc(&value)
+        } else {
+            self.line(text)
+        }
+    }
+
+    /// A note for the person at the terminal (stderr), not part of the result.
+    pub fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn require_interactive(&self, flag: &str) -> Result<()> {
+        if self.interactive {
+            Ok(())
+        } else {
+            Err(Error::missing_flag(flag))
+        }
+    }
+
+    /// A value from its flag, or a validated prompt, or a usage error.
+    pub fn value_or_prompt<T>(
+        &self,
+        given: Option<&str>,
+        flag: &str,
+        prompt: &str,
+        parse: impl Fn(&str) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(v) = given {
+            return parse(v);
+        }
+        self.require_interactive(flag)?;
+        let raw: String = dialoguer::Input::with_theme(self.theme.as_ref())
+            .with_prompt(prompt)
+            .validate_with(|s: &String| parse(s).map(|_| ()).map_err(|e| e.to_string()))
+            .interact_text()
+            .map_err(map_prompt_err)?;
+        parse(&raw)
+    }
+
+    /// An optional free-text value (prompted with an empty default).
+    pub fn optional_prompt(&self, prompt: &str) -> Result<Option<String>> {
+        let raw: String = dialoguer::Input::with_theme(self.theme.as_ref())
+            .with_prompt(prompt)
+            .allow_empty(true)
+            .interact_text()
+            .map_err(map_prompt_err)?;
+        Ok(Some(raw.trim().to_string()).filter(|s| !s.is_empty()))
+    }
+
+    pub fn select(&self, prompt: &str, items: &[&str], default: usize) -> Result<usize> {
+        dialoguer::Select::with_theme(self.theme.as_ref())
+            .with_prompt(prompt)
+            .items(items)
+            .default(default)
+            .interact()
+            .map_err(map_prompt_err)
+    }
+
+    pub fn confirm(&self, prompt: &str, default: bool) -> Result<bool> {
+        dialoguer::Confirm::with_theme(self.theme.as_ref())
+            .with_prompt(prompt)
+            .default(default)
+            .interact()
+            .map_err(map_prompt_err)
+    }
+
+    /// A hidden password prompt, validated and (if `confirm` is given)
+    /// asked twice; a refused password is asked again, not aborted.
+    pub fn password_prompt(
+        &self,
+        prompt: &str,
+        confirm: Option<&str>,
+        validate: impl Fn(&str) -> std::result::Result<(), String>,
+    ) -> Result<Zeroizing<String>> {
+        let mut p = dialoguer::Password::with_theme(self.theme.as_ref())
+            .with_prompt(prompt)
+            .validate_with(|s: &String| validate(s));
+        if let Some(c) = confirm {
+            p = p.with_confirmation(c, t(M::PwMismatch));
+        }
+        p.interact().map(Zeroizing::new).map_err(map_prompt_err)
+    }
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::Other(anyhow::Error::new(e))
+}
+
+/// The password lines read by `--password-stdin`: the password, and the
+/// confirmation if a second line was given.
+pub struct StdinPassword {
+    pub password: Zeroizing<String>,
+    pub confirmation: Option<Zeroizing<String>>,
+}
+
+/// Reads `--password-stdin`: first line is the password, an optional second
+/// line its confirmation. Only `\n` / `\r\n` are stripped (spaces are part
+/// of a password). More than a few KiB is refused without reading further.
+pub fn read_stdin_password() -> Result<StdinPassword> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    std::io::stdin()
+        .lock()
+        .take(STDIN_LIMIT + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err)?;
+    if buf.len() as u64 > STDIN_LIMIT {
+        return Err(Error::Data(t(M::PwTooLong).to_string()));
+    }
+    let text =
+        std::str::from_utf8(&buf).map_err(|_| Error::Data(t(M::StdinNotUtf8).to_string()))?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let password = Zeroizing::new(lines.next().unwrap_or("").to_string());
+    let confirmation = lines
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(|l| Zeroizing::new(l.to_string()));
+    if password.is_empty() && confirmation.is_none() && text.trim_matches(['\r', '\n']).is_empty() {
+        return Err(Error::Data(t(M::StdinEmpty).to_string()));
+    }
+    Ok(StdinPassword {
+        password,
+        confirmation,
+    })
+}
