@@ -319,6 +319,20 @@ catalog! {
     DemoOldCode => "    El mismo código otra vez: {message}", "    The same code again: {message}";
     DemoDone => "Fin de la demostración. La base y el correo temporales se borran al salir.", "End of the walk-through. The throwaway database and mail are deleted on exit.";
 
+    // --- usage errors (clap) ---
+    UsageUtf8 => "Un argumento no es texto UTF-8 válido; escríbalo de nuevo sin caracteres extraños.",
+        "An argument is not valid UTF-8 text; type it again without stray characters.";
+    UsageUnknownArg => "Opción desconocida: {arg}.", "Unknown option: {arg}.";
+    UsageUnknownCommand => "Orden desconocida: {cmd}.", "Unknown command: {cmd}.";
+    UsageInvalidValue => "Valor no válido «{value}» para {arg}; valores posibles: {valid}.",
+        "Invalid value «{value}» for {arg}; possible values: {valid}.";
+    UsageMissingValue => "Falta el valor de {arg}.", "{arg} needs a value.";
+    UsageBadValue => "Valor no válido para {arg}: «{value}».", "Invalid value for {arg}: «{value}».";
+    UsageMissingArg => "Falta {arg}.", "Missing {arg}.";
+    UsageConflict => "{arg} no se puede usar junto con {other}.", "{arg} cannot be used with {other}.";
+    UsageDidYouMean => "¿Quiso decir «{suggestion}»?", "Did you mean «{suggestion}»?";
+    UsageMoreHelp => "Más información: recupera --help", "For more information, try: recupera --help";
+
     // --- tables ---
     ColType => "Tipo", "Type";
     ColUsername => "Usuario", "Username";

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod store;
 pub mod table;
 pub mod ui;
+pub mod usage;
 
 use cli::{Cli, Command};
 use error::Result;

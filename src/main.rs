@@ -5,6 +5,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use recupera::cli::Cli;
 use recupera::error::{Error, exit};
+use recupera::usage;
 use std::process::ExitCode;
 
 /// True when a global flag was typed on the command line, at any level.
@@ -24,6 +25,28 @@ fn is_broken_pipe(e: &Error) -> bool {
     }
 }
 
+/// A clap error: help and version as clap prints them; usage errors in the
+/// user's language, exit 2 (and a JSON document when `--json` was typed).
+fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    let lang = usage::early_lang(args);
+    let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+    let Some(msg) = usage::message(e, lang) else {
+        let _ = e.print();
+        return ExitCode::from(code);
+    };
+    if args.iter().any(|a| a == "--json") {
+        let doc = serde_json::json!({
+            "status": "error",
+            "error": "usage",
+            "exit_code": exit::USAGE,
+            "message": msg,
+        });
+        println!("{doc}");
+    }
+    eprintln!("recupera: {msg}");
+    ExitCode::from(exit::USAGE)
+}
+
 fn main() -> ExitCode {
     // Everything this process creates (database, WAL, outbox files) is
     // private to its owner.
@@ -32,13 +55,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
-    let matches = match Cli::command().try_get_matches() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match Cli::command().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE));
-        }
+        Err(e) => return usage_error(&e, &args),
     };
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,

@@ -211,8 +211,8 @@ pub fn read_stdin_password() -> Result<StdinPassword> {
         .next()
         .filter(|l| !l.is_empty())
         .map(|l| Zeroizing::new(l.to_string()));
-    if password.is_empty() && confirmation.is_none() && text.trim_matches(['\r', '\n']).is_empty() {
-        return Err(Error::Data(t(M::StdinEmpty).to_string()));
+    if password.is_empty() {
+        return Err(Error::Data(t(M::PwEmpty).to_string()));
     }
     Ok(StdinPassword {
         password,

@@ -304,3 +304,50 @@ pub fn read_mails(dir: &Path) -> Vec<Mail> {
     mails.sort_by_key(|m| m.modified);
     mails
 }
+
+impl Env {
+    /// Every row of every table, in a fixed order: "the database is
+    /// unchanged" compares these, not file bytes (a WAL checkpoint moves
+    /// bytes without changing content).
+    pub fn snapshot(&self) -> String {
+        if !self.db.exists() {
+            return "<no database>".into();
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let mut out = format!("user_version={version}\n");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for t in tables {
+            out.push_str(&format!("## {t}\n"));
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid"))
+                .unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let cells: Vec<String> = (0..n)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect();
+                    Ok(cells.join("|"))
+                })
+                .unwrap();
+            for row in rows {
+                out.push_str(&row.unwrap());
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
