@@ -284,6 +284,8 @@ catalog! {
     MailFooterDefault => "Mensaje automático: por favor no responda a este correo.", "Automated message: please do not reply.";
     MailRetryDone => "Correo: {sent} enviados, {dropped} descartados (código caducado o reemplazado), {failed} fallidos, {queued} siguen en cola.",
         "Mail: {sent} sent, {dropped} dropped (code expired or replaced), {failed} failed, {queued} still queued.";
+    MailCredentials => "El servidor de correo rechazó las credenciales de RECUPERA_SMTP_URL: {err}",
+        "The mail server refused the credentials in RECUPERA_SMTP_URL: {err}";
     MailUnavailable => "El servidor de correo no está disponible: {err}", "The mail server is unavailable: {err}";
 
     // --- prompts ---

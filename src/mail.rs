@@ -300,22 +300,56 @@ impl Mailer {
 
     /// Delivers one message. The error is a one-line description for the
     /// queue's `last_error` (it never contains the message body).
-    pub fn send(&self, msg: &Message) -> std::result::Result<(), String> {
+    pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
         match &self.transport {
             Transport::Outbox(dir) => {
-                ensure_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                ensure_private_dir(dir).map_err(|e| SendError {
+                    text: format!("{}: {e}", dir.display()),
+                    credentials: false,
+                })?;
                 FileTransport::new(dir)
                     .send(msg)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| SendError {
+                        text: e.to_string(),
+                        credentials: false,
+                    })
             }
-            Transport::Smtp(t) => t.send(msg).map(|_| ()).map_err(|e| smtp_error(&e)),
+            Transport::Smtp(t) => t.send(msg).map(|_| ()).map_err(|e| SendError {
+                credentials: is_credentials_error(&e),
+                text: smtp_error(&e),
+            }),
         }
     }
 
     pub fn is_outbox(&self) -> bool {
         matches!(self.transport, Transport::Outbox(_))
     }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    /// One line, for the queue's `last_error` and the operator.
+    pub text: String,
+    /// The server refused our credentials (or offers no way to use them):
+    /// a configuration problem, not an outage.
+    pub credentials: bool,
+}
+
+fn is_credentials_error(e: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::{Category, Detail, Severity};
+    if let Some(code) = e.status() {
+        // 535 authentication failed, 530 authentication required,
+        // 534 mechanism too weak, 538 encryption required for auth.
+        return code.severity == Severity::PermanentNegativeCompletion
+            && code.category == Category::Unspecified3
+            && matches!(
+                code.detail,
+                Detail::Zero | Detail::Four | Detail::Five | Detail::Eight
+            );
+    }
+    e.to_string().contains("authentication mechanism")
 }
 
 /// lettre's errors can be long and nested; keep the chain on one line.

@@ -15,7 +15,7 @@ use crate::clock::{colombia, rfc3339};
 use crate::domain::code;
 use crate::error::{Error, Result};
 use crate::i18n::{M, t, tf};
-use crate::mail::{ChangedMail, ResetMail};
+use crate::mail::{ChangedMail, ResetMail, SendError};
 use crate::store::{AuditEntry, MailRow};
 use crate::table;
 use crate::ui::Ui;
@@ -33,13 +33,21 @@ pub fn run(app: &mut App, ui: &Ui, cmd: &MailCommand) -> Result<()> {
 /// Delivers a message whose queue row is `mail_id` and records the result.
 /// Returns whether it went.
 pub fn deliver_queued(app: &mut App, mail_id: i64, msg: &Message) -> Result<bool> {
+    Ok(deliver(app, mail_id, msg)?.is_ok())
+}
+
+fn deliver(
+    app: &mut App,
+    mail_id: i64,
+    msg: &Message,
+) -> Result<std::result::Result<(), SendError>> {
     let result = app.mailer.send(msg);
     let now = app.now();
     let agent = app.agent.clone();
     app.store.write(|tx| {
         match &result {
             Ok(()) => tx.mail_sent(mail_id, now)?,
-            Err(e) => tx.mail_failed(mail_id, e)?,
+            Err(e) => tx.mail_failed(mail_id, &e.text)?,
         }
         let row = tx.mail(mail_id)?;
         tx.audit(
@@ -54,7 +62,7 @@ pub fn deliver_queued(app: &mut App, mail_id: i64, msg: &Message) -> Result<bool
             now,
         )
     })?;
-    Ok(result.is_ok())
+    Ok(result)
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -133,7 +141,7 @@ fn prepare(app: &mut App, row: &MailRow) -> Result<Option<Message>> {
 
 /// Delivers everything queued, oldest first; stops at the first failure
 /// (the server is down: the rest would fail the same way).
-pub fn retry(app: &mut App) -> Result<(RetryReport, Option<String>)> {
+pub fn retry(app: &mut App) -> Result<(RetryReport, Option<SendError>)> {
     let ids = app.store.read(|tx| tx.queued_mail_ids())?;
     let mut report = RetryReport::default();
     let mut last_error = None;
@@ -146,19 +154,15 @@ pub fn retry(app: &mut App) -> Result<(RetryReport, Option<String>)> {
         }
         match prepare(app, &row)? {
             None => report.dropped += 1,
-            Some(msg) => {
-                if deliver_queued(app, row.id, &msg)? {
-                    report.sent += 1;
-                } else {
+            Some(msg) => match deliver(app, row.id, &msg)? {
+                Ok(()) => report.sent += 1,
+                Err(e) => {
                     report.failed += 1;
                     report.not_tried = (ids.len() - i - 1) as u64;
-                    last_error = app
-                        .store
-                        .read(|tx| tx.mail(row.id))?
-                        .and_then(|r| r.last_error);
+                    last_error = Some(e);
                     break;
                 }
-            }
+            },
         }
     }
     Ok((report, last_error))
@@ -175,17 +179,14 @@ fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
             ("queued", &(report.failed + report.not_tried)),
         ],
     );
-    if report.failed > 0 {
-        let err = last_error.unwrap_or_default();
-        if ui.json {
-            ui.doc(&json!({"status": "unavailable", "report": report, "error": err}))?;
+    if let Some(err) = last_error {
+        // With --json, main prints the one error document.
+        ui.line(&text)?;
+        return Err(if err.credentials {
+            Error::Config(tf(M::MailCredentials, &[("err", &err.text)]))
         } else {
-            ui.line(&text)?;
-        }
-        return Err(Error::MailUnavailable(tf(
-            M::MailUnavailable,
-            &[("err", &err)],
-        )));
+            Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &err.text)]))
+        });
     }
     ui.result(json!({"status": "ok", "report": report}), &text)
 }

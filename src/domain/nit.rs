@@ -118,7 +118,7 @@ impl Nit {
         let digits = self.0.as_bytes();
         let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 2);
         for (i, d) in digits.iter().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push('.');
             }
             out.push(char::from(*d));

@@ -1,6 +1,9 @@
-//! Integration tests: the real binary, a real SQLite file, parsed email.
+//! Integration tests: the real binary, a real SQLite file, a real SMTP
+//! server, parsed email.
 
 mod abuse;
 mod flow;
 mod races;
+mod smtp;
+mod smtp_server;
 mod util;

@@ -1,0 +1,257 @@
+//! Mail through a real SMTP server on 127.0.0.1.
+
+use crate::smtp_server::*;
+use crate::util::*;
+use std::time::{Duration, Instant, SystemTime};
+
+fn smtp_env(url: String) -> Env {
+    let mut env = Env::new();
+    env.extra.push(("RECUPERA_SMTP_URL".into(), url));
+    env.extra.push((
+        "RECUPERA_MAIL_FROM".into(),
+        "Soporte Ejemplo <no-reply@example.co>".into(),
+    ));
+    env.extra.push((
+        "RECUPERA_MAIL_FOOTER".into(),
+        "Ejemplo S.A.S. · Soporte (601) 555 0101".into(),
+    ));
+    env
+}
+
+fn parsed(r: &Received) -> Mail {
+    parse_mail(&r.data, "smtp".into(), SystemTime::now())
+}
+
+fn mail_rows(env: &Env) -> Vec<serde_json::Value> {
+    env.run(&["--json", "mail", "list"], None)
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn the_delivered_message_is_the_manuals_email() {
+    let server = SmtpServer::start(0, None, None);
+    let env = smtp_env(format!("smtp://127.0.0.1:{}", server.port));
+    env.add_cliente();
+    // Typed in another case: the mail goes to the stored address.
+    env.request(NIT, "ANA.GOMEZ@example.co").ok();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].rcpt_to,
+        vec![EMAIL.to_string()],
+        "one recipient, the stored one"
+    );
+    assert_eq!(got[0].mail_from, "no-reply@example.co");
+    let raw = String::from_utf8_lossy(&got[0].data);
+    assert!(raw.contains("multipart/alternative"), "{raw}");
+    assert!(raw.contains("Subject: =?utf-8?"), "encoded subject: {raw}");
+    let m = parsed(&got[0]);
+    assert_eq!(m.subject, "Confirmación de cambio de contraseña");
+    assert_eq!(m.to, vec![EMAIL.to_string()]);
+    assert_eq!(m.from, "no-reply@example.co");
+    let code = m.code.clone().expect("code in the text part");
+    assert!(m.html.contains(&code), "code in the HTML part");
+    assert!(m.text.contains("NIT: 900102030"));
+    assert!(
+        m.text
+            .contains("Fecha de la solicitud: 24-02-2026 13:46:38"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("caducará en 12Hrs"));
+    assert!(
+        m.text
+            .contains("Si usted no solicitó un cambio de contraseña, por favor haga caso omiso.")
+    );
+    assert!(m.text.contains("Ejemplo S.A.S. · Soporte (601) 555 0101"));
+    assert!(m.html.contains("Ejemplo S.A.S. · Soporte (601) 555 0101"));
+    let rows = mail_rows(&env);
+    assert_eq!(rows[0]["state"], "sent");
+    assert_eq!(rows[0]["attempts"], 1);
+
+    // The code works, and the notice arrives without secrets.
+    env.confirm(NIT, &code, STRONG).ok();
+    let got = server.received();
+    assert_eq!(got.len(), 2);
+    let notice = parsed(&got[1]);
+    assert_eq!(notice.subject, "Su contraseña ha sido actualizada");
+    assert!(notice.text.contains("900.102.030-4"));
+    assert!(!notice.text.contains(&code) && !notice.html.contains(&code));
+    assert!(!notice.text.contains(STRONG));
+}
+
+#[test]
+fn an_english_account_gets_english_mail() {
+    let server = SmtpServer::start(0, None, None);
+    let env = smtp_env(format!("smtp://127.0.0.1:{}", server.port));
+    env.add_user("cliente", NIT, EMAIL, &["--mail-lang", "en"])
+        .ok();
+    // The agent works in Spanish; the customer reads English.
+    env.request(NIT, EMAIL)
+        .ok()
+        .stdout_has("Se envió un código");
+    let m = parsed(&server.received()[0]);
+    assert_eq!(m.subject, "Password change confirmation");
+    assert!(m.text.contains("Code: "));
+    assert!(m.text.contains("Request date: 24-02-2026 13:46:38"));
+    assert!(m.text.contains("expire in 12 hours"));
+}
+
+#[test]
+fn starttls_with_auth_is_accepted_and_a_wrong_password_refused_clearly() {
+    let env0 = Env::new();
+    let pki = make_pki(&env0.root);
+    let server = SmtpServer::start(0, Some(&pki), Some(("recupera", "s3cr3t p@ss")));
+    let url = format!(
+        "smtp://recupera:s3cr3t%20p%40ss@localhost:{}?tls=required",
+        server.port
+    );
+    let mut env = smtp_env(url);
+    env.extra
+        .push(("RECUPERA_SMTP_CA_FILE".into(), pki.ca.display().to_string()));
+    env.add_cliente();
+    let good = env.request(NIT, EMAIL);
+    good.ok();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].user.as_deref(),
+        Some("recupera"),
+        "authenticated over TLS"
+    );
+    assert!(parsed(&got[0]).code.is_some());
+
+    // Wrong password: the request answers exactly the same, the message
+    // stays queued, and `mail retry` says what is wrong.
+    let bad_url = format!(
+        "smtp://recupera:wrong@localhost:{}?tls=required",
+        server.port
+    );
+    env.extra[0].1 = bad_url;
+    env.add_user("cliente", "800003122", "b@example.co", &[])
+        .ok();
+    let r = env.request("800003122", "b@example.co");
+    assert_eq!(
+        (r.code, r.stdout.replace("b****", "a****")),
+        (good.code, good.stdout.clone())
+    );
+    assert_eq!(server.received().len(), 1);
+    let rows = mail_rows(&env);
+    assert_eq!(rows[0]["state"], "queued");
+    assert!(
+        rows[0]["last_error"].as_str().unwrap().contains("535"),
+        "{}",
+        rows[0]
+    );
+    let retry = env.run(&["mail", "retry"], None);
+    retry.code(78).stderr_has("rechazó las credenciales");
+    // The password is never echoed back.
+    assert!(!retry.stderr.contains("s3cr3t") && !retry.stdout.contains("wrong"));
+}
+
+#[test]
+fn tls_required_never_falls_back_to_plain_text() {
+    // A server without STARTTLS: the client must refuse to send.
+    let server = SmtpServer::start(0, None, None);
+    let env = smtp_env(format!("smtp://localhost:{}?tls=required", server.port));
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    assert!(server.received().is_empty());
+    let rows = mail_rows(&env);
+    assert_eq!(rows[0]["state"], "queued");
+    env.run(&["mail", "retry"], None).code(69);
+}
+
+#[test]
+fn server_down_then_up_delivers_the_queued_message_once() {
+    let port = free_port();
+    let mut env = smtp_env(format!("smtp://127.0.0.1:{port}"));
+    env.add_cliente();
+    // Answer with the server down = answer with it up (compared below).
+    let down = env.request(NIT, EMAIL);
+    down.ok();
+    let rows = mail_rows(&env);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "queued");
+    assert_eq!(rows[0]["kind"], "reset_code");
+    assert_eq!(rows[0]["attempts"], 1);
+    assert!(rows[0]["last_error"].is_string());
+    // Still down: retry says so, exit 69.
+    env.run(&["mail", "retry"], None)
+        .code(69)
+        .stderr_has("no está disponible");
+
+    let server = SmtpServer::start(port, None, None);
+    env.advance(60);
+    let r = env.run(&["--json", "mail", "retry"], None);
+    assert_eq!(r.ok().json()["report"]["sent"], 1);
+    assert_eq!(server.received().len(), 1);
+    let again = env.run(&["--json", "mail", "retry"], None);
+    assert_eq!(again.ok().json()["report"]["sent"], 0);
+    assert_eq!(server.received().len(), 1, "delivered once");
+    // The code in the delivered message is the live one.
+    let m = parsed(&server.received()[0]);
+    assert!(
+        m.text
+            .contains("Fecha de la solicitud: 24-02-2026 13:46:38"),
+        "request time kept"
+    );
+    env.confirm(NIT, &m.code.unwrap(), STRONG).ok();
+
+    // With the server up, a new request gives the same answer as before.
+    env.add_user("cliente", "800003122", "a.b@example.co", &[])
+        .ok();
+    let up = env.request("800003122", "a.b@example.co");
+    assert_eq!(
+        (up.code, &up.stdout, &up.stderr),
+        (down.code, &down.stdout, &down.stderr)
+    );
+}
+
+#[test]
+fn queued_mail_for_a_dead_code_is_dropped_not_sent() {
+    let port = free_port();
+    let mut env = smtp_env(format!("smtp://127.0.0.1:{port}"));
+    env.add_cliente();
+    env.add_user("cliente", "800003122", "b@example.co", &[])
+        .ok();
+    env.request(NIT, EMAIL).ok();
+    env.advance(61);
+    env.request(NIT, EMAIL).ok(); // replaces the first code
+    env.request("800003122", "b@example.co").ok();
+    env.advance(13 * 3600); // ...and now every code has expired
+    env.add_user("cliente", "830015428", "c@example.co", &[])
+        .ok();
+    env.request("830015428", "c@example.co").ok(); // this one is live
+    let server = SmtpServer::start(port, None, None);
+    let r = env.run(&["--json", "mail", "retry"], None);
+    let report = &r.ok().json()["report"];
+    assert_eq!(report["dropped"], 3);
+    assert_eq!(report["sent"], 1);
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, vec!["c@example.co".to_string()]);
+    // Finished messages go with their codes at purge time.
+    assert_eq!(env.count("SELECT COUNT(*) FROM mail_queue"), 4);
+    env.run(&["codes", "purge"], None).ok();
+    assert_eq!(env.count("SELECT COUNT(*) FROM mail_queue"), 1);
+}
+
+#[test]
+fn a_silent_server_does_not_hang_the_command() {
+    // Accepts connections (the kernel's backlog) but never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut env = smtp_env(format!("smtp://127.0.0.1:{port}"));
+    env.extra.push(("RECUPERA_SMTP_TIMEOUT".into(), "1".into()));
+    env.add_cliente();
+    let start = Instant::now();
+    env.request(NIT, EMAIL).ok();
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(mail_rows(&env)[0]["state"], "queued");
+    drop(listener);
+}
