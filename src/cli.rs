@@ -1,32 +1,23 @@
-//! The command-line surface: clap types only, no logic, so `build.rs` can
-//! generate completions and man pages from the same definition.
+//! The command-line surface: clap types only, no logic. Help texts are not
+//! here but in `help.rs`, in both languages; [`command`] builds the clap
+//! `Command` with them, and the completion and man-page generator uses the
+//! same function.
 
 use crate::domain::account::AccountType;
 use crate::i18n::Lang;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Exit codes: 0 done · 1 refused · 2 usage · 65 bad data · 69 mail server unavailable · \
-74 database unusable · 75 database busy · 78 bad configuration.
-
-Examples:
-  recupera user add --type cliente --nit 900102030 --email ana@empresa.co --no-password
-  recupera reset request --nit 900102030 --email ana@empresa.co
-  recupera reset confirm --user 900102030 --code 7Zx2f
-  recupera login --user 900102030";
-
-/// Password recovery for an e-invoicing platform, over a local SQLite file.
-///
-/// Runs the platform's recovery manual from a terminal or a script: request
-/// a code by email, confirm it with a new password, log in.
+// Password recovery for an e-invoicing platform, over a local SQLite file.
+//
+// Runs the platform's recovery manual from a terminal or a script: request
+// a code by email, confirm it with a new password, log in.
 #[derive(Debug, Parser)]
 #[command(
     name = "recupera",
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = AFTER_HELP,
     arg_required_else_help = true
 )]
 pub struct Cli {
@@ -36,28 +27,28 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Set by `main`: the SMTP URL came from argv (where a password is refused).
+    // Set by `main`: the SMTP URL came from argv (where a password is refused).
     #[arg(skip)]
     pub smtp_url_on_argv: bool,
 
-    /// Set by `main`: `--lang` was typed on the command line (then `user add`
-    /// uses it for the account's emails too).
+    // Set by `main`: `--lang` was typed on the command line (then `user add`
+    // uses it for the account's emails too).
     #[arg(skip)]
     pub lang_on_argv: bool,
 }
 
-/// Flags accepted before or after the command name.
+// Flags accepted before or after the command name.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// Database file [default: ~/.local/share/recupera/recupera.db]
+    // Database file [default: ~/.local/share/recupera/recupera.db]
     #[arg(long, global = true, env = "RECUPERA_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// Print one JSON document on stdout instead of text
+    // Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Language of messages (default: the locale; Spanish unless it says English)
+    // Language of messages (default: the locale; Spanish unless it says English)
     #[arg(
         long,
         global = true,
@@ -67,11 +58,11 @@ pub struct Global {
     )]
     pub lang: Option<Lang>,
 
-    /// Who is acting, for the audit log [default: $USER]
+    // Who is acting, for the audit log [default: $USER]
     #[arg(long, global = true, env = "RECUPERA_AGENT", value_name = "NAME")]
     pub agent: Option<String>,
 
-    /// Folder for .eml files when no SMTP server is set [default: outbox/ beside the database]
+    // Folder for .eml files when no SMTP server is set [default: outbox/ beside the database]
     #[arg(
         long,
         global = true,
@@ -81,8 +72,8 @@ pub struct Global {
     )]
     pub outbox: Option<PathBuf>,
 
-    /// SMTP server: smtps://user:pass@host[:port] or smtp://host:587?tls=required
-    /// (credentials only through the environment variable, never on the command line)
+    // SMTP server: smtps://user:pass@host[:port] or smtp://host:587?tls=required
+    // (credentials only through the environment variable, never on the command line)
     #[arg(
         long,
         global = true,
@@ -93,7 +84,7 @@ pub struct Global {
     )]
     pub smtp_url: Option<String>,
 
-    /// Extra CA certificate (PEM) to trust for the SMTP server
+    // Extra CA certificate (PEM) to trust for the SMTP server
     #[arg(
         long,
         global = true,
@@ -103,7 +94,7 @@ pub struct Global {
     )]
     pub smtp_ca_file: Option<PathBuf>,
 
-    /// Seconds to wait for the SMTP server before giving up
+    // Seconds to wait for the SMTP server before giving up
     #[arg(
         long,
         global = true,
@@ -114,7 +105,7 @@ pub struct Global {
     )]
     pub smtp_timeout: u64,
 
-    /// Sender of every message, e.g. "Soporte <no-reply@empresa.co>"
+    // Sender of every message, e.g. "Soporte <no-reply@empresa.co>"
     #[arg(
         long,
         global = true,
@@ -124,7 +115,7 @@ pub struct Global {
     )]
     pub mail_from: Option<String>,
 
-    /// Footer line of every message (company name, support phones)
+    // Footer line of every message (company name, support phones)
     #[arg(
         long,
         global = true,
@@ -134,7 +125,7 @@ pub struct Global {
     )]
     pub mail_footer: Option<String>,
 
-    /// Hours a recovery code stays valid (1–24)
+    // Hours a recovery code stays valid (1–24)
     #[arg(
         long,
         global = true,
@@ -145,7 +136,7 @@ pub struct Global {
     )]
     pub code_ttl_hours: i64,
 
-    /// Minimum password length in characters (8–256)
+    // Minimum password length in characters (8–256)
     #[arg(
         long,
         global = true,
@@ -156,7 +147,7 @@ pub struct Global {
     )]
     pub min_password_length: usize,
 
-    /// File with a secret pepper mixed into every hash (keep it outside the database's backups)
+    // File with a secret pepper mixed into every hash (keep it outside the database's backups)
     #[arg(
         long,
         global = true,
@@ -166,7 +157,7 @@ pub struct Global {
     )]
     pub pepper_file: Option<PathBuf>,
 
-    /// Milliseconds to wait for a busy database before giving up (exit 75)
+    // Milliseconds to wait for a busy database before giving up (exit 75)
     #[arg(
         long,
         global = true,
@@ -180,61 +171,50 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Accounts: create, list, show, unlock
+    // Accounts: create, list, show, unlock
     #[command(subcommand)]
     User(UserCommand),
 
-    /// Log in with NIT (or username/email for a proveedor) and password (manual step 07)
-    #[command(
-        after_help = "Example:\n  printf '%s\\n' \"$PASS\" | recupera login --user 900102030 --password-stdin"
-    )]
+    // Log in with NIT (or username/email for a proveedor) and password (manual step 07)
     Login(LoginArgs),
 
-    /// Password recovery: request a code, confirm it with a new password
+    // Password recovery: request a code, confirm it with a new password
     #[command(subcommand)]
     Reset(ResetCommand),
 
-    /// Recovery codes: purge finished ones (cron), list them
+    // Recovery codes: purge finished ones (cron), list them
     #[command(subcommand)]
     Codes(CodesCommand),
 
-    /// The mail queue: list it, retry delivery (cron)
+    // The mail queue: list it, retry delivery (cron)
     #[command(subcommand)]
     Mail(MailCommand),
 
-    /// Show the audit log, newest first
-    #[command(after_help = "Example:\n  recupera audit --user 900102030 --limit 20")]
+    // Show the audit log, newest first
     Audit(AuditArgs),
 
-    /// Run the manual's steps 01–07 on a throwaway database and print each one
+    // Run the manual's steps 01–07 on a throwaway database and print each one
     Demo,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create an account (the login screen's "REGISTRARSE")
-    #[command(after_help = "Examples:\n  \
-        recupera user add --type cliente --nit 900.102.030-4 --email ana@empresa.co --no-password\n  \
-        printf '%s\\n' \"$PASS\" | recupera user add --type proveedor --nit 800003122 \\\n      \
-        --username acme --email ventas@acme.co --password-stdin")]
+    // Create an account (the login screen's "REGISTRARSE")
     Add(UserAddArgs),
 
-    /// List accounts
-    #[command(after_help = "Example:\n  recupera user list --type proveedor --json")]
+    // List accounts
     List(UserListArgs),
 
-    /// Show one account: locks, pending codes, last login
-    #[command(after_help = "Example:\n  recupera user show 900102030")]
+    // Show one account: locks, pending codes, last login
     Show(UserIdentArgs),
 
-    /// Clear an account's login lock and re-enable its recovery channel
-    #[command(after_help = "Example:\n  recupera user unlock 900102030 --type cliente")]
+    // Clear an account's login lock and re-enable its recovery channel
     Unlock(UserIdentArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct UserAddArgs {
-    /// Account type
+    // Account type
     #[arg(
         long = "type",
         value_enum,
@@ -243,56 +223,56 @@ pub struct UserAddArgs {
     )]
     pub kind: AccountType,
 
-    /// NIT, with or without check digit (900102030 or 900.102.030-4)
+    // NIT, with or without check digit (900102030 or 900.102.030-4)
     #[arg(long, value_name = "NIT")]
     pub nit: Option<String>,
 
-    /// Registered email: codes go only to this address
+    // Registered email: codes go only to this address
     #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,
 
-    /// Username (proveedor): 3–64 letters, digits, '.', '_' or '-', at least one letter
+    // Username (proveedor): 3–64 letters, digits, '.', '_' or '-', at least one letter
     #[arg(long, value_name = "USER")]
     pub username: Option<String>,
 
-    /// Person or company name
+    // Person or company name
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Language of the account's emails [default: --lang when given on the command line, else es]
+    // Language of the account's emails [default: --lang when given on the command line, else es]
     #[arg(long = "mail-lang", value_enum, value_name = "LANG")]
     pub mail_lang: Option<Lang>,
 
-    /// Read the password from standard input (first line; a second line, if any, must match)
+    // Read the password from standard input (first line; a second line, if any, must match)
     #[arg(long, conflicts_with = "no_password")]
     pub password_stdin: bool,
 
-    /// Create without a password: the customer sets the first one with a code
+    // Create without a password: the customer sets the first one with a code
     #[arg(long)]
     pub no_password: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct UserListArgs {
-    /// Only this type
+    // Only this type
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub kind: Option<AccountType>,
 }
 
 #[derive(Debug, Args)]
 pub struct UserIdentArgs {
-    /// NIT, or username or email of a proveedor
+    // NIT, or username or email of a proveedor
     #[arg(value_name = "IDENT")]
     pub ident: String,
 
-    /// Account type, when the NIT has both a cliente and a proveedor
+    // Account type, when the NIT has both a cliente and a proveedor
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub kind: Option<AccountType>,
 }
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// Account type
+    // Account type
     #[arg(
         long = "type",
         value_enum,
@@ -301,34 +281,27 @@ pub struct LoginArgs {
     )]
     pub kind: AccountType,
 
-    /// USUARIO: the NIT without check digit (a proveedor may use username or email)
+    // USUARIO: the NIT without check digit (a proveedor may use username or email)
     #[arg(long, visible_alias = "nit", value_name = "IDENT")]
     pub user: Option<String>,
 
-    /// Read the password from standard input instead of a hidden prompt
+    // Read the password from standard input instead of a hidden prompt
     #[arg(long)]
     pub password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ResetCommand {
-    /// Send a recovery code to the account's registered email (manual steps 01–04)
-    #[command(
-        after_help = "Example:\n  recupera reset request --type cliente --nit 900102030 --email ana@empresa.co\n\n\
-        The answer is the same whether or not the account exists, so it cannot be used to probe accounts."
-    )]
+    // Send a recovery code to the account's registered email (manual steps 01–04)
     Request(RequestArgs),
 
-    /// Set a new password with the emailed code (manual steps 05–06)
-    #[command(
-        after_help = "Example:\n  printf '%s\\n' \"$NEW_PASS\" | recupera reset confirm --user 900102030 --code 7Zx2f --password-stdin"
-    )]
+    // Set a new password with the emailed code (manual steps 05–06)
     Confirm(ConfirmArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// Account type ("Tipo": Cliente Factura or Proveedor)
+    // Account type ("Tipo": Cliente Factura or Proveedor)
     #[arg(
         long = "type",
         value_enum,
@@ -337,84 +310,85 @@ pub struct RequestArgs {
     )]
     pub kind: AccountType,
 
-    /// "NIT o Usuario": NIT without check digit, or a proveedor's username
+    // "NIT o Usuario": NIT without check digit, or a proveedor's username
     #[arg(long, visible_alias = "nit", value_name = "IDENT")]
     pub user: Option<String>,
 
-    /// The email registered on the account
+    // The email registered on the account
     #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,
 
-    /// In a terminal, stop after sending instead of offering to go on to the code
+    // In a terminal, stop after sending instead of offering to go on to the code
     #[arg(long)]
     pub no_continue: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ConfirmArgs {
-    /// "NIT, Usuario o email (Proveedor)"
+    // "NIT, Usuario o email (Proveedor)"
     #[arg(long, visible_alias = "nit", value_name = "IDENT")]
     pub user: Option<String>,
 
-    /// The 5-character code from the email (case-sensitive)
+    // The 5-character code from the email (case-sensitive)
     #[arg(long, value_name = "CODE")]
     pub code: Option<String>,
 
-    /// Account type, when the NIT has both a cliente and a proveedor
+    // Account type, when the NIT has both a cliente and a proveedor
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub kind: Option<AccountType>,
 
-    /// Read the new password from standard input (first line; a second line, if any, must match)
+    // Read the new password from standard input (first line; a second line, if any, must match)
     #[arg(long)]
     pub password_stdin: bool,
 
-    /// In a terminal, do not offer to log in afterwards
+    // In a terminal, do not offer to log in afterwards
     #[arg(long)]
     pub no_login: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CodesCommand {
-    /// Delete expired, used and dead codes (for cron)
-    #[command(
-        after_help = "Example (crontab, every 15 minutes):\n  */15 * * * * recupera --db /srv/recupera/recupera.db codes purge"
-    )]
+    // Delete expired, used and dead codes (for cron)
     Purge(PurgeArgs),
 
-    /// List stored codes (never the codes themselves)
+    // List stored codes (never the codes themselves)
     List,
 }
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    /// Count what would be deleted; change nothing
+    // Count what would be deleted; change nothing
     #[arg(long)]
     pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum MailCommand {
-    /// List the mail queue
+    // List the mail queue
     List,
 
-    /// Deliver queued mail now (for cron; exit 69 if the server is unreachable)
-    #[command(
-        after_help = "Example (crontab, every 5 minutes):\n  */5 * * * * recupera mail retry"
-    )]
+    // Deliver queued mail now (for cron; exit 69 if the server is unreachable)
     Retry,
 }
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Only events of this account (NIT, or proveedor username/email)
+    // Only events of this account (NIT, or proveedor username/email)
     #[arg(long, value_name = "IDENT")]
     pub user: Option<String>,
 
-    /// Account type for --user, when the NIT has both
+    // Account type for --user, when the NIT has both
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub kind: Option<AccountType>,
 
-    /// At most this many events
+    // At most this many events
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+}
+
+/// The clap command with the help texts of `lang` (see `help.rs`): what
+/// `main` parses with and what the completion and man-page generator renders.
+pub fn command(lang: Lang) -> clap::Command {
+    use clap::CommandFactory;
+    crate::help::localize(Cli::command(), lang)
 }

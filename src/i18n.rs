@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
-    /// Español (default).
+    // Español (default).
     Es,
-    /// English.
+    // English.
     En,
 }
 

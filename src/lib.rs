@@ -11,6 +11,7 @@ pub mod clock;
 pub mod commands;
 pub mod domain;
 pub mod error;
+pub mod help;
 pub mod i18n;
 pub mod mail;
 pub mod store;

@@ -1,8 +1,8 @@
 //! The `recupera` binary: parse, run, map the error to an exit code. The
 //! exit-code table lives in `recupera::error::exit` and is applied only here.
 
+use clap::FromArgMatches;
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
 use recupera::cli::Cli;
 use recupera::error::{Error, exit};
 use recupera::usage;
@@ -56,7 +56,8 @@ fn main() -> ExitCode {
         libc::umask(0o077);
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let matches = match Cli::command().try_get_matches_from(&args) {
+    let lang = usage::early_lang(&args);
+    let matches = match recupera::cli::command(lang).try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => return usage_error(&e, &args),
     };

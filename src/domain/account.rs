@@ -17,10 +17,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountType {
-    /// "Cliente Factura": a platform user, identified by NIT.
+    // "Cliente Factura": a platform user, identified by NIT.
     #[value(alias = "client")]
     Cliente,
-    /// "Proveedor": a supplier, identified by NIT, username or email.
+    // "Proveedor": a supplier, identified by NIT, username or email.
     #[value(alias = "supplier")]
     Proveedor,
 }

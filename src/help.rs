@@ -1,0 +1,559 @@
+//! Help texts for every command and flag, in Spanish and English.
+//!
+//! Invariants:
+//! - Keys are command paths (`"reset confirm"`), a flag under its command
+//!   (`"reset confirm --code"`, globals as `"--db"`), a positional by its
+//!   id (`"user show <ident>"`), and `"… #after"` for a command's examples.
+//! - A unit test walks the clap tree and fails if any command or flag lacks
+//!   a text here, or if a text here names nothing.
+//! - Written for a support agent: what it does in one line, then an example.
+
+use crate::i18n::Lang;
+use clap::{Arg, ArgAction, Command};
+
+pub const HELP: &[(&str, &str, &str)] = &[
+    (
+        "",
+        "Recuperación de contraseña de la plataforma de facturación, sobre un archivo SQLite local.",
+        "Password recovery for the e-invoicing platform, over a local SQLite file.",
+    ),
+    (
+        " #after",
+        "Ejemplos:\n  recupera user add --type cliente --nit 900102030 --email ana@empresa.co --no-password\n  recupera reset request --nit 900102030 --email ana@empresa.co\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  recupera login --user 900102030\n\nCódigos de salida: 0 hecho · 1 rechazado · 2 uso · 65 dato no válido · 69 servidor de correo no disponible · 74 base de datos inutilizable · 75 base de datos ocupada · 78 configuración errónea · 130 cancelado.",
+        "Examples:\n  recupera user add --type cliente --nit 900102030 --email ana@company.co --no-password\n  recupera reset request --nit 900102030 --email ana@company.co\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  recupera login --user 900102030\n\nExit codes: 0 done · 1 refused · 2 usage · 65 bad data · 69 mail server unavailable · 74 database unusable · 75 database busy · 78 bad configuration · 130 cancelled.",
+    ),
+    // ---- global flags
+    ("--help", "Muestra esta ayuda", "Show this help"),
+    ("--version", "Muestra la versión", "Show the version"),
+    (
+        "--db",
+        "Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]",
+        "Database file [default: ~/.local/share/recupera/recupera.db]",
+    ),
+    (
+        "--json",
+        "Imprime un documento JSON en la salida estándar en vez de texto",
+        "Print one JSON document on stdout instead of text",
+    ),
+    (
+        "--lang",
+        "Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)",
+        "Language of messages (default: the locale's; Spanish unless it says English)",
+    ),
+    (
+        "--agent",
+        "Quién actúa, para la auditoría [por omisión: $USER]",
+        "Who is acting, for the audit log [default: $USER]",
+    ),
+    (
+        "--outbox",
+        "Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]",
+        "Folder for .eml files when no SMTP server is set [default: outbox/ beside the database]",
+    ),
+    (
+        "--smtp-url",
+        "Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)",
+        "SMTP server: smtps://user:pass@host[:port] or smtp://host:587?tls=required (credentials only through the environment variable, never on the command line)",
+    ),
+    (
+        "--smtp-ca-file",
+        "Certificado de CA adicional (PEM) en el que confiar para el servidor SMTP",
+        "Extra CA certificate (PEM) to trust for the SMTP server",
+    ),
+    (
+        "--smtp-timeout",
+        "Segundos de espera al servidor SMTP antes de desistir",
+        "Seconds to wait for the SMTP server before giving up",
+    ),
+    (
+        "--mail-from",
+        "Remitente de los correos, p. ej. \"Soporte <no-reply@empresa.co>\"",
+        "Sender of every message, e.g. \"Support <no-reply@company.co>\"",
+    ),
+    (
+        "--mail-footer",
+        "Línea de pie de los correos (empresa, teléfonos de soporte)",
+        "Footer line of every message (company, support phones)",
+    ),
+    (
+        "--code-ttl-hours",
+        "Horas de validez de un código de recuperación (1–24)",
+        "Hours a recovery code stays valid (1–24)",
+    ),
+    (
+        "--min-password-length",
+        "Longitud mínima de la contraseña en caracteres (8–256)",
+        "Minimum password length in characters (8–256)",
+    ),
+    (
+        "--pepper-file",
+        "Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base",
+        "File with a secret pepper mixed into every hash; keep it out of the database's backups",
+    ),
+    (
+        "--busy-timeout-ms",
+        "Milisegundos de espera si la base está ocupada antes de desistir (salida 75)",
+        "Milliseconds to wait for a busy database before giving up (exit 75)",
+    ),
+    // ---- user
+    (
+        "user",
+        "Cuentas: crear, listar, ver, desbloquear",
+        "Accounts: create, list, show, unlock",
+    ),
+    (
+        "user add",
+        "Crea una cuenta (el «REGISTRARSE» de la pantalla de inicio)",
+        "Create an account (the login screen's \"REGISTRARSE\")",
+    ),
+    (
+        "user add #after",
+        "Ejemplos:\n  recupera user add --type cliente --nit 900.102.030-4 --email ana@empresa.co --no-password\n  printf '%s\\n' \"$CLAVE\" | recupera user add --type proveedor --nit 800003122 \\\n      --username acme --email ventas@acme.co --password-stdin",
+        "Examples:\n  recupera user add --type cliente --nit 900.102.030-4 --email ana@company.co --no-password\n  printf '%s\\n' \"$PASS\" | recupera user add --type proveedor --nit 800003122 \\\n      --username acme --email sales@acme.co --password-stdin",
+    ),
+    (
+        "user add --type",
+        "Tipo de cuenta: cliente (Cliente Factura) o proveedor",
+        "Account type: cliente (invoice client) or proveedor (supplier)",
+    ),
+    (
+        "user add --nit",
+        "NIT, con o sin dígito verificador (900102030 o 900.102.030-4)",
+        "NIT, with or without check digit (900102030 or 900.102.030-4)",
+    ),
+    (
+        "user add --email",
+        "Email registrado: los códigos se envían solo a esta dirección",
+        "Registered email: codes go only to this address",
+    ),
+    (
+        "user add --username",
+        "Usuario (proveedor): 3–64 letras, dígitos, «.», «_» o «-», con al menos una letra",
+        "Username (proveedor): 3–64 letters, digits, '.', '_' or '-', at least one letter",
+    ),
+    (
+        "user add --name",
+        "Nombre de la persona o empresa",
+        "Person or company name",
+    ),
+    (
+        "user add --mail-lang",
+        "Idioma de los correos de la cuenta [por omisión: --lang si se escribió, si no es]",
+        "Language of the account's emails [default: --lang when typed, else es]",
+    ),
+    (
+        "user add --password-stdin",
+        "Lee la contraseña de la entrada estándar (primera línea; una segunda línea, si la hay, debe coincidir)",
+        "Read the password from standard input (first line; a second line, if any, must match)",
+    ),
+    (
+        "user add --no-password",
+        "Crea la cuenta sin contraseña: el cliente pone la primera con un código",
+        "Create without a password: the customer sets the first one with a code",
+    ),
+    ("user list", "Lista las cuentas", "List accounts"),
+    (
+        "user list #after",
+        "Ejemplo:\n  recupera user list --type proveedor --json",
+        "Example:\n  recupera user list --type proveedor --json",
+    ),
+    ("user list --type", "Solo este tipo", "Only this type"),
+    (
+        "user show",
+        "Muestra una cuenta: bloqueos, códigos pendientes, último acceso",
+        "Show one account: locks, pending codes, last login",
+    ),
+    (
+        "user show #after",
+        "Ejemplo:\n  recupera user show 900102030",
+        "Example:\n  recupera user show 900102030",
+    ),
+    (
+        "user show <ident>",
+        "NIT, o usuario o email de un proveedor",
+        "NIT, or a proveedor's username or email",
+    ),
+    (
+        "user show --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor",
+        "Account type, when the NIT has both a cliente and a proveedor",
+    ),
+    (
+        "user unlock",
+        "Quita el bloqueo de inicio de sesión y rehabilita la recuperación de una cuenta",
+        "Clear an account's login lock and re-enable its recovery channel",
+    ),
+    (
+        "user unlock #after",
+        "Ejemplo:\n  recupera user unlock 900102030 --type cliente",
+        "Example:\n  recupera user unlock 900102030 --type cliente",
+    ),
+    (
+        "user unlock <ident>",
+        "NIT, o usuario o email de un proveedor",
+        "NIT, or a proveedor's username or email",
+    ),
+    (
+        "user unlock --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor",
+        "Account type, when the NIT has both a cliente and a proveedor",
+    ),
+    // ---- login
+    (
+        "login",
+        "Inicia sesión con NIT (o usuario/email de proveedor) y contraseña (paso 07 del manual)",
+        "Log in with NIT (or a proveedor's username/email) and password (manual step 07)",
+    ),
+    (
+        "login #after",
+        "Ejemplos:\n  recupera login --user 900102030\n  printf '%s\\n' \"$CLAVE\" | recupera login --user 900102030 --password-stdin",
+        "Examples:\n  recupera login --user 900102030\n  printf '%s\\n' \"$PASS\" | recupera login --user 900102030 --password-stdin",
+    ),
+    ("login --type", "Tipo de cuenta", "Account type"),
+    (
+        "login --user",
+        "USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)",
+        "USER: the NIT without check digit (a proveedor may also use username or email)",
+    ),
+    (
+        "login --password-stdin",
+        "Lee la contraseña de la entrada estándar en vez de preguntarla",
+        "Read the password from standard input instead of a hidden prompt",
+    ),
+    // ---- reset
+    (
+        "reset",
+        "Recuperación de contraseña: pedir un código, confirmarlo con una contraseña nueva",
+        "Password recovery: request a code, confirm it with a new password",
+    ),
+    (
+        "reset request",
+        "Envía un código de recuperación al email registrado de la cuenta (pasos 01–04 del manual)",
+        "Send a recovery code to the account's registered email (manual steps 01–04)",
+    ),
+    (
+        "reset request #after",
+        "Ejemplo:\n  recupera reset request --type cliente --nit 900102030 --email ana@empresa.co\n\nLa respuesta es la misma exista o no la cuenta: no sirve para averiguar cuentas.",
+        "Example:\n  recupera reset request --type cliente --nit 900102030 --email ana@company.co\n\nThe answer is the same whether or not the account exists, so it cannot be used to probe accounts.",
+    ),
+    (
+        "reset request --type",
+        "Tipo de cuenta («Tipo»: Cliente Factura o Proveedor)",
+        "Account type (\"Tipo\": invoice client or supplier)",
+    ),
+    (
+        "reset request --user",
+        "«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor",
+        "\"NIT o Usuario\": NIT without check digit, or a proveedor's username",
+    ),
+    (
+        "reset request --email",
+        "El email registrado en la cuenta",
+        "The email registered on the account",
+    ),
+    (
+        "reset request --no-continue",
+        "En una terminal, termina tras el envío en vez de ofrecer seguir con el código",
+        "In a terminal, stop after sending instead of offering to go on to the code",
+    ),
+    (
+        "reset confirm",
+        "Pone una contraseña nueva con el código recibido por email (pasos 05–06 del manual)",
+        "Set a new password with the emailed code (manual steps 05–06)",
+    ),
+    (
+        "reset confirm #after",
+        "Ejemplos:\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  printf '%s\\n' \"$NUEVA\" | recupera reset confirm --user 900102030 --code 7Zx2f --password-stdin",
+        "Examples:\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  printf '%s\\n' \"$NEW\" | recupera reset confirm --user 900102030 --code 7Zx2f --password-stdin",
+    ),
+    (
+        "reset confirm --user",
+        "«NIT, Usuario o email (Proveedor)»",
+        "\"NIT, Usuario o email (Proveedor)\": NIT, or a proveedor's username or email",
+    ),
+    (
+        "reset confirm --code",
+        "El código de 5 caracteres del email (distingue mayúsculas)",
+        "The 5-character code from the email (case-sensitive)",
+    ),
+    (
+        "reset confirm --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente",
+        "Account type, when the NIT has both a cliente and a proveedor with a pending code",
+    ),
+    (
+        "reset confirm --password-stdin",
+        "Lee la contraseña nueva de la entrada estándar (primera línea; una segunda línea, si la hay, debe coincidir)",
+        "Read the new password from standard input (first line; a second line, if any, must match)",
+    ),
+    (
+        "reset confirm --no-login",
+        "En una terminal, no ofrece iniciar sesión después",
+        "In a terminal, do not offer to log in afterwards",
+    ),
+    // ---- codes
+    (
+        "codes",
+        "Códigos de recuperación: borrar los terminados (cron), listarlos",
+        "Recovery codes: purge finished ones (cron), list them",
+    ),
+    (
+        "codes purge",
+        "Borra los códigos caducados, usados y muertos (para cron)",
+        "Delete expired, used and dead codes (for cron)",
+    ),
+    (
+        "codes purge #after",
+        "Ejemplo (crontab, cada 15 minutos):\n  */15 * * * * recupera --db /srv/recupera/recupera.db codes purge",
+        "Example (crontab, every 15 minutes):\n  */15 * * * * recupera --db /srv/recupera/recupera.db codes purge",
+    ),
+    (
+        "codes purge --dry-run",
+        "Cuenta lo que se borraría, sin cambiar nada",
+        "Count what would be deleted; change nothing",
+    ),
+    (
+        "codes list",
+        "Lista los códigos guardados (nunca los códigos en sí)",
+        "List stored codes (never the codes themselves)",
+    ),
+    // ---- mail
+    (
+        "mail",
+        "Cola de correo: listarla, reintentar el envío (cron)",
+        "The mail queue: list it, retry delivery (cron)",
+    ),
+    (
+        "mail list",
+        "Lista la cola de correo",
+        "List the mail queue",
+    ),
+    (
+        "mail retry",
+        "Envía ya el correo en cola (para cron; salida 69 si el servidor no responde)",
+        "Deliver queued mail now (for cron; exit 69 if the server is unreachable)",
+    ),
+    (
+        "mail retry #after",
+        "Ejemplo (crontab, cada 5 minutos):\n  */5 * * * * recupera mail retry",
+        "Example (crontab, every 5 minutes):\n  */5 * * * * recupera mail retry",
+    ),
+    // ---- audit
+    (
+        "audit",
+        "Muestra la auditoría, lo más reciente primero",
+        "Show the audit log, newest first",
+    ),
+    (
+        "audit #after",
+        "Ejemplo:\n  recupera audit --user 900102030 --limit 20",
+        "Example:\n  recupera audit --user 900102030 --limit 20",
+    ),
+    (
+        "audit --user",
+        "Solo los eventos de esta cuenta (NIT, o usuario/email de proveedor)",
+        "Only events of this account (NIT, or a proveedor's username/email)",
+    ),
+    (
+        "audit --type",
+        "Tipo de cuenta para --user, si el NIT tiene ambos",
+        "Account type for --user, when the NIT has both",
+    ),
+    ("audit --limit", "Como mucho N eventos", "At most N events"),
+    // ---- demo
+    (
+        "demo",
+        "Recorre los pasos 01–07 del manual en una base temporal e imprime cada uno",
+        "Run the manual's steps 01–07 on a throwaway database and print each one",
+    ),
+];
+
+/// Headings and fixed words of the help screen.
+fn word(lang: Lang, key: &str) -> &'static str {
+    match (lang, key) {
+        (Lang::Es, "usage") => "Uso:",
+        (Lang::En, "usage") => "Usage:",
+        (Lang::Es, "options") => "Opciones",
+        (Lang::En, "options") => "Options",
+        (Lang::Es, "arguments") => "Argumentos",
+        (Lang::En, "arguments") => "Arguments",
+        (Lang::Es, "commands") => "Órdenes",
+        (Lang::En, "commands") => "Commands",
+        (Lang::Es, "Mail") => "Correo",
+        (Lang::Es, "Policy") => "Política",
+        (Lang::En, "Mail") => "Mail",
+        (Lang::En, "Policy") => "Policy",
+        _ => "",
+    }
+}
+
+pub fn lookup(key: &str, lang: Lang) -> Option<&'static str> {
+    HELP.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, es, en)| match lang {
+            Lang::Es => *es,
+            Lang::En => *en,
+        })
+}
+
+fn join(path: &str, part: &str) -> String {
+    if path.is_empty() {
+        part.to_string()
+    } else {
+        format!("{path} {part}")
+    }
+}
+
+/// The key of an argument under a command path.
+pub fn arg_key(path: &str, a: &Arg) -> String {
+    match a.get_long() {
+        Some(long) => join(path, &format!("--{long}")),
+        None => join(path, &format!("<{}>", a.get_id())),
+    }
+}
+
+fn template(lang: Lang) -> String {
+    format!(
+        "{{before-help}}{{about-with-newline}}\n{} {{usage}}\n\n{{all-args}}{{after-help}}",
+        word(lang, "usage")
+    )
+}
+
+fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
+    if let Some(t) = lookup(path, lang) {
+        cmd = cmd.about(t);
+    }
+    if let Some(t) = lookup(&format!("{path} #after"), lang) {
+        cmd = cmd.after_help(t);
+    }
+    cmd = cmd
+        .help_template(template(lang))
+        .subcommand_help_heading(word(lang, "commands"))
+        .disable_help_subcommand(true);
+    let args: Vec<(String, String, Option<String>, bool)> = cmd
+        .get_arguments()
+        .map(|a| {
+            (
+                a.get_id().to_string(),
+                arg_key(path, a),
+                a.get_help_heading().map(str::to_string),
+                a.is_positional(),
+            )
+        })
+        .collect();
+    for (id, key, heading, positional) in args {
+        let help = lookup(&key, lang);
+        let heading = match heading.as_deref() {
+            Some(h) => word(lang, h),
+            None if positional => word(lang, "arguments"),
+            None => word(lang, "options"),
+        };
+        // Configuration flags stay out of `-h` (still in `--help`).
+        let config = heading == word(lang, "Mail") || heading == word(lang, "Policy");
+        cmd = cmd.mut_arg(id, |a| {
+            let a = a.help_heading(heading).hide_short_help(config);
+            match help {
+                Some(h) => a.help(h),
+                None => a,
+            }
+        });
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for s in subs {
+        let p = join(path, &s);
+        cmd = cmd.mut_subcommand(s, |sc| apply(sc, &p, lang));
+    }
+    cmd
+}
+
+/// Puts the help texts of `lang` on a command tree, and replaces clap's
+/// English `--help` / `--version` flags with ours.
+pub fn localize(cmd: Command, lang: Lang) -> Command {
+    let cmd = cmd
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .global(true)
+                .action(ArgAction::Help),
+        )
+        .arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(ArgAction::Version),
+        );
+    // Global flags after each command's own flags in every help screen.
+    let globals: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.get_id().to_string())
+        .collect();
+    let mut cmd = cmd;
+    for (i, id) in globals.into_iter().enumerate() {
+        cmd = cmd.mut_arg(id, |a| a.display_order(1000 + i));
+    }
+    apply(cmd, "", lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::collections::BTreeSet;
+
+    fn keys(cmd: &Command, path: &str, out: &mut BTreeSet<String>) {
+        out.insert(path.to_string());
+        for a in cmd.get_arguments() {
+            // Globals are documented once, at the root.
+            if a.is_global_set() && !path.is_empty() {
+                continue;
+            }
+            out.insert(arg_key(path, a));
+        }
+        for s in cmd.get_subcommands() {
+            keys(s, &join(path, s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_flag_has_help_in_both_languages() {
+        let cmd = localize(crate::cli::Cli::command(), Lang::Es);
+        let mut needed = BTreeSet::new();
+        keys(&cmd, "", &mut needed);
+        for k in &needed {
+            let es = lookup(k, Lang::Es).unwrap_or_else(|| panic!("no help for {k:?}"));
+            let en = lookup(k, Lang::En).unwrap();
+            assert!(!es.trim().is_empty() && !en.trim().is_empty(), "{k:?}");
+        }
+        // And nothing here is stale.
+        for (k, _, _) in HELP {
+            let base = k.trim_end_matches(" #after").trim_end_matches("#after");
+            assert!(needed.contains(base), "help for {k:?} names nothing");
+        }
+    }
+
+    #[test]
+    fn help_renders_in_both_languages() {
+        for (lang, usage, heading) in [
+            (Lang::Es, "Uso:", "Opciones"),
+            (Lang::En, "Usage:", "Options"),
+        ] {
+            let mut cmd = localize(crate::cli::Cli::command(), lang);
+            let out = cmd.render_help().to_string();
+            assert!(out.contains(usage), "{out}");
+            let mut sub = cmd.find_subcommand_mut("reset").unwrap().clone();
+            let sub_help = sub
+                .find_subcommand_mut("confirm")
+                .unwrap()
+                .render_help()
+                .to_string();
+            assert!(sub_help.contains(heading), "{sub_help}");
+        }
+    }
+}
