@@ -47,6 +47,39 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
+/// Ctrl-C: show the cursor again (a prompt may have hidden it) and exit
+/// 130. Nothing is half-written: every change is a SQLite transaction,
+/// which an interrupted process never commits.
+#[cfg(unix)]
+mod interrupt {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static TTY: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        // Only async-signal-safe calls here: write(2) and _exit(2).
+        if TTY.load(Ordering::Relaxed) {
+            let seq = b"\x1b[?25h\n";
+            // SAFETY: writing a static buffer to stderr.
+            unsafe {
+                libc::write(2, seq.as_ptr().cast(), seq.len());
+            }
+        }
+        // SAFETY: terminates the process without running destructors.
+        unsafe { libc::_exit(130) }
+    }
+
+    pub fn install() {
+        TTY.store(std::io::stderr().is_terminal(), Ordering::Relaxed);
+        let handler: extern "C" fn(libc::c_int) = on_sigint;
+        // SAFETY: installs a handler that only calls async-signal-safe functions.
+        unsafe {
+            libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Everything this process creates (database, WAL, outbox files) is
     // private to its owner.
@@ -55,6 +88,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
+    #[cfg(unix)]
+    interrupt::install();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let lang = usage::early_lang(&args);
     let matches = match recupera::cli::command(lang).try_get_matches_from(&args) {

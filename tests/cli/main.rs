@@ -3,6 +3,7 @@
 
 mod abuse;
 mod flow;
+mod pty;
 mod races;
 mod smtp;
 mod smtp_server;

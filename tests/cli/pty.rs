@@ -1,0 +1,183 @@
+//! The interactive screens, driven through a real pseudo-terminal (expectrl):
+//! what a support agent sees with a customer on the phone.
+
+use crate::util::*;
+use expectrl::{ControlCode, Expect, Session};
+use std::time::Duration;
+
+type Pty = expectrl::session::OsSession;
+
+fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
+    let mut cmd = env.command(args);
+    if !color {
+        cmd.env("NO_COLOR", "1");
+    }
+    cmd.env("TERM", "xterm-256color");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    p
+}
+
+/// Waits for the process to end; returns its exit status as text
+/// (`Exited(pid, 0)`, `Signaled(pid, SIGINT, ..)`).
+fn finish(p: &mut Pty) -> String {
+    // Drain output so the child never blocks on a full pty buffer.
+    let _ = p.expect(expectrl::Eof);
+    format!("{:?}", p.get_process().wait().unwrap())
+}
+
+fn exited(status: &str, code: i32) -> bool {
+    status.starts_with("Exited(") && status.ends_with(&format!(", {code})"))
+}
+
+fn send(p: &mut Pty, s: &str) {
+    p.send(s).unwrap();
+}
+
+#[test]
+fn the_manuals_screens_from_request_to_login_in_spanish() {
+    let env = Env::new();
+    env.add_cliente();
+    let mut p = spawn(&env, &["reset", "request"], false);
+    // 02: Tipo (Select: Enter keeps "Cliente Factura").
+    p.expect("Tipo").unwrap();
+    p.expect("Cliente Factura").unwrap();
+    p.expect("Proveedor").unwrap();
+    send(&mut p, "\r");
+    // A bad NIT is explained and asked again, not aborted.
+    p.expect("NIT (sin dígito verificador)").unwrap();
+    send(&mut p, "90010A030\r");
+    p.expect("solo lleva dígitos").unwrap();
+    send(&mut p, "900.102.030-4\r");
+    p.expect("Email").unwrap();
+    send(&mut p, "sin-arroba\r");
+    p.expect("le falta la @").unwrap();
+    send(&mut p, &format!("{EMAIL}\r"));
+    // 03: the message, then "no cierres esta pantalla": go on.
+    p.expect("Se envió un código de confirmación al email asignado a su cuenta [a****@example.co]")
+        .unwrap();
+    p.expect("¿Continuar ahora con el código?").unwrap();
+    send(&mut p, "y");
+    // 05: the code the customer reads from the email.
+    p.expect("Código").unwrap();
+    let code = env.last_code();
+    send(&mut p, "0OoIl\r");
+    p.expect("nunca llevan").unwrap();
+    send(&mut p, &format!("{code}\r"));
+    p.expect("Nueva contraseña").unwrap();
+    send(&mut p, "corta\r");
+    p.expect("muy corta").unwrap();
+    send(&mut p, &format!("{STRONG}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send(&mut p, "otra cosa distinta del todo\r");
+    p.expect("no coinciden").unwrap();
+    // Asked again from the start.
+    p.expect("Nueva contraseña").unwrap();
+    send(&mut p, &format!("{STRONG}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send(&mut p, &format!("{STRONG}\r"));
+    // 06 and 07.
+    p.expect("Su contraseña ha sido actualizada.").unwrap();
+    p.expect("¿Iniciar sesión ahora?").unwrap();
+    send(&mut p, "y");
+    p.expect("CONTRASEÑA").unwrap();
+    send(&mut p, &format!("{STRONG}\r"));
+    p.expect("Sesión iniciada: Cliente Factura 900.102.030-4.")
+        .unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    // The password typed in the terminal is the one stored.
+    env.login("cliente", NIT, STRONG).ok();
+}
+
+#[test]
+fn the_screens_in_english_with_colour() {
+    let env = Env::new();
+    env.add_user(
+        "proveedor",
+        "800003122",
+        "ventas@acme.co",
+        &["--username", "acme"],
+    )
+    .ok();
+    let mut p = spawn(&env, &["--lang", "en", "reset", "request"], true);
+    p.expect("Type").unwrap();
+    // Down arrow to "Supplier", Enter.
+    send(&mut p, "\x1b[B");
+    send(&mut p, "\r");
+    p.expect("NIT or username").unwrap();
+    send(&mut p, "acme\r");
+    p.expect("Email").unwrap();
+    send(&mut p, "ventas@acme.co\r");
+    p.expect("A confirmation code was sent").unwrap();
+    p.expect("Continue with the code now?").unwrap();
+    send(&mut p, "n");
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    // The code was issued for the proveedor; confirm it by email, later.
+    env.confirm("ventas@acme.co", &env.last_code(), STRONG).ok();
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_leaves_nothing_half_done() {
+    let env = Env::new();
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    let before = env.snapshot();
+
+    // At the hidden password prompt (line mode).
+    let mut p = spawn(
+        &env,
+        &["reset", "confirm", "--user", NIT, "--code", &code],
+        false,
+    );
+    p.expect("Nueva contraseña").unwrap();
+    send(&mut p, "caballo a medio escr");
+    p.send(ControlCode::EndOfText).unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 130), "{status}");
+    assert_eq!(env.snapshot(), before, "nothing written");
+
+    // At a selection (raw mode).
+    let mut p = spawn(&env, &["reset", "request"], true);
+    p.expect("Tipo").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 130), "{status}");
+    assert_eq!(env.snapshot(), before, "nothing written");
+
+    // The code survived both.
+    env.confirm(NIT, &code, STRONG).ok();
+}
+
+#[test]
+fn user_add_and_login_prompt_for_what_is_missing() {
+    let env = Env::new();
+    let mut p = spawn(&env, &["user", "add", "--type", "proveedor"], false);
+    p.expect("NIT (sin dígito verificador)").unwrap();
+    send(&mut p, "800003122\r");
+    p.expect("Email").unwrap();
+    send(&mut p, "ventas@acme.co\r");
+    p.expect("Usuario (opcional)").unwrap();
+    send(&mut p, "acme\r");
+    p.expect("Nueva contraseña").unwrap();
+    // Built from the username typed a moment ago: refused, asked again.
+    send(&mut p, "acme luz mesa trombón\r");
+    p.expect("el usuario de la cuenta").unwrap();
+    send(&mut p, &format!("{STRONG}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send(&mut p, &format!("{STRONG}\r"));
+    p.expect("Cuenta creada: Proveedor 800.003.122-6").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+
+    let mut p = spawn(&env, &["login", "--type", "proveedor"], false);
+    p.expect("USUARIO").unwrap();
+    send(&mut p, "acme\r");
+    p.expect("CONTRASEÑA").unwrap();
+    send(&mut p, "no es la contraseña\r");
+    p.expect("Usuario o contraseña incorrectos.").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 1), "{status}");
+}
