@@ -12,14 +12,20 @@ use std::io::Write;
 
 const PAGE: usize = 500;
 
+/// Box drawing in a terminal; plain Markdown-style ASCII in a pipe or a
+/// file (and with NO_COLOR), which also pastes well into a ticket.
+fn style(ui: &Ui) -> comfy_table::TableStyle {
+    if ui.stdout_tty && !ui.no_color {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_MARKDOWN
+    }
+}
+
 fn new_table(ui: &Ui, headers: &[&str]) -> Table {
     let mut table = Table::new();
     table
-        .load_style(if ui.color {
-            presets::UTF8_FULL_CONDENSED
-        } else {
-            presets::ASCII_MARKDOWN
-        })
+        .load_style(style(ui))
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(headers.iter().copied());
     table
@@ -83,11 +89,7 @@ impl<'a> Paged<'a> {
 pub fn key_values(ui: &Ui, rows: &[(&str, String)]) -> Result<()> {
     let mut table = Table::new();
     table
-        .load_style(if ui.color {
-            presets::UTF8_FULL_CONDENSED
-        } else {
-            presets::ASCII_MARKDOWN
-        })
+        .load_style(style(ui))
         .set_content_arrangement(ContentArrangement::Dynamic);
     for (k, v) in rows {
         table.add_row(vec![k.to_string(), v.clone()]);

@@ -23,7 +23,10 @@ const STDIN_LIMIT: u64 = 8 * 1024;
 pub struct Ui {
     pub json: bool,
     pub interactive: bool,
+    /// Colour on stderr (prompts).
     pub color: bool,
+    pub stdout_tty: bool,
+    pub no_color: bool,
     theme: Box<dyn Theme>,
 }
 
@@ -59,6 +62,8 @@ impl Ui {
             json,
             interactive,
             color,
+            stdout_tty: std::io::stdout().is_terminal(),
+            no_color: no_color(),
             theme,
         }
     }
@@ -69,6 +74,8 @@ impl Ui {
             json,
             interactive: false,
             color: false,
+            stdout_tty: false,
+            no_color: true,
             theme: Box::new(SimpleTheme),
         }
     }

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod flow;
+mod output;
 mod pty;
 mod races;
 mod smtp;
