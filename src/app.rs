@@ -90,7 +90,7 @@ fn read_pepper(path: &Path) -> Result<Vec<u8>> {
             &[("path", &path.display()), ("err", &e)],
         ))
     })?;
-    if bytes.len() < 16 {
+    if bytes.len() < 16 || bytes.len() > 1024 * 1024 {
         return Err(Error::Config(tf(
             M::ConfigPepperShort,
             &[("path", &path.display())],
@@ -120,13 +120,7 @@ impl Config {
             Some(url) => {
                 let cfg = SmtpConfig::parse(url)?;
                 if smtp_url_on_argv && cfg.password.is_some() {
-                    return Err(Error::Config(tf(
-                        M::ConfigSmtpUrl,
-                        &[(
-                            "err",
-                            &"--smtp-url: la contraseña va en RECUPERA_SMTP_URL, no en la línea de órdenes / the password goes in RECUPERA_SMTP_URL, not on the command line",
-                        )],
-                    )));
+                    return Err(Error::Config(t(M::ConfigSmtpArgv).to_string()));
                 }
                 let timeout = Duration::from_secs(g.smtp_timeout.clamp(1, 300));
                 Transport::Smtp(Box::new(cfg.transport(timeout, g.smtp_ca_file.as_deref())?))

@@ -95,25 +95,6 @@ impl Error {
     }
 }
 
-impl From<NitError> for Error {
-    fn from(e: NitError) -> Self {
-        Error::Data(match e {
-            NitError::Empty => t(M::NitEmpty).to_string(),
-            NitError::NotDigit(c) => tf(M::NitNotDigit, &[("char", &quote(&c.to_string()))]),
-            NitError::TooLong => t(M::NitTooLong).to_string(),
-            NitError::LeadingZero => t(M::NitLeadingZero).to_string(),
-            NitError::BadCheckDigitForm => t(M::NitDvForm).to_string(),
-            NitError::WrongCheckDigit { given, expected } => {
-                // The body is not in the error; say it generically.
-                tf(
-                    M::NitDvWrong,
-                    &[("body", &"NIT"), ("expected", &expected), ("given", &given)],
-                )
-            }
-        })
-    }
-}
-
 /// A NIT error that can name the body typed ("the check digit of 900102030
 /// is 4"), which is more useful than "the check digit of NIT".
 pub fn nit_error(input: &str, e: NitError) -> Error {
@@ -130,7 +111,15 @@ pub fn nit_error(input: &str, e: NitError) -> Error {
             &[("body", &body), ("expected", &expected), ("given", &given)],
         ));
     }
-    e.into()
+    Error::Data(match e {
+        NitError::Empty => t(M::NitEmpty).to_string(),
+        NitError::NotDigit(c) => tf(M::NitNotDigit, &[("char", &quote(&c.to_string()))]),
+        NitError::TooLong => t(M::NitTooLong).to_string(),
+        NitError::LeadingZero => t(M::NitLeadingZero).to_string(),
+        NitError::BadCheckDigitForm | NitError::WrongCheckDigit { .. } => {
+            t(M::NitDvForm).to_string()
+        }
+    })
 }
 
 pub fn email_error(input: &str, e: EmailError) -> Error {
@@ -220,9 +209,7 @@ impl From<rusqlite::Error> for Error {
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                     return Error::Busy(t(M::DbBusy).to_string());
                 }
-                ErrorCode::ReadOnly => {
-                    return Error::Db(tf(M::DbReadOnly, &[("path", &"")]).replace("  ", " "));
-                }
+                ErrorCode::ReadOnly => return Error::Db(t(M::DbReadOnlyAny).to_string()),
                 _ => {}
             }
         }

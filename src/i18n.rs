@@ -246,6 +246,7 @@ catalog! {
     DbNewer => "La base de datos {path} es de una versión más nueva de recupera (esquema {found}; este programa conoce hasta el {known}). Actualice recupera; la base no se modificó.",
         "The database {path} is from a newer recupera (schema {found}; this program knows up to {known}). Upgrade recupera; the database was left untouched.";
     DbReadOnly => "La base de datos {path} es de solo lectura; no se cambió nada.", "The database {path} is read-only; nothing was changed.";
+    DbReadOnlyAny => "La base de datos es de solo lectura; no se cambió nada.", "The database is read-only; nothing was changed.";
     DbBusy => "La base de datos está ocupada por otro proceso; inténtelo de nuevo en un momento.",
         "The database is busy with another process; try again in a moment.";
     DbError => "Error de la base de datos: {err}", "Database error: {err}";
@@ -255,7 +256,7 @@ catalog! {
     ConfigMinLen => "RECUPERA_MIN_PASSWORD_LENGTH debe estar entre 8 y 256.", "RECUPERA_MIN_PASSWORD_LENGTH must be between 8 and 256.";
     ConfigPepper => "No se puede leer el pepper {path}: {err}. Sin él ninguna contraseña se puede verificar; restaure el archivo o quite RECUPERA_PEPPER_FILE.",
         "Cannot read the pepper {path}: {err}. Without it no password can be verified; restore the file or unset RECUPERA_PEPPER_FILE.";
-    ConfigPepperShort => "El pepper {path} debe tener al menos 16 bytes.", "The pepper {path} must hold at least 16 bytes.";
+    ConfigPepperShort => "El pepper {path} debe tener entre 16 bytes y 1 MiB.", "The pepper {path} must hold between 16 bytes and 1 MiB.";
     ConfigOutbox => "No se puede usar la carpeta de salida de correo {path}: {err}", "Cannot use the mail outbox folder {path}: {err}";
     ConfigNoHome => "No se encontró la carpeta del usuario: indique --db o RECUPERA_DB.", "No home folder found: give --db or RECUPERA_DB.";
     ConfigMailFrom => "RECUPERA_MAIL_FROM no es un remitente válido: {err}", "RECUPERA_MAIL_FROM is not a valid sender: {err}";
@@ -263,6 +264,8 @@ catalog! {
         "RECUPERA_SMTP_URL is not valid: {err}. Examples: smtps://user:pass@smtp.example.com or smtp://smtp.example.com:587?tls=required";
     ConfigSmtpPlain => "SMTP sin cifrar solo se permite hacia la propia máquina (127.0.0.1, ::1, localhost); para {host} use smtps://… o smtp://…:587?tls=required.",
         "Unencrypted SMTP is allowed only to this machine (127.0.0.1, ::1, localhost); for {host} use smtps://… or smtp://…:587?tls=required.";
+    ConfigSmtpArgv => "--smtp-url no puede llevar contraseña (la línea de órdenes la ve cualquier usuario): póngala en RECUPERA_SMTP_URL.",
+        "--smtp-url cannot carry a password (anyone on the machine can read the command line): put it in RECUPERA_SMTP_URL.";
     ConfigSmtpCa => "No se puede leer el certificado {path}: {err}", "Cannot read the certificate {path}: {err}";
 
     // --- mail ---

@@ -68,18 +68,6 @@ impl Ui {
         }
     }
 
-    /// A non-interactive UI (scripts, tests, the demo).
-    pub fn batch(json: bool) -> Ui {
-        Ui {
-            json,
-            interactive: false,
-            color: false,
-            stdout_tty: false,
-            no_color: true,
-            theme: Box::new(SimpleTheme),
-        }
-    }
-
     /// A line of result text on stdout (text mode only).
     pub fn line(&self, text: &str) -> Result<()> {
         if !self.json {

@@ -90,7 +90,7 @@ pub fn run(ui: &Ui) -> Result<()> {
     };
 
     s.say(tf(M::DemoIntro, &[("dir", &dir.path().display())]))?;
-    let nit = Nit::parse("900102030").map_err(Error::from)?;
+    let nit = Nit::parse("900102030").map_err(|e| crate::error::nit_error("900102030", e))?;
     let email = Email::parse("ana.gomez@example.co")
         .map_err(|e| crate::error::email_error("ana.gomez@example.co", e))?;
     let kind = AccountType::Cliente;

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 pub fn run(app: &mut App, ui: &Ui, cmd: &ResetCommand) -> Result<()> {
     match cmd {
         ResetCommand::Request(a) => run_request(app, ui, a),
-        ResetCommand::Confirm(a) => run_confirm(app, ui, a, None),
+        ResetCommand::Confirm(a) => run_confirm(app, ui, a),
     }
 }
 
@@ -222,7 +222,7 @@ pub fn run_request(app: &mut App, ui: &Ui, a: &RequestArgs) -> Result<()> {
             password_stdin: false,
             no_login: false,
         };
-        return run_confirm(app, ui, &next, Some(kind));
+        return run_confirm(app, ui, &next);
     }
     Ok(())
 }
@@ -380,12 +380,7 @@ fn policy_tag(e: &PolicyError) -> String {
     }
 }
 
-pub fn run_confirm(
-    app: &mut App,
-    ui: &Ui,
-    a: &ConfirmArgs,
-    after_request: Option<AccountType>,
-) -> Result<()> {
+pub fn run_confirm(app: &mut App, ui: &Ui, a: &ConfirmArgs) -> Result<()> {
     // Decide every source before reading stdin.
     if !ui.interactive {
         if a.user.is_none() {
@@ -401,9 +396,9 @@ pub fn run_confirm(
         code::check_form(s)?;
         Ok(Zeroizing::new(s.to_string()))
     })?;
-    let (ident, raw) = match (&a.user, after_request) {
-        (Some(u), _) => (parse_ident(u, a.kind)?, u.clone()),
-        (None, _) => ui.value_or_prompt(None, "--user", t(M::PromptIdentConfirm), |s| {
+    let (ident, raw) = match &a.user {
+        Some(u) => (parse_ident(u, a.kind)?, u.clone()),
+        None => ui.value_or_prompt(None, "--user", t(M::PromptIdentConfirm), |s| {
             parse_ident(s, a.kind).map(|i| (i, s.to_string()))
         })?,
     };

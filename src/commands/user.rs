@@ -10,7 +10,7 @@ use crate::domain::nit::Nit;
 use crate::domain::password::{Password, Policy, confirm};
 use crate::error::{Error, Result, email_error, nit_error, policy_message};
 use crate::i18n::{Lang, M, lang, t, tf};
-use crate::store::{AuditEntry, InsertAccount, NewAccount};
+use crate::store::{AuditEntry, InsertAccount, Limits, NewAccount};
 use crate::table;
 use crate::ui::Ui;
 use serde_json::{Value, json};
@@ -188,13 +188,13 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
         text
     };
     ui.result(
-        json!({"status": "created", "account": account_json(&acc, app.now(), None)}),
+        json!({"status": "created", "account": account_json(&acc, app.now(), None, &app.limits)}),
         &text,
     )
 }
 
 /// The JSON form of an account (fields documented in the README).
-pub fn account_json(a: &Account, now: i64, pending_codes: Option<i64>) -> Value {
+pub fn account_json(a: &Account, now: i64, pending_codes: Option<i64>, limits: &Limits) -> Value {
     let locked = a.login_locked_until.filter(|u| *u > now);
     let mut v = json!({
         "id": a.id,
@@ -207,7 +207,7 @@ pub fn account_json(a: &Account, now: i64, pending_codes: Option<i64>) -> Value 
         "lang": a.lang,
         "has_password": a.password_hash.is_some(),
         "login_locked_until": locked.map(rfc3339),
-        "recovery_enabled": a.failed_confirms < crate::store::Limits::default().account_confirm_failures,
+        "recovery_enabled": a.failed_confirms < limits.account_confirm_failures,
         "failed_logins": a.failed_logins,
         "failed_confirmations": a.failed_confirms,
         "last_login_at": a.last_login_at.map(rfc3339),
@@ -240,7 +240,7 @@ fn run_list(app: &mut App, ui: &Ui, a: &UserListArgs) -> Result<()> {
                     out.write_all(b",").map_err(io)?;
                 }
                 first = false;
-                serde_json::to_writer(&mut out, &account_json(&acc, now, None))
+                serde_json::to_writer(&mut out, &account_json(&acc, now, None, &app.limits))
                     .map_err(|e| Error::Other(e.into()))
             })
         })?;
@@ -282,7 +282,7 @@ fn run_show(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
         let pending = tx.pending_codes(acc.id, now)?;
         Ok((acc, pending))
     })?;
-    let v = account_json(&acc, now, Some(pending));
+    let v = account_json(&acc, now, Some(pending), &app.limits);
     if ui.json {
         return ui.doc(&v);
     }
@@ -349,7 +349,7 @@ fn run_unlock(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
     let acc = unlock(app, a.kind, &a.ident)?;
     let now = app.now();
     ui.result(
-        json!({"status": "unlocked", "account": account_json(&acc, now, None)}),
+        json!({"status": "unlocked", "account": account_json(&acc, now, None, &app.limits)}),
         &tf(
             M::UserUnlocked,
             &[

@@ -55,7 +55,9 @@ impl Hasher {
         }
     }
 
-    fn argon2(&self) -> Argon2<'_> {
+    /// The argon2 context. A pepper argon2 cannot take fails closed: no hash
+    /// is made and nothing verifies (never a silent fallback to no pepper).
+    fn argon2(&self) -> Result<Argon2<'_>, HashError> {
         match &self.pepper {
             Some(secret) => Argon2::new_with_secret(
                 secret,
@@ -63,18 +65,18 @@ impl Hasher {
                 Version::V0x13,
                 self.params.clone(),
             )
-            // A pepper longer than argon2 accepts (2^32 bytes) is refused when
-            // the file is read; fall back to no pepper only in the impossible case.
-            .unwrap_or_else(|_| {
-                Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-            }),
-            None => Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone()),
+            .map_err(|e| HashError(e.to_string())),
+            None => Ok(Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                self.params.clone(),
+            )),
         }
     }
 
     /// Hashes a secret with a fresh salt, returning the PHC string.
     pub fn hash(&self, secret: &[u8]) -> Result<String, HashError> {
-        self.argon2()
+        self.argon2()?
             .hash_password(secret)
             .map(|h| h.to_string())
             .map_err(|e| HashError(e.to_string()))
@@ -83,9 +85,9 @@ impl Hasher {
     /// Checks a secret against a stored PHC string. A malformed stored string
     /// is a mismatch, and still costs one hash.
     pub fn verify(&self, secret: &[u8], phc: &str) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(parsed) => self.argon2().verify_password(secret, &parsed).is_ok(),
-            Err(_) => {
+        match (PasswordHash::new(phc), self.argon2()) {
+            (Ok(parsed), Ok(a)) => a.verify_password(secret, &parsed).is_ok(),
+            _ => {
                 self.burn(secret);
                 false
             }
@@ -95,7 +97,10 @@ impl Hasher {
     /// Does the argon2 work of one verification and throws it away: the cost
     /// of a miss (unknown account, no code, locked account).
     pub fn burn(&self, secret: &[u8]) {
-        let out = self.argon2().hash_password_with_salt(secret, BURN_SALT);
+        let a = self.argon2().unwrap_or_else(|_| {
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+        });
+        let out = a.hash_password_with_salt(secret, BURN_SALT);
         std::hint::black_box(&out);
     }
 

@@ -7,9 +7,14 @@
 //!   the `user_version` bump, so a crash leaves the database at a version.
 //! - Timestamps are UTC Unix seconds (INTEGER).
 
+/// `PRAGMA application_id` of a recupera database ("RCUP"): a file from
+/// another program is refused instead of being migrated.
+pub const APPLICATION_ID: i64 = 0x5243_5550;
+
 pub const MIGRATIONS: &[&str] = &[
     // 1: accounts, recovery codes, request log, mail queue, audit.
     r#"
+    PRAGMA application_id = 1380144464;
     CREATE TABLE accounts (
         id                  INTEGER PRIMARY KEY,
         kind                TEXT    NOT NULL CHECK (kind IN ('cliente', 'proveedor')),

@@ -338,6 +338,24 @@ impl Store {
         // First read of the file: fails with NOTADB on random bytes.
         let version = self.user_version().map_err(err)?;
         let latest = migrations::latest();
+        // Another program's SQLite file: never migrate it.
+        let app_id: i64 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(err)?;
+        let foreign = if version == 0 {
+            self.conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(err)?
+                > 0
+        } else {
+            app_id != migrations::APPLICATION_ID
+        };
+        if foreign {
+            return Err(Error::Db(tf(M::DbNotDb, &[("path", &shown.display())])));
+        }
         if version > latest {
             return Err(Error::Db(tf(
                 M::DbNewer,

@@ -757,3 +757,18 @@ fn bad_configuration_is_exit_78_before_the_database() {
     );
     r.code(78).stderr_has("RECUPERA_SMTP_URL");
 }
+
+#[test]
+fn another_programs_sqlite_file_is_refused_untouched() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.db.parent().unwrap()).unwrap();
+    {
+        let c = rusqlite::Connection::open(&env.db).unwrap();
+        c.execute_batch("CREATE TABLE accounts (x); INSERT INTO accounts VALUES (1);")
+            .unwrap();
+    }
+    let before = std::fs::read(&env.db).unwrap();
+    let r = env.run(&["user", "list"], None);
+    r.code(74).stderr_has("no es una base de datos de recupera");
+    assert_eq!(std::fs::read(&env.db).unwrap(), before);
+}
