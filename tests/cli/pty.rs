@@ -8,7 +8,27 @@ use std::time::Duration;
 type Pty = expectrl::session::OsSession;
 
 fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
+    // The pty starts with echo off; a real terminal has it on, and the
+    // hidden prompts' switching it off is what `send_secret` waits for.
+    // `stty echo` runs in the child before exec, so there is no race.
     let mut cmd = env.command(args);
+    let program = cmd.get_program().to_owned();
+    let argv: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("stty echo && exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(argv);
+    for (k, v) in envs {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
     if !color {
         cmd.env("NO_COLOR", "1");
     }
@@ -31,6 +51,18 @@ fn exited(status: &str, code: i32) -> bool {
 }
 
 fn send(p: &mut Pty, s: &str) {
+    p.send(s).unwrap();
+}
+
+/// Types at a hidden prompt. The prompt switches echo off with TCSAFLUSH,
+/// which throws away anything typed before it: wait until echo is off.
+fn send_secret(p: &mut Pty, s: &str) {
+    use expectrl::process::Termios;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while p.get_process().is_echo().unwrap() {
+        assert!(std::time::Instant::now() < deadline, "echo never went off");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     p.send(s).unwrap();
 }
 
@@ -65,23 +97,23 @@ fn the_manuals_screens_from_request_to_login_in_spanish() {
     p.expect("nunca llevan").unwrap();
     send(&mut p, &format!("{code}\r"));
     p.expect("Nueva contraseña").unwrap();
-    send(&mut p, "corta\r");
+    send_secret(&mut p, "corta\r");
     p.expect("muy corta").unwrap();
-    send(&mut p, &format!("{STRONG}\r"));
+    send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Confirme contraseña").unwrap();
-    send(&mut p, "otra cosa distinta del todo\r");
+    send_secret(&mut p, "otra cosa distinta del todo\r");
     p.expect("no coinciden").unwrap();
     // Asked again from the start.
     p.expect("Nueva contraseña").unwrap();
-    send(&mut p, &format!("{STRONG}\r"));
+    send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Confirme contraseña").unwrap();
-    send(&mut p, &format!("{STRONG}\r"));
+    send_secret(&mut p, &format!("{STRONG}\r"));
     // 06 and 07.
     p.expect("Su contraseña ha sido actualizada.").unwrap();
     p.expect("¿Iniciar sesión ahora?").unwrap();
     send(&mut p, "y");
     p.expect("CONTRASEÑA").unwrap();
-    send(&mut p, &format!("{STRONG}\r"));
+    send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Sesión iniciada: Cliente Factura 900.102.030-4.")
         .unwrap();
     let status = finish(&mut p);
@@ -133,7 +165,7 @@ fn ctrl_c_at_a_prompt_leaves_nothing_half_done() {
         false,
     );
     p.expect("Nueva contraseña").unwrap();
-    send(&mut p, "caballo a medio escr");
+    send_secret(&mut p, "caballo a medio escr");
     p.send(ControlCode::EndOfText).unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 130), "{status}");
@@ -163,11 +195,11 @@ fn user_add_and_login_prompt_for_what_is_missing() {
     send(&mut p, "acme\r");
     p.expect("Nueva contraseña").unwrap();
     // Built from the username typed a moment ago: refused, asked again.
-    send(&mut p, "acme luz mesa trombón\r");
+    send_secret(&mut p, "acme luz mesa trombón\r");
     p.expect("el usuario de la cuenta").unwrap();
-    send(&mut p, &format!("{STRONG}\r"));
+    send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Confirme contraseña").unwrap();
-    send(&mut p, &format!("{STRONG}\r"));
+    send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Cuenta creada: Proveedor 800.003.122-6").unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
@@ -176,7 +208,7 @@ fn user_add_and_login_prompt_for_what_is_missing() {
     p.expect("USUARIO").unwrap();
     send(&mut p, "acme\r");
     p.expect("CONTRASEÑA").unwrap();
-    send(&mut p, "no es la contraseña\r");
+    send_secret(&mut p, "no es la contraseña\r");
     p.expect("Usuario o contraseña incorrectos.").unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 1), "{status}");
