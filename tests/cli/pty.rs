@@ -11,7 +11,7 @@ fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
     // The pty starts with echo off; a real terminal has it on, and the
     // hidden prompts' switching it off is what `send_secret` waits for.
     // `stty echo` runs in the child before exec, so there is no race.
-    let mut cmd = env.command(args);
+    let cmd = env.command(args);
     let program = cmd.get_program().to_owned();
     let argv: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
     let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
