@@ -372,6 +372,8 @@ catalog! {
 
     // --- misc ---
     Yes => "sí", "yes";
+    YesOption => "Sí", "Yes";
+    NoOption => "No", "No";
     No => "no", "no";
     Error => "error", "error";
 }

@@ -148,12 +148,12 @@ impl Ui {
             .map_err(map_prompt_err)
     }
 
+    /// A yes/no question as a two-item selection: dialoguer's `Confirm`
+    /// only takes `y`/`n` keys, which a Spanish speaker would not type.
     pub fn confirm(&self, prompt: &str, default: bool) -> Result<bool> {
-        dialoguer::Confirm::with_theme(self.theme.as_ref())
-            .with_prompt(prompt)
-            .default(default)
-            .interact()
-            .map_err(map_prompt_err)
+        let items = [t(M::YesOption), t(M::NoOption)];
+        let chosen = self.select(prompt, &items, if default { 0 } else { 1 })?;
+        Ok(chosen == 0)
     }
 
     /// A hidden password prompt, validated and (if `confirm` is given)

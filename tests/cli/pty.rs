@@ -89,7 +89,8 @@ fn the_manuals_screens_from_request_to_login_in_spanish() {
     p.expect("Se envió un código de confirmación al email asignado a su cuenta [a****@example.co]")
         .unwrap();
     p.expect("¿Continuar ahora con el código?").unwrap();
-    send(&mut p, "y");
+    p.expect("Sí").unwrap();
+    send(&mut p, "\r");
     // 05: the code the customer reads from the email.
     p.expect("Código").unwrap();
     let code = env.last_code();
@@ -111,7 +112,7 @@ fn the_manuals_screens_from_request_to_login_in_spanish() {
     // 06 and 07.
     p.expect("Su contraseña ha sido actualizada.").unwrap();
     p.expect("¿Iniciar sesión ahora?").unwrap();
-    send(&mut p, "y");
+    send(&mut p, "\r");
     p.expect("CONTRASEÑA").unwrap();
     send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Sesión iniciada: Cliente Factura 900.102.030-4.")
@@ -143,7 +144,10 @@ fn the_screens_in_english_with_colour() {
     send(&mut p, "ventas@acme.co\r");
     p.expect("A confirmation code was sent").unwrap();
     p.expect("Continue with the code now?").unwrap();
-    send(&mut p, "n");
+    p.expect("No").unwrap();
+    // Down to "No", Enter.
+    send(&mut p, "\x1b[B");
+    send(&mut p, "\r");
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
     // The code was issued for the proveedor; confirm it by email, later.
