@@ -229,7 +229,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         'recupera;reset;confirm' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, '«NIT, Usuario o email (Proveedor)»')
             [CompletionResult]::new('--nit', '--nit', [CompletionResultType]::ParameterName, '«NIT, Usuario o email (Proveedor)»')
-            [CompletionResult]::new('--code', '--code', [CompletionResultType]::ParameterName, 'El código de 5 caracteres del email (distingue mayúsculas)')
+            [CompletionResult]::new('--code', '--code', [CompletionResultType]::ParameterName, 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos')
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')

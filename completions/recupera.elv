@@ -217,7 +217,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         &'recupera;reset;confirm'= {
             cand --user '«NIT, Usuario o email (Proveedor)»'
             cand --nit '«NIT, Usuario o email (Proveedor)»'
-            cand --code 'El código de 5 caracteres del email (distingue mayúsculas)'
+            cand --code 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos'
             cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
             cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'

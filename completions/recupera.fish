@@ -208,7 +208,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l user -l nit -d '«NIT, Usuario o email (Proveedor)»' -r
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l code -d 'El código de 5 caracteres del email (distingue mayúsculas)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l code -d 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F

@@ -330,7 +330,12 @@ pub struct ConfirmArgs {
     pub user: Option<String>,
 
     // The 5-character code from the email (case-sensitive)
-    #[arg(long, value_name = "CODE")]
+    #[arg(
+        long,
+        value_name = "CODE",
+        env = "RECUPERA_CODE",
+        hide_env_values = true
+    )]
     pub code: Option<String>,
 
     // Account type, when the NIT has both a cliente and a proveedor

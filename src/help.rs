@@ -273,8 +273,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "reset confirm --code",
-        "El código de 5 caracteres del email (distingue mayúsculas)",
-        "The 5-character code from the email (case-sensitive)",
+        "El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos",
+        "The 5-character code from the email (case-sensitive); a script can pass it in RECUPERA_CODE to keep it out of the process list",
     ),
     (
         "reset confirm --type",

@@ -43,7 +43,6 @@ pub fn login(
     let now = app.now();
     let limits = app.limits;
     let agent = app.agent.clone();
-    let subject = ident.audit_label();
 
     // 1. Find the account and count the attempt.
     let (account, gate) = app.store.write(|tx| {
@@ -88,6 +87,7 @@ pub fn login(
         (Some(_), Some(LoginGate::Verify)) => "wrong_password",
     };
     let account_id = account.as_ref().map(|a| a.id);
+    let subject = ident.audit_label(account.as_ref());
     app.store.write(|tx| {
         if let (Some(id), true) = (account_id, verified) {
             let upgraded = tx.login_success(

@@ -89,7 +89,6 @@ pub fn request(
     let expires_at = now + app.code_ttl_secs;
     let limits = app.limits;
     let agent = app.agent.clone();
-    let subject = ident.audit_label();
 
     let (result, issued) = app.store.write(|tx| {
         let mut found = find_accounts(tx, Some(kind), ident)?;
@@ -113,6 +112,7 @@ pub fn request(
             (RequestResult::UnknownAccount, None)
         };
         let account_id = issued.as_ref().map(|a| a.id);
+        let subject = ident.audit_label(issued.as_ref());
         let issued = if result == RequestResult::Queued {
             let acc = issued.ok_or_else(|| Error::Other(anyhow::anyhow!("no account")))?;
             let code_id = tx.insert_code(acc.id, &hash, now, expires_at)?;
@@ -130,7 +130,7 @@ pub fn request(
                 if issued.is_some() { "ok" } else { "refused" },
             )
             .account(account_id)
-            .subject(subject.clone())
+            .subject(subject)
             .detail(result.detail()),
             now,
         )?;
@@ -260,7 +260,6 @@ pub fn confirm(
     let now = app.now();
     let limits = app.limits;
     let agent = app.agent.clone();
-    let subject = ident.audit_label();
 
     // 1. Find the account with a live code and count the attempt.
     let plan = app.store.write(|tx| {
@@ -320,6 +319,7 @@ pub fn confirm(
 
     let outcome = app.store.write(|tx| {
         let account_id = plan.target.as_ref().map(|(a, _)| a.id);
+        let subject = ident.audit_label(plan.target.as_ref().map(|(a, _)| a));
         let entry = |outcome, detail: String| {
             AuditEntry::new(&agent, "reset.confirm", outcome)
                 .account(account_id)

@@ -134,13 +134,16 @@ impl Ident {
             .map_err(IdentError::Username)
     }
 
-    /// The identifier as recorded in the audit log (never a secret: it was
-    /// validated as a NIT, username or email before it gets here).
-    pub fn audit_label(&self) -> String {
-        match self {
-            Ident::Nit(n) => n.as_str().to_string(),
-            Ident::Username(u) => u.clone(),
-            Ident::Email(e) => e.as_str().to_string(),
+    /// What the audit log records as the subject of an attempt: the
+    /// account's NIT when the identifier named an account, otherwise only
+    /// the kind of identifier typed. A miss is never recorded verbatim:
+    /// people type passwords into the user field.
+    pub fn audit_label(&self, found: Option<&Account>) -> String {
+        match (found, self) {
+            (Some(a), _) => a.nit.as_str().to_string(),
+            (None, Ident::Nit(_)) => "nit?".to_string(),
+            (None, Ident::Username(_)) => "username?".to_string(),
+            (None, Ident::Email(_)) => "email?".to_string(),
         }
     }
 }

@@ -285,6 +285,8 @@ fn audit_records_every_change_and_attempt_without_secrets() {
         .code(1);
     env.login("cliente", NIT, STRONG).ok();
     env.login("cliente", "830015428", STRONG).code(1);
+    // A password typed into the user field of a miss is not recorded.
+    env.login("proveedor", "mi-clave-secreta", STRONG).code(1);
     env.advance(13 * 3600);
     env.run(&["codes", "purge", "--agent", "cron"], None).ok();
     let mut c = env.command(&["user", "unlock", NIT]);
@@ -323,7 +325,7 @@ fn audit_records_every_change_and_attempt_without_secrets() {
     }
     assert_eq!(
         events.iter().filter(|e| e.0 == "login").count(),
-        3,
+        4,
         "every login attempt, including the unknown account"
     );
     assert!(
@@ -344,6 +346,8 @@ fn audit_records_every_change_and_attempt_without_secrets() {
     for secret in [
         code.as_str(),
         STRONG,
+        "mi-clave-secreta",
+        "830015428",
         "frase equivocada",
         "zzzzz",
         "$argon2",

@@ -628,6 +628,17 @@ fn json_documents_parse() {
 }
 
 #[test]
+fn the_code_can_come_from_the_environment_instead_of_argv() {
+    let env = Env::new();
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let mut c = env.command(&["reset", "confirm", "--user", NIT, "--password-stdin"]);
+    c.env("RECUPERA_CODE", env.last_code());
+    run_command(c, Some(&format!("{STRONG}\n"))).ok();
+    env.login("cliente", NIT, STRONG).ok();
+}
+
+#[test]
 fn demo_runs_the_manual_and_ends_logged_in() {
     let env = Env::new();
     let r = env.run(&["demo"], None);
