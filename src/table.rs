@@ -1,8 +1,9 @@
-//! Tables for people: comfy-table, fitted to the terminal's width.
+//! Listings: a streamed JSON array for scripts, comfy-table tables fitted to
+//! the terminal for people.
 //!
-//! Invariant: a listing never holds more than one page of rows in memory;
-//! long listings print one table per page, so `user list` over 100,000
-//! accounts stays flat in memory.
+//! Invariant: a listing never holds more than one page of rows in memory:
+//! JSON items are written as they come, and long tables print one table per
+//! page, so `user list` over 100,000 accounts stays flat in memory.
 
 use crate::error::{Error, Result};
 use crate::i18n::{M, t};
@@ -82,6 +83,60 @@ impl<'a> Paged<'a> {
             self.ui.line(t(M::Empty))?;
         }
         Ok(())
+    }
+}
+
+/// One listing, rendered as `--json` asks: a JSON array streamed item by
+/// item, or paged tables with these headers.
+pub enum Listing<'a> {
+    Json {
+        out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+        first: bool,
+    },
+    Table(Box<Paged<'a>>),
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Other(e.into())
+}
+
+impl<'a> Listing<'a> {
+    pub fn new(ui: &'a Ui, headers: &[&str]) -> Result<Self> {
+        if ui.json {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            out.write_all(b"[").map_err(io)?;
+            Ok(Listing::Json { out, first: true })
+        } else {
+            Ok(Listing::Table(Box::new(Paged::new(ui, headers))))
+        }
+    }
+
+    /// Adds one item; only the rendering in use is computed.
+    pub fn push(
+        &mut self,
+        json: impl FnOnce() -> serde_json::Value,
+        cells: impl FnOnce() -> Vec<String>,
+    ) -> Result<()> {
+        match self {
+            Listing::Json { out, first } => {
+                if !*first {
+                    out.write_all(b",").map_err(io)?;
+                }
+                *first = false;
+                serde_json::to_writer(&mut *out, &json()).map_err(|e| Error::Other(e.into()))
+            }
+            Listing::Table(pager) => pager.row(cells()),
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Listing::Json { mut out, .. } => {
+                out.write_all(b"]\n").map_err(io)?;
+                out.flush().map_err(io)
+            }
+            Listing::Table(pager) => pager.finish(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::cli::AuditArgs;
 use crate::clock::{colombia, rfc3339};
 use crate::error::Result;
 use crate::i18n::{M, t};
-use crate::table;
+use crate::table::Listing;
 use crate::ui::Ui;
 use serde_json::json;
 
@@ -15,25 +15,6 @@ pub fn run(app: &mut App, ui: &Ui, a: &AuditArgs) -> Result<()> {
         Some(raw) => Some(app.store.read(|tx| require_account(tx, a.kind, raw))?.id),
         None => None,
     };
-    if ui.json {
-        let mut rows = Vec::new();
-        app.store.read(|tx| {
-            tx.for_each_audit(account_id, a.limit, |r| {
-                rows.push(json!({
-                    "id": r.id,
-                    "at": rfc3339(r.at),
-                    "agent": r.agent,
-                    "account_id": r.account_id,
-                    "subject": r.subject,
-                    "event": r.event,
-                    "outcome": r.outcome,
-                    "detail": r.detail,
-                }));
-                Ok(())
-            })
-        })?;
-        return ui.doc(&serde_json::Value::Array(rows));
-    }
     let headers = [
         t(M::ColWhen),
         t(M::ColAgent),
@@ -42,18 +23,34 @@ pub fn run(app: &mut App, ui: &Ui, a: &AuditArgs) -> Result<()> {
         t(M::ColOutcome),
         t(M::ColDetail),
     ];
-    let mut pager = table::Paged::new(ui, &headers);
+    let mut list = Listing::new(ui, &headers)?;
     app.store.read(|tx| {
         tx.for_each_audit(account_id, a.limit, |r| {
-            pager.row(vec![
-                colombia(r.at),
-                r.agent,
-                r.subject.unwrap_or_default(),
-                r.event,
-                r.outcome,
-                r.detail.unwrap_or_default(),
-            ])
+            list.push(
+                || {
+                    json!({
+                        "id": r.id,
+                        "at": rfc3339(r.at),
+                        "agent": r.agent,
+                        "account_id": r.account_id,
+                        "subject": r.subject,
+                        "event": r.event,
+                        "outcome": r.outcome,
+                        "detail": r.detail,
+                    })
+                },
+                || {
+                    vec![
+                        colombia(r.at),
+                        r.agent.clone(),
+                        r.subject.clone().unwrap_or_default(),
+                        r.event.clone(),
+                        r.outcome.clone(),
+                        r.detail.clone().unwrap_or_default(),
+                    ]
+                },
+            )
         })
     })?;
-    pager.finish()
+    list.finish()
 }

@@ -6,7 +6,7 @@ use crate::clock::{colombia, rfc3339};
 use crate::error::Result;
 use crate::i18n::{M, t, tf};
 use crate::store::{AuditEntry, CodeRow, PurgeCounts};
-use crate::table;
+use crate::table::Listing;
 use crate::ui::Ui;
 use serde_json::json;
 
@@ -70,25 +70,6 @@ pub fn effective_state(c: &CodeRow, now: i64) -> &str {
 
 fn run_list(app: &mut App, ui: &Ui) -> Result<()> {
     let now = app.now();
-    if ui.json {
-        let mut rows = Vec::new();
-        app.store.read(|tx| {
-            tx.for_each_code(|c| {
-                rows.push(json!({
-                    "id": c.id,
-                    "account_id": c.account_id,
-                    "type": c.kind,
-                    "nit": c.nit,
-                    "created_at": rfc3339(c.created_at),
-                    "expires_at": rfc3339(c.expires_at),
-                    "attempts": c.attempts,
-                    "state": effective_state(&c, now),
-                }));
-                Ok(())
-            })
-        })?;
-        return ui.doc(&serde_json::Value::Array(rows));
-    }
     let headers = [
         t(M::ColAccount),
         t(M::ColCodeCreated),
@@ -96,17 +77,33 @@ fn run_list(app: &mut App, ui: &Ui) -> Result<()> {
         t(M::ColAttempts),
         t(M::ColState),
     ];
-    let mut pager = table::Paged::new(ui, &headers);
+    let mut list = Listing::new(ui, &headers)?;
     app.store.read(|tx| {
         tx.for_each_code(|c| {
-            pager.row(vec![
-                format!("{} {}", c.kind, c.nit),
-                colombia(c.created_at),
-                colombia(c.expires_at),
-                c.attempts.to_string(),
-                effective_state(&c, now).to_string(),
-            ])
+            list.push(
+                || {
+                    json!({
+                        "id": c.id,
+                        "account_id": c.account_id,
+                        "type": c.kind,
+                        "nit": c.nit,
+                        "created_at": rfc3339(c.created_at),
+                        "expires_at": rfc3339(c.expires_at),
+                        "attempts": c.attempts,
+                        "state": effective_state(&c, now),
+                    })
+                },
+                || {
+                    vec![
+                        format!("{} {}", c.kind, c.nit),
+                        colombia(c.created_at),
+                        colombia(c.expires_at),
+                        c.attempts.to_string(),
+                        effective_state(&c, now).to_string(),
+                    ]
+                },
+            )
         })
     })?;
-    pager.finish()
+    list.finish()
 }

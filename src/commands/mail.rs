@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::i18n::{M, t, tf};
 use crate::mail::{ChangedMail, ResetMail, SendError};
 use crate::store::{AuditEntry, MailRow};
-use crate::table;
+use crate::table::Listing;
 use crate::ui::Ui;
 use lettre::Message;
 use serde_json::json;
@@ -206,16 +206,6 @@ pub fn mail_json(m: &MailRow) -> serde_json::Value {
 }
 
 fn run_list(app: &mut App, ui: &Ui) -> Result<()> {
-    if ui.json {
-        let mut rows = Vec::new();
-        app.store.read(|tx| {
-            tx.for_each_mail(|m| {
-                rows.push(mail_json(&m));
-                Ok(())
-            })
-        })?;
-        return ui.doc(&serde_json::Value::Array(rows));
-    }
     let headers = [
         "#",
         t(M::ColRecipient),
@@ -225,19 +215,24 @@ fn run_list(app: &mut App, ui: &Ui) -> Result<()> {
         t(M::ColState),
         t(M::ColLastError),
     ];
-    let mut pager = table::Paged::new(ui, &headers);
+    let mut list = Listing::new(ui, &headers)?;
     app.store.read(|tx| {
         tx.for_each_mail(|m| {
-            pager.row(vec![
-                m.id.to_string(),
-                m.recipient.clone(),
-                m.kind.clone(),
-                colombia(m.created_at),
-                m.attempts.to_string(),
-                m.state.clone(),
-                m.last_error.clone().unwrap_or_default(),
-            ])
+            list.push(
+                || mail_json(&m),
+                || {
+                    vec![
+                        m.id.to_string(),
+                        m.recipient.clone(),
+                        m.kind.clone(),
+                        colombia(m.created_at),
+                        m.attempts.to_string(),
+                        m.state.clone(),
+                        m.last_error.clone().unwrap_or_default(),
+                    ]
+                },
+            )
         })
     })?;
-    pager.finish()
+    list.finish()
 }

@@ -11,7 +11,7 @@ use crate::domain::password::{Password, Policy, confirm};
 use crate::error::{Error, Result, email_error, nit_error, policy_message};
 use crate::i18n::{Lang, M, lang, t, tf};
 use crate::store::{AuditEntry, InsertAccount, Limits, NewAccount};
-use crate::table;
+use crate::table::{self, Listing};
 use crate::ui::Ui;
 use serde_json::{Value, json};
 
@@ -226,28 +226,7 @@ fn yes_no(b: bool) -> &'static str {
 
 fn run_list(app: &mut App, ui: &Ui, a: &UserListArgs) -> Result<()> {
     let now = app.now();
-    if ui.json {
-        // Stream the array: one account in memory at a time.
-        use std::io::Write;
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        let io = |e: std::io::Error| Error::Other(e.into());
-        out.write_all(b"[").map_err(io)?;
-        let mut first = true;
-        app.store.read(|tx| {
-            tx.for_each_account(a.kind, |acc| {
-                if !first {
-                    out.write_all(b",").map_err(io)?;
-                }
-                first = false;
-                serde_json::to_writer(&mut out, &account_json(&acc, now, None, &app.limits))
-                    .map_err(|e| Error::Other(e.into()))
-            })
-        })?;
-        out.write_all(b"]\n").map_err(io)?;
-        out.flush().map_err(io)?;
-        return Ok(());
-    }
+    let limits = app.limits;
     let headers = [
         t(M::ColType),
         "NIT",
@@ -257,22 +236,27 @@ fn run_list(app: &mut App, ui: &Ui, a: &UserListArgs) -> Result<()> {
         t(M::ColPassword),
         t(M::ColLocked),
     ];
-    let mut pager = table::Paged::new(ui, &headers);
+    let mut list = Listing::new(ui, &headers)?;
     app.store.read(|tx| {
         tx.for_each_account(a.kind, |acc| {
-            let locked = acc.login_locked_until.filter(|u| *u > now).map(colombia);
-            pager.row(vec![
-                acc.kind.label(lang()).to_string(),
-                acc.nit.display(),
-                acc.username.clone().unwrap_or_default(),
-                acc.email.to_string(),
-                acc.name.clone().unwrap_or_default(),
-                yes_no(acc.password_hash.is_some()).to_string(),
-                locked.unwrap_or_default(),
-            ])
+            list.push(
+                || account_json(&acc, now, None, &limits),
+                || {
+                    let locked = acc.login_locked_until.filter(|u| *u > now).map(colombia);
+                    vec![
+                        acc.kind.label(lang()).to_string(),
+                        acc.nit.display(),
+                        acc.username.clone().unwrap_or_default(),
+                        acc.email.to_string(),
+                        acc.name.clone().unwrap_or_default(),
+                        yes_no(acc.password_hash.is_some()).to_string(),
+                        locked.unwrap_or_default(),
+                    ]
+                },
+            )
         })
     })?;
-    pager.finish()
+    list.finish()
 }
 
 fn run_show(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
