@@ -72,7 +72,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;add' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta: cliente (Cliente Factura) o proveedor')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta: cliente (Cliente Factura) o proveedor [por omisión: cliente; en una terminal sin --nit, se pregunta]')
             [CompletionResult]::new('--nit', '--nit', [CompletionResultType]::ParameterName, 'NIT, con o sin dígito verificador (900102030 o 900.102.030-4)')
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Email registrado: los códigos se envían solo a esta dirección')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Usuario (proveedor): 3–64 letras, dígitos, «.», «_» o «-», con al menos una letra')
@@ -159,7 +159,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;login' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta [por omisión: cliente; en una terminal sin --user, se pregunta]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)')
             [CompletionResult]::new('--nit', '--nit', [CompletionResultType]::ParameterName, 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
@@ -203,7 +203,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;reset;request' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor)')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor) [por omisión: cliente; en una terminal sin --user ni --email, se pregunta]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor')
             [CompletionResult]::new('--nit', '--nit', [CompletionResultType]::ParameterName, '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor')
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'El email registrado en la cuenta')

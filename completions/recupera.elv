@@ -67,7 +67,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand unlock 'Quita el bloqueo de inicio de sesión y rehabilita la recuperación de una cuenta'
         }
         &'recupera;user;add'= {
-            cand --type 'Tipo de cuenta: cliente (Cliente Factura) o proveedor'
+            cand --type 'Tipo de cuenta: cliente (Cliente Factura) o proveedor [por omisión: cliente; en una terminal sin --nit, se pregunta]'
             cand --nit 'NIT, con o sin dígito verificador (900102030 o 900.102.030-4)'
             cand --email 'Email registrado: los códigos se envían solo a esta dirección'
             cand --username 'Usuario (proveedor): 3–64 letras, dígitos, «.», «_» o «-», con al menos una letra'
@@ -150,7 +150,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;login'= {
-            cand --type 'Tipo de cuenta'
+            cand --type 'Tipo de cuenta [por omisión: cliente; en una terminal sin --user, se pregunta]'
             cand --user 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)'
             cand --nit 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
@@ -192,7 +192,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand confirm 'Pone una contraseña nueva con el código recibido por email (pasos 05–06 del manual)'
         }
         &'recupera;reset;request'= {
-            cand --type 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor)'
+            cand --type 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor) [por omisión: cliente; en una terminal sin --user ni --email, se pregunta]'
             cand --user '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor'
             cand --nit '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor'
             cand --email 'El email registrado en la cuenta'

@@ -68,7 +68,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_s
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -f -a "list" -d 'Lista las cuentas'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -f -a "show" -d 'Muestra una cuenta: bloqueos, códigos pendientes, último acceso'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -f -a "unlock" -d 'Quita el bloqueo de inicio de sesión y rehabilita la recuperación de una cuenta'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l type -d 'Tipo de cuenta: cliente (Cliente Factura) o proveedor' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l type -d 'Tipo de cuenta: cliente (Cliente Factura) o proveedor [por omisión: cliente; en una terminal sin --nit, se pregunta]' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l nit -d 'NIT, con o sin dígito verificador (900102030 o 900.102.030-4)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l email -d 'Email registrado: los códigos se envían solo a esta dirección' -r
@@ -148,7 +148,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand login" -l type -d 'Tipo de cuenta' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand login" -l type -d 'Tipo de cuenta [por omisión: cliente; en una terminal sin --user, se pregunta]' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l user -l nit -d 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
@@ -186,7 +186,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -f -a "request" -d 'Envía un código de recuperación al email registrado de la cuenta (pasos 01–04 del manual)'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -f -a "confirm" -d 'Pone una contraseña nueva con el código recibido por email (pasos 05–06 del manual)'
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l type -d 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor)' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l type -d 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor) [por omisión: cliente; en una terminal sin --user ni --email, se pregunta]' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l user -l nit -d '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l email -d 'El email registrado en la cuenta' -r

@@ -215,13 +215,8 @@ pub enum UserCommand {
 #[derive(Debug, Args)]
 pub struct UserAddArgs {
     // Account type
-    #[arg(
-        long = "type",
-        value_enum,
-        value_name = "TYPE",
-        default_value = "cliente"
-    )]
-    pub kind: AccountType,
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<AccountType>,
 
     // NIT, with or without check digit (900102030 or 900.102.030-4)
     #[arg(long, value_name = "NIT")]
@@ -273,13 +268,8 @@ pub struct UserIdentArgs {
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     // Account type
-    #[arg(
-        long = "type",
-        value_enum,
-        value_name = "TYPE",
-        default_value = "cliente"
-    )]
-    pub kind: AccountType,
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<AccountType>,
 
     // USUARIO: the NIT without check digit (a proveedor may use username or email)
     #[arg(long, visible_alias = "nit", value_name = "IDENT")]
@@ -302,13 +292,8 @@ pub enum ResetCommand {
 #[derive(Debug, Args)]
 pub struct RequestArgs {
     // Account type ("Tipo": Cliente Factura or Proveedor)
-    #[arg(
-        long = "type",
-        value_enum,
-        value_name = "TYPE",
-        default_value = "cliente"
-    )]
-    pub kind: AccountType,
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<AccountType>,
 
     // "NIT o Usuario": NIT without check digit, or a proveedor's username
     #[arg(long, visible_alias = "nit", value_name = "IDENT")]

@@ -113,8 +113,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "user add --type",
-        "Tipo de cuenta: cliente (Cliente Factura) o proveedor",
-        "Account type: cliente (invoice client) or proveedor (supplier)",
+        "Tipo de cuenta: cliente (Cliente Factura) o proveedor [por omisión: cliente; en una terminal sin --nit, se pregunta]",
+        "Account type: cliente (invoice client) or proveedor (supplier) [default: cliente; asked in a terminal without --nit]",
     ),
     (
         "user add --nit",
@@ -209,7 +209,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "Ejemplos:\n  recupera login --user 900102030\n  printf '%s\\n' \"$CLAVE\" | recupera login --user 900102030 --password-stdin",
         "Examples:\n  recupera login --user 900102030\n  printf '%s\\n' \"$PASS\" | recupera login --user 900102030 --password-stdin",
     ),
-    ("login --type", "Tipo de cuenta", "Account type"),
+    (
+        "login --type",
+        "Tipo de cuenta [por omisión: cliente; en una terminal sin --user, se pregunta]",
+        "Account type [default: cliente; asked in a terminal without --user]",
+    ),
     (
         "login --user",
         "USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)",
@@ -238,8 +242,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "reset request --type",
-        "Tipo de cuenta («Tipo»: Cliente Factura o Proveedor)",
-        "Account type (\"Tipo\": invoice client or supplier)",
+        "Tipo de cuenta («Tipo»: Cliente Factura o Proveedor) [por omisión: cliente; en una terminal sin --user ni --email, se pregunta]",
+        "Account type (\"Tipo\": invoice client or supplier) [default: cliente; asked in a terminal without --user and --email]",
     ),
     (
         "reset request --user",

@@ -9,6 +9,7 @@
 //! - With `--json`, stdout carries exactly one JSON document.
 //! - `NO_COLOR` (any value) turns colour off.
 
+use crate::domain::account::AccountType;
 use crate::error::{Error, Result};
 use crate::i18n::{M, t};
 use dialoguer::theme::{ColorfulTheme, SimpleTheme, Theme};
@@ -146,6 +147,26 @@ impl Ui {
             .default(default)
             .interact()
             .map_err(map_prompt_err)
+    }
+
+    /// The account type: as given; else, in a terminal where the rest of
+    /// the form is also to be asked, a selection (the form's "Tipo");
+    /// else `cliente`.
+    pub fn account_type(&self, given: Option<AccountType>, ask: bool) -> Result<AccountType> {
+        if let Some(k) = given {
+            return Ok(k);
+        }
+        if !(self.interactive && ask) {
+            return Ok(AccountType::Cliente);
+        }
+        let items = [
+            AccountType::Cliente.label(crate::i18n::lang()),
+            AccountType::Proveedor.label(crate::i18n::lang()),
+        ];
+        Ok(match self.select(t(M::PromptType), &items, 0)? {
+            1 => AccountType::Proveedor,
+            _ => AccountType::Cliente,
+        })
     }
 
     /// A yes/no question as a two-item selection: dialoguer's `Confirm`

@@ -121,15 +121,17 @@ pub fn login(
 }
 
 pub fn run(app: &mut App, ui: &Ui, a: &LoginArgs) -> Result<()> {
+    // "Iniciar sesión" or "Iniciar sesión como Proveedor".
+    let kind = ui.account_type(a.kind, a.user.is_none())?;
     let prompt = t(M::PromptUser);
     let (ident, raw) = ui.value_or_prompt(a.user.as_deref(), "--user", prompt, |s| {
-        parse_ident(s, Some(a.kind)).map(|i| (i, s.to_string()))
+        parse_ident(s, Some(kind)).map(|i| (i, s.to_string()))
     })?;
     let password = match password_source(ui, a.password_stdin)? {
         PasswordSource::Stdin => password_from_stdin()?,
         PasswordSource::Prompt => ui.password_prompt(t(M::PromptPassword), None, |_| Ok(()))?,
     };
-    run_with(app, ui, a.kind, &ident, &raw, &password)
+    run_with(app, ui, kind, &ident, &raw, &password)
 }
 
 /// Logs in and prints the outcome (also used right after `reset confirm`).

@@ -25,7 +25,7 @@ use crate::domain::code;
 use crate::domain::email::Email;
 use crate::domain::password::{Password, PolicyError};
 use crate::error::{Error, Result, policy_message};
-use crate::i18n::{M, lang, t, tf};
+use crate::i18n::{M, t, tf};
 use crate::mail::ResetMail;
 use crate::store::{AuditEntry, ConfirmGate, LiveCode, MailKind};
 use crate::ui::Ui;
@@ -174,30 +174,9 @@ fn request_answer(app: &App, ui: &Ui, masked: &str) -> Result<()> {
     )
 }
 
-fn type_items() -> [&'static str; 2] {
-    [
-        AccountType::Cliente.label(lang()),
-        AccountType::Proveedor.label(lang()),
-    ]
-}
-
 pub fn run_request(app: &mut App, ui: &Ui, a: &RequestArgs) -> Result<()> {
     // In a terminal with nothing given, ask for the type as the form does.
-    let kind = if ui.interactive && a.user.is_none() && a.email.is_none() {
-        match ui.select(
-            t(M::PromptType),
-            &type_items(),
-            match a.kind {
-                AccountType::Cliente => 0,
-                AccountType::Proveedor => 1,
-            },
-        )? {
-            1 => AccountType::Proveedor,
-            _ => AccountType::Cliente,
-        }
-    } else {
-        a.kind
-    };
+    let kind = ui.account_type(a.kind, a.user.is_none() && a.email.is_none())?;
     let prompt = match kind {
         AccountType::Cliente => t(M::PromptNit),
         AccountType::Proveedor => t(M::PromptNitOrUser),

@@ -115,6 +115,7 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     if a.password_stdin && a.no_password {
         return Err(Error::Usage(t(M::PasswordConflict).to_string()));
     }
+    let kind = ui.account_type(a.kind, a.nit.is_none())?;
     let nit = ui.value_or_prompt(a.nit.as_deref(), "--nit", t(M::PromptNit), parse_nit)?;
     let email = ui.value_or_prompt(
         a.email.as_deref(),
@@ -134,7 +135,7 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     };
     let username = match &a.username {
         Some(u) => Some(parse_username(u)?),
-        None if ui.interactive && a.kind == AccountType::Proveedor => ui
+        None if ui.interactive && kind == AccountType::Proveedor => ui
             .optional_prompt(t(M::PromptUsername))?
             .map(|u| parse_username(&u))
             .transpose()?,
@@ -145,7 +146,7 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
         None => None,
     };
     let u = NewUser {
-        kind: a.kind,
+        kind,
         nit,
         email,
         username,

@@ -208,7 +208,12 @@ fn user_add_and_login_prompt_for_what_is_missing() {
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
 
-    let mut p = spawn(&env, &["login", "--type", "proveedor"], false);
+    // "Iniciar sesión como Proveedor": the type is asked when nothing is given.
+    let mut p = spawn(&env, &["login"], false);
+    p.expect("Tipo").unwrap();
+    p.expect("Proveedor").unwrap();
+    send(&mut p, "\x1b[B");
+    send(&mut p, "\r");
     p.expect("USUARIO").unwrap();
     send(&mut p, "acme\r");
     p.expect("CONTRASEÑA").unwrap();
