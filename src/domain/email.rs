@@ -6,6 +6,7 @@
 //!   local part at most 64 bytes, no display name, no comments.
 //! - `,` `;` CR and LF are refused before parsing: they are how a second
 //!   recipient or a header is smuggled into a message.
+//! - Exactly one `@`; the local part is ASCII and unquoted.
 //! - The domain is stored lower-cased; comparisons ignore case, so the
 //!   address a customer types matches the one on file however they cased it.
 
@@ -48,6 +49,14 @@ impl Email {
             return Err(EmailError::TooLong);
         }
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(EmailError::Invalid);
+        }
+        // RFC 5322 allows quoted local parts (`"a@evil.co"@good.co`) and
+        // SMTPUTF8 allows non-ASCII ones; no customer mailbox needs either,
+        // and both make "which address is this" ambiguous to people and to
+        // servers. One `@`, an ASCII local part, no quotes (found by fuzzing).
+        let local = &s[..at];
+        if s.matches('@').count() != 1 || local.contains('"') || !local.is_ascii() {
             return Err(EmailError::Invalid);
         }
         let parsed = email_address::EmailAddress::from_str(s).map_err(|_| EmailError::Invalid)?;
@@ -159,6 +168,10 @@ mod tests {
             "ju an@gmail.com",
             "juan@@gmail.com",
             "juan@[127.0.0.1]",
+            "\"@\"@e.co",
+            "\"a@evil.com\"@good.co",
+            "\"juan\"@gmail.com",
+            "josé@empresa.co",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
