@@ -74,7 +74,7 @@ _recupera() {
 
     case "${cmd}" in
         recupera)
-            opts="-V -h --version --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help user login reset codes mail audit demo"
+            opts="-V -h --version --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help user login reset codes mail audit demo"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -128,6 +128,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -140,7 +144,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__audit)
-            opts="-h --user --type --limit --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --user --type --limit --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,6 +210,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -218,7 +226,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__codes)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help purge list"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help purge list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,6 +277,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -284,7 +296,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__codes__subcmd__list)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +347,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -350,7 +366,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__codes__subcmd__purge)
-            opts="-h --dry-run --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --dry-run --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,6 +420,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -416,7 +436,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__demo)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,6 +490,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -482,7 +506,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__login)
-            opts="-h --type --nit --user --password-stdin --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --type --nit --user --password-stdin --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -548,6 +572,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -560,7 +588,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__mail)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help list retry"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help list retry"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,6 +639,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -626,7 +658,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__mail__subcmd__list)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -677,6 +709,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -692,7 +728,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__mail__subcmd__retry)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -746,6 +782,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -758,7 +798,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__reset)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help request confirm"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help request confirm"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -812,6 +852,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -824,7 +868,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__reset__subcmd__confirm)
-            opts="-h --nit --user --code --type --password-stdin --no-login --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --nit --user --code --type --password-stdin --no-login --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,6 +938,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -906,7 +954,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__reset__subcmd__request)
-            opts="-h --type --nit --user --email --no-continue --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --type --nit --user --email --no-continue --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -976,6 +1024,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -988,7 +1040,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__user)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help add list show unlock"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help add list show unlock"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1042,6 +1094,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1054,7 +1110,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__user__subcmd__add)
-            opts="-h --type --nit --email --username --name --mail-lang --password-stdin --no-password --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --type --nit --email --username --name --mail-lang --password-stdin --no-password --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1132,6 +1188,10 @@ _recupera() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --busy-timeout-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1144,7 +1204,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__user__subcmd__list)
-            opts="-h --type --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --type --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1199,6 +1259,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1214,7 +1278,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__user__subcmd__show)
-            opts="-h --type --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --type --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1269,6 +1333,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1284,7 +1352,7 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__user__subcmd__unlock)
-            opts="-h --type --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --busy-timeout-ms --help"
+            opts="-h --type --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1339,6 +1407,10 @@ _recupera() {
                     return 0
                     ;;
                 --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_recupera_global_optspecs
-    string join \n V/version db= json lang= agent= outbox= smtp-url= smtp-ca-file= smtp-timeout= mail-from= mail-footer= code-ttl-hours= min-password-length= pepper-file= busy-timeout-ms= h/help
+    string join \n V/version db= json lang= agent= outbox= smtp-url= smtp-ca-file= smtp-timeout= mail-from= mail-footer= code-ttl-hours= min-password-length= pepper-file= request-min-ms= busy-timeout-ms= h/help
 end
 
 function __fish_recupera_needs_command
@@ -37,6 +37,7 @@ complete -c recupera -n "__fish_recupera_needs_command" -l mail-footer -d 'Líne
 complete -c recupera -n "__fish_recupera_needs_command" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_needs_command" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_needs_command" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_needs_command" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_needs_command" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_needs_command" -s V -l version -d 'Muestra la versión'
 complete -c recupera -n "__fish_recupera_needs_command" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
@@ -61,6 +62,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_s
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -s h -l help -d 'Muestra esta ayuda'
@@ -89,6 +91,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Lee la contraseña de la entrada estándar (primera línea; una segunda línea, si la hay, debe coincidir)'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l no-password -d 'Crea la cuenta sin contraseña: el cliente pone la primera con un código'
@@ -109,6 +112,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
@@ -127,6 +131,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -s h -l help -d 'Muestra esta ayuda'
@@ -145,6 +150,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Muestra esta ayuda'
@@ -164,6 +170,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand login" -l mail-footer 
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand login" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l password-stdin -d 'Lee la contraseña de la entrada estándar en vez de preguntarla'
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
@@ -181,6 +188,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -s h -l help -d 'Muestra esta ayuda'
@@ -203,6 +211,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l no-continue -d 'En una terminal, termina tras el envío en vez de ofrecer seguir con el código'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
@@ -224,6 +233,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l password-stdin -d 'Lee la contraseña nueva de la entrada estándar (primera línea; una segunda línea, si la hay, debe coincidir)'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l no-login -d 'En una terminal, no ofrece iniciar sesión después'
@@ -242,6 +252,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -s h -l help -d 'Muestra esta ayuda'
@@ -260,6 +271,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l dry-run -d 'Cuenta lo que se borraría, sin cambiar nada'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
@@ -277,6 +289,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
@@ -293,6 +306,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_s
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -s h -l help -d 'Muestra esta ayuda'
@@ -311,6 +325,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
@@ -327,6 +342,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -s h -l help -d 'Muestra esta ayuda'
@@ -347,6 +363,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand audit" -l mail-footer 
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand audit" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -s h -l help -d 'Muestra esta ayuda'
@@ -363,6 +380,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand demo" -l mail-footer -
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand demo" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -s h -l help -d 'Muestra esta ayuda'

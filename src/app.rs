@@ -26,6 +26,8 @@ pub struct App {
     pub code_ttl_secs: i64,
     pub mailer: Mailer,
     pub agent: String,
+    /// `reset request` never answers faster than this (0: no floor).
+    pub request_min: Duration,
 }
 
 /// Everything [`App`] needs except the store, resolved and validated.
@@ -38,6 +40,7 @@ pub struct Config {
     pub mailer: Mailer,
     pub agent: String,
     pub busy_timeout: Duration,
+    pub request_min: Duration,
 }
 
 /// `$XDG_DATA_HOME/recupera/recupera.db`, else `~/.local/share/recupera/recupera.db`.
@@ -153,6 +156,7 @@ impl Config {
             },
             agent: agent_name(g.agent.as_deref()),
             busy_timeout: Duration::from_millis(g.busy_timeout_ms),
+            request_min: Duration::from_millis(g.request_min_ms.min(10_000)),
         })
     }
 
@@ -167,6 +171,7 @@ impl Config {
             code_ttl_secs: self.code_ttl_secs,
             mailer: self.mailer,
             agent: self.agent,
+            request_min: self.request_min,
         })
     }
 }
@@ -183,6 +188,7 @@ impl App {
             code_ttl_secs: 12 * 3600,
             mailer,
             agent: agent.to_string(),
+            request_min: Duration::ZERO,
         }
     }
 

@@ -157,6 +157,17 @@ pub struct Global {
     )]
     pub pepper_file: Option<PathBuf>,
 
+    // Minimum duration of `reset request` in milliseconds (uniform timing)
+    #[arg(
+        long,
+        global = true,
+        env = "RECUPERA_REQUEST_MIN_MS",
+        value_name = "MS",
+        default_value_t = 100,
+        help_heading = "Policy"
+    )]
+    pub request_min_ms: u64,
+
     // Milliseconds to wait for a busy database before giving up (exit 75)
     #[arg(
         long,

@@ -91,6 +91,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "File with a secret pepper mixed into every hash; keep it out of the database's backups",
     ),
     (
+        "--request-min-ms",
+        "Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)",
+        "Minimum duration of \"reset request\" in milliseconds: the answer takes as long whether or not the account exists (0 turns it off)",
+    ),
+    (
         "--busy-timeout-ms",
         "Milisegundos de espera si la base está ocupada antes de desistir (salida 75)",
         "Milliseconds to wait for a busy database before giving up (exit 75)",

@@ -5,6 +5,7 @@
 //! [`commands`] (glue, one module per command group) → [`run`]. `main.rs`
 //! only parses arguments and maps errors to exit codes.
 
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod clock;
@@ -20,6 +21,12 @@ pub mod ui;
 pub mod usage;
 
 use cli::{Cli, Command};
+
+// The unit tests run with the binary's allocator, so what it changes (where
+// argon2's memory comes from) is tested with the rest.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: alloc::HugePages = alloc::HugePages;
 use error::Result;
 use i18n::Lang;
 

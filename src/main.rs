@@ -8,6 +8,10 @@ use recupera::error::{Error, exit};
 use recupera::usage;
 use std::process::ExitCode;
 
+/// Large blocks (argon2's 19 MiB) on huge pages: see `recupera::alloc`.
+#[global_allocator]
+static ALLOCATOR: recupera::alloc::HugePages = recupera::alloc::HugePages;
+
 /// True when a global flag was typed on the command line, at any level.
 fn on_argv(m: &clap::ArgMatches, id: &str) -> bool {
     if m.value_source(id) == Some(ValueSource::CommandLine) {

@@ -3,8 +3,9 @@
 //! Invariants:
 //! - `request` answers the same (text, JSON, exit code) whether the account
 //!   exists, the email or type is wrong, the request was throttled, the
-//!   channel is disabled or delivery failed; and it always costs one argon2
-//!   hash (the new code's), hit or miss.
+//!   channel is disabled or delivery failed; it always costs one argon2
+//!   hash (the new code's), hit or miss, and never answers before
+//!   `request_min` (100 ms by default), which covers the extra work of a hit.
 //! - `confirm` gives one refusal for a wrong, expired, used or dead code, an
 //!   identifier that does not match, or a disabled channel; and it always
 //!   costs two argon2 evaluations (the code's check and the new password's
@@ -81,6 +82,7 @@ pub fn request(
     ident: &Ident,
     email: &Email,
 ) -> Result<RequestOutcome> {
+    let started = std::time::Instant::now();
     // The code and its hash are made first, always: a miss costs what a hit
     // costs.
     let code = Zeroizing::new(code::generate(&mut rand::rng()));
@@ -154,6 +156,11 @@ pub fn request(
         {
             result = RequestResult::Sent;
         }
+    }
+    // A hit does more than a miss (rows, the message, its delivery): the
+    // answer waits until the floor so its timing says nothing either.
+    if let Some(rest) = app.request_min.checked_sub(started.elapsed()) {
+        std::thread::sleep(rest);
     }
     Ok(RequestOutcome {
         masked_email: email.masked(),
@@ -233,8 +240,18 @@ pub fn confirm(
     password: &Password,
 ) -> Result<ConfirmOutcome> {
     code::check_form(code_typed)?;
-    // Typed-only policy checks: before the code is touched.
-    app.policy.check_typed(password, Some(raw_ident))?;
+    // Typed-only policy checks, before the code is touched. They run while
+    // the new password's hash (made hit or miss, for a uniform cost) is
+    // computed on another core: zxcvbn's first call builds its dictionaries
+    // (~10 ms), which then costs no wall time.
+    let (typed, new_hash) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| app.hasher.hash(password.as_bytes()));
+        let typed = app.policy.check_typed(password, Some(raw_ident));
+        (typed, hashing.join())
+    });
+    typed?;
+    let new_hash =
+        new_hash.map_err(|_| Error::Other(anyhow::anyhow!("hashing thread panicked")))??;
 
     let now = app.now();
     let limits = app.limits;
@@ -275,7 +292,8 @@ pub fn confirm(
         }
     };
 
-    // 3. Account-dependent policy, only once the code is known right.
+    // 3. Account-dependent policy, only once the code is known right (the
+    // new password's hash was made at the start).
     let policy = match (&plan.target, verified) {
         (Some((acc, _)), true) => app
             .policy
@@ -283,9 +301,6 @@ pub fn confirm(
             .err(),
         _ => None,
     };
-
-    // 4. The new password's hash: computed hit or miss (uniform cost).
-    let new_hash = app.hasher.hash(password.as_bytes())?;
 
     let detail = match (&plan.target, plan.gate) {
         (None, _) => "no_match",

@@ -776,3 +776,20 @@ fn another_programs_sqlite_file_is_refused_untouched() {
     r.code(74).stderr_has("no es una base de datos de recupera");
     assert_eq!(std::fs::read(&env.db).unwrap(), before);
 }
+
+#[test]
+fn request_never_answers_before_its_floor() {
+    let mut env = Env::new();
+    env.add_cliente();
+    env.extra
+        .push(("RECUPERA_REQUEST_MIN_MS".into(), "400".into()));
+    for (nit, email) in [(NIT, EMAIL), ("830015428", EMAIL)] {
+        let start = std::time::Instant::now();
+        env.request(nit, email).ok();
+        assert!(
+            start.elapsed() >= std::time::Duration::from_millis(400),
+            "{nit}: {:?}",
+            start.elapsed()
+        );
+    }
+}

@@ -124,6 +124,8 @@ impl Env {
             .env("RECUPERA_OUTBOX", &self.outbox)
             .env("RECUPERA_TEST_NOW", self.now.to_string())
             .env("RECUPERA_AGENT", "test-agent")
+            // No timing floor in tests (one test checks it on purpose).
+            .env("RECUPERA_REQUEST_MIN_MS", "0")
             .env("LANG", "es_CO.UTF-8")
             .env("HOME", &self.root)
             .args(args);
