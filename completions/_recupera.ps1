@@ -344,6 +344,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Muestra esta ayuda')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Lista la cola de correo')
             [CompletionResult]::new('retry', 'retry', [CompletionResultType]::ParameterValue, 'Envía ya el correo en cola (para cron; salida 69 si el servidor no responde)')
+            [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'deliver')
             break
         }
         'recupera;mail;list' {
@@ -367,6 +368,27 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;mail;retry' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
+            [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
+            [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
+            [CompletionResult]::new('--smtp-ca-file', '--smtp-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el servidor SMTP')
+            [CompletionResult]::new('--smtp-timeout', '--smtp-timeout', [CompletionResultType]::ParameterName, 'Segundos de espera al servidor SMTP antes de desistir')
+            [CompletionResult]::new('--mail-from', '--mail-from', [CompletionResultType]::ParameterName, 'Remitente de los correos, p. ej. "Soporte <no-reply@empresa.co>"')
+            [CompletionResult]::new('--mail-footer', '--mail-footer', [CompletionResultType]::ParameterName, 'Línea de pie de los correos (empresa, teléfonos de soporte)')
+            [CompletionResult]::new('--code-ttl-hours', '--code-ttl-hours', [CompletionResultType]::ParameterName, 'Horas de validez de un código de recuperación (1–24)')
+            [CompletionResult]::new('--min-password-length', '--min-password-length', [CompletionResultType]::ParameterName, 'Longitud mínima de la contraseña en caracteres (8–256)')
+            [CompletionResult]::new('--pepper-file', '--pepper-file', [CompletionResultType]::ParameterName, 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base')
+            [CompletionResult]::new('--request-min-ms', '--request-min-ms', [CompletionResultType]::ParameterName, 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)')
+            [CompletionResult]::new('--busy-timeout-ms', '--busy-timeout-ms', [CompletionResultType]::ParameterName, 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Imprime un documento JSON en la salida estándar en vez de texto')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Muestra esta ayuda')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Muestra esta ayuda')
+            break
+        }
+        'recupera;mail;deliver' {
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'id')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')

@@ -43,6 +43,9 @@ _recupera() {
             recupera__subcmd__codes,purge)
                 cmd="recupera__subcmd__codes__subcmd__purge"
                 ;;
+            recupera__subcmd__mail,deliver)
+                cmd="recupera__subcmd__mail__subcmd__deliver"
+                ;;
             recupera__subcmd__mail,list)
                 cmd="recupera__subcmd__mail__subcmd__list"
                 ;;
@@ -588,12 +591,86 @@ _recupera() {
             return 0
             ;;
         recupera__subcmd__mail)
-            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help list retry"
+            opts="-h --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help list retry deliver"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lang)
+                    COMPREPLY=($(compgen -W "es en" -- "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --outbox)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mail-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mail-footer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code-ttl-hours)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-password-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pepper-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-min-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --busy-timeout-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        recupera__subcmd__mail__subcmd__deliver)
+            opts="-h --id --db --json --lang --agent --outbox --smtp-url --smtp-ca-file --smtp-timeout --mail-from --mail-footer --code-ttl-hours --min-password-length --pepper-file --request-min-ms --busy-timeout-ms --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -328,6 +328,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
             cand list 'Lista la cola de correo'
             cand retry 'Envía ya el correo en cola (para cron; salida 69 si el servidor no responde)'
+            cand deliver 'deliver'
         }
         &'recupera;mail;list'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
@@ -349,6 +350,26 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;mail;retry'= {
+            cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
+            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
+            cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
+            cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
+            cand --smtp-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el servidor SMTP'
+            cand --smtp-timeout 'Segundos de espera al servidor SMTP antes de desistir'
+            cand --mail-from 'Remitente de los correos, p. ej. "Soporte <no-reply@empresa.co>"'
+            cand --mail-footer 'Línea de pie de los correos (empresa, teléfonos de soporte)'
+            cand --code-ttl-hours 'Horas de validez de un código de recuperación (1–24)'
+            cand --min-password-length 'Longitud mínima de la contraseña en caracteres (8–256)'
+            cand --pepper-file 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base'
+            cand --request-min-ms 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)'
+            cand --busy-timeout-ms 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)'
+            cand --json 'Imprime un documento JSON en la salida estándar en vez de texto'
+            cand -h 'Muestra esta ayuda'
+            cand --help 'Muestra esta ayuda'
+        }
+        &'recupera;mail;deliver'= {
+            cand --id 'id'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
             cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'

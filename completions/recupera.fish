@@ -293,25 +293,26 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
 en\t''"
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l smtp-url -d 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l smtp-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el servidor SMTP' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l smtp-timeout -d 'Segundos de espera al servidor SMTP antes de desistir' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l mail-from -d 'Remitente de los correos, p. ej. "Soporte <no-reply@empresa.co>"' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l mail-footer -d 'Línea de pie de los correos (empresa, teléfonos de soporte)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -f -a "list" -d 'Lista la cola de correo'
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry" -f -a "retry" -d 'Envía ya el correo en cola (para cron; salida 69 si el servidor no responde)'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l smtp-url -d 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l smtp-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el servidor SMTP' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l smtp-timeout -d 'Segundos de espera al servidor SMTP antes de desistir' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l mail-from -d 'Remitente de los correos, p. ej. "Soporte <no-reply@empresa.co>"' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l mail-footer -d 'Línea de pie de los correos (empresa, teléfonos de soporte)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -s h -l help -d 'Muestra esta ayuda'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -f -a "list" -d 'Lista la cola de correo'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -f -a "retry" -d 'Envía ya el correo en cola (para cron; salida 69 si el servidor no responde)'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -f -a "deliver"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
 en\t''"
@@ -346,6 +347,24 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -s h -l help -d 'Muestra esta ayuda'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l id -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+en\t''"
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l smtp-url -d 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l smtp-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el servidor SMTP' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l smtp-timeout -d 'Segundos de espera al servidor SMTP antes de desistir' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l mail-from -d 'Remitente de los correos, p. ej. "Soporte <no-reply@empresa.co>"' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l mail-footer -d 'Línea de pie de los correos (empresa, teléfonos de soporte)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l code-ttl-hours -d 'Horas de validez de un código de recuperación (1–24)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l min-password-length -d 'Longitud mínima de la contraseña en caracteres (8–256)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l pepper-file -d 'Archivo con un secreto (pepper) que entra en cada hash; guárdelo fuera de las copias de la base' -r -F
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l request-min-ms -d 'Duración mínima de «reset request» en milisegundos: iguala el tiempo de respuesta exista o no la cuenta (0 lo desactiva)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75)' -r
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l user -d 'Solo los eventos de esta cuenta (NIT, o usuario/email de proveedor)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l type -d 'Tipo de cuenta para --user, si el NIT tiene ambos' -r -f -a "cliente\t''
 proveedor\t''"

@@ -28,6 +28,15 @@ pub struct App {
     pub agent: String,
     /// `reset request` never answers faster than this (0: no floor).
     pub request_min: Duration,
+    /// How to start a background delivery (SMTP only; `None`: inline).
+    pub background: Option<Background>,
+}
+
+/// What a background `recupera mail deliver` needs: the database and the
+/// mail settings, passed in its environment (never its argv).
+#[derive(Debug, Clone)]
+pub struct Background {
+    pub env: Vec<(&'static str, std::ffi::OsString)>,
 }
 
 /// Everything [`App`] needs except the store, resolved and validated.
@@ -41,6 +50,7 @@ pub struct Config {
     pub agent: String,
     pub busy_timeout: Duration,
     pub request_min: Duration,
+    pub background: Option<Background>,
 }
 
 /// `$XDG_DATA_HOME/recupera/recupera.db`, else `~/.local/share/recupera/recupera.db`.
@@ -136,6 +146,27 @@ impl Config {
                     .unwrap_or_else(|| PathBuf::from("outbox")),
             }),
         };
+        let background = g.smtp_url.as_deref().filter(|u| !u.is_empty()).map(|url| {
+            let mut env: Vec<(&'static str, std::ffi::OsString)> = vec![
+                ("RECUPERA_DB", db.clone().into_os_string()),
+                ("RECUPERA_SMTP_URL", url.into()),
+                ("RECUPERA_SMTP_TIMEOUT", g.smtp_timeout.to_string().into()),
+                (
+                    "RECUPERA_BUSY_TIMEOUT_MS",
+                    g.busy_timeout_ms.to_string().into(),
+                ),
+            ];
+            if let Some(ca) = &g.smtp_ca_file {
+                env.push(("RECUPERA_SMTP_CA_FILE", ca.clone().into_os_string()));
+            }
+            if let Some(from) = &g.mail_from {
+                env.push(("RECUPERA_MAIL_FROM", from.into()));
+            }
+            if let Some(agent) = &g.agent {
+                env.push(("RECUPERA_AGENT", agent.into()));
+            }
+            Background { env }
+        });
         let footer = g
             .mail_footer
             .as_deref()
@@ -157,6 +188,7 @@ impl Config {
             agent: agent_name(g.agent.as_deref()),
             busy_timeout: Duration::from_millis(g.busy_timeout_ms),
             request_min: Duration::from_millis(g.request_min_ms.min(10_000)),
+            background,
         })
     }
 
@@ -172,6 +204,7 @@ impl Config {
             mailer: self.mailer,
             agent: self.agent,
             request_min: self.request_min,
+            background: self.background,
         })
     }
 }
@@ -189,6 +222,7 @@ impl App {
             mailer,
             agent: agent.to_string(),
             request_min: Duration::ZERO,
+            background: None,
         }
     }
 

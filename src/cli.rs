@@ -370,6 +370,18 @@ pub enum MailCommand {
 
     // Deliver queued mail now (for cron; exit 69 if the server is unreachable)
     Retry,
+
+    // Internal: deliver one queued message whose bytes arrive on stdin.
+    // `reset request` starts it in the background so that an SMTP server's
+    // latency never shows in the answer's timing.
+    #[command(hide = true)]
+    Deliver(DeliverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    #[arg(long)]
+    pub id: i64,
 }
 
 #[derive(Debug, Args)]

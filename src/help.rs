@@ -525,7 +525,8 @@ mod tests {
             }
             out.insert(arg_key(path, a));
         }
-        for s in cmd.get_subcommands() {
+        // Hidden (internal) commands have no help to show.
+        for s in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             keys(s, &join(path, s.get_name()), out);
         }
     }

@@ -322,6 +322,34 @@ impl Mailer {
         }
     }
 
+    /// Delivers bytes already formatted as a message (the background
+    /// delivery of `reset request`), to one recipient.
+    pub fn send_raw(&self, to: &str, bytes: &[u8]) -> std::result::Result<(), SendError> {
+        let fail = |text: String| SendError {
+            text,
+            credentials: false,
+        };
+        let to: lettre::Address = to.parse().map_err(|e| fail(format!("{e}")))?;
+        let envelope = lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
+            .map_err(|e| fail(e.to_string()))?;
+        match &self.transport {
+            Transport::Outbox(dir) => {
+                ensure_private_dir(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+                FileTransport::new(dir)
+                    .send_raw(&envelope, bytes)
+                    .map(|_| ())
+                    .map_err(|e| fail(e.to_string()))
+            }
+            Transport::Smtp(t) => t
+                .send_raw(&envelope, bytes)
+                .map(|_| ())
+                .map_err(|e| SendError {
+                    credentials: is_credentials_error(&e),
+                    text: smtp_error(&e),
+                }),
+        }
+    }
+
     pub fn is_outbox(&self) -> bool {
         matches!(self.transport, Transport::Outbox(_))
     }

@@ -9,7 +9,7 @@
 //!   the original expiry; a message whose code expired or was replaced is
 //!   dropped, not sent.
 
-use crate::app::App;
+use crate::app::{App, Background};
 use crate::cli::MailCommand;
 use crate::clock::{colombia, rfc3339};
 use crate::domain::code;
@@ -27,7 +27,76 @@ pub fn run(app: &mut App, ui: &Ui, cmd: &MailCommand) -> Result<()> {
     match cmd {
         MailCommand::List => run_list(app, ui),
         MailCommand::Retry => run_retry(app, ui),
+        MailCommand::Deliver(a) => run_deliver(app, a.id),
     }
+}
+
+/// A queued message that has not had its first attempt yet is in flight
+/// (a background delivery is on it) for this long; `mail retry` leaves it
+/// alone meanwhile, so one message is not sent twice.
+pub const IN_FLIGHT_SECS: i64 = 120;
+
+/// Delivers a message just queued: in the background when a background
+/// delivery is configured (SMTP), else right here. Never fails the caller:
+/// a message that does not go stays queued for `mail retry`.
+pub fn dispatch(app: &mut App, mail_id: i64, msg: &Message) {
+    if let Some(bg) = app.background.clone()
+        && spawn_delivery(&bg, mail_id, &msg.formatted()).is_ok()
+    {
+        return;
+    }
+    let _ = deliver_queued(app, mail_id, msg);
+}
+
+/// Starts `recupera mail deliver --id N` with the message on its stdin, in
+/// its own process group (a Ctrl-C at the agent's prompt does not stop it),
+/// and does not wait for it.
+fn spawn_delivery(bg: &Background, mail_id: i64, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["mail", "deliver", "--id", &mail_id.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &bg.env {
+        cmd.env(k, v);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(bytes)?;
+    }
+    // Reap it if this process outlives it (the interactive flow goes on).
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+/// The background side: the message's bytes on stdin, its queue row by id.
+fn run_deliver(app: &mut App, mail_id: i64) -> Result<()> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Other(e.into()))?;
+    let Some(row) = app.store.read(|tx| tx.mail(mail_id))? else {
+        return Ok(());
+    };
+    if row.state != "queued" || bytes.is_empty() {
+        return Ok(());
+    }
+    let result = app.mailer.send_raw(&row.recipient, &bytes);
+    record(app, mail_id, &result)?;
+    result.map_err(|e| Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &e.text)])))
 }
 
 /// Delivers a message whose queue row is `mail_id` and records the result.
@@ -42,6 +111,12 @@ fn deliver(
     msg: &Message,
 ) -> Result<std::result::Result<(), SendError>> {
     let result = app.mailer.send(msg);
+    record(app, mail_id, &result)?;
+    Ok(result)
+}
+
+/// Records a delivery attempt on the queue row and in the audit log.
+fn record(app: &mut App, mail_id: i64, result: &std::result::Result<(), SendError>) -> Result<()> {
     let now = app.now();
     let agent = app.agent.clone();
     app.store.write(|tx| {
@@ -61,8 +136,7 @@ fn deliver(
             .detail(row.map(|r| r.kind).unwrap_or_default()),
             now,
         )
-    })?;
-    Ok(result)
+    })
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -152,13 +226,18 @@ pub fn retry(app: &mut App) -> Result<(RetryReport, Option<SendError>)> {
         if row.state != "queued" {
             continue;
         }
+        if row.attempts == 0 && app.now() - row.created_at < IN_FLIGHT_SECS {
+            // Its first delivery may still be under way.
+            report.not_tried += 1;
+            continue;
+        }
         match prepare(app, &row)? {
             None => report.dropped += 1,
             Some(msg) => match deliver(app, row.id, &msg)? {
                 Ok(()) => report.sent += 1,
                 Err(e) => {
                     report.failed += 1;
-                    report.not_tried = (ids.len() - i - 1) as u64;
+                    report.not_tried += (ids.len() - i - 1) as u64;
                     last_error = Some(e);
                     break;
                 }

@@ -17,7 +17,7 @@
 //!   account's other codes die, the failure counters clear, the "password
 //!   changed" notice is queued.
 
-use super::mail::deliver_queued;
+use super::mail::dispatch;
 use super::{PasswordSource, ambiguous, find_accounts, parse_ident, password_source};
 use crate::app::App;
 use crate::cli::{ConfirmArgs, RequestArgs, ResetCommand};
@@ -151,9 +151,8 @@ pub fn request(
         });
         // Delivery problems never change the answer; the message stays
         // queued for `mail retry`.
-        if let Ok(msg) = msg
-            && deliver_queued(app, mail_id, &msg).unwrap_or(false)
-        {
+        if let Ok(msg) = msg {
+            dispatch(app, mail_id, &msg);
             result = RequestResult::Sent;
         }
     }
@@ -361,7 +360,7 @@ pub fn confirm(
         });
         if let Ok(msg) = msg {
             // A notice that fails stays queued; the reset itself is done.
-            let _ = deliver_queued(app, mail_id, &msg);
+            dispatch(app, mail_id, &msg);
         }
     }
     Ok(outcome)

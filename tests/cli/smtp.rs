@@ -22,6 +22,16 @@ fn parsed(r: &Received) -> Mail {
     parse_mail(&r.data, "smtp".into(), SystemTime::now())
 }
 
+/// Background deliveries: wait until every queued message had its first
+/// attempt (sent, or failed and still queued).
+fn settled(env: &Env) {
+    wait_until("background deliveries", || {
+        mail_rows(env)
+            .iter()
+            .all(|r| r["attempts"].as_i64().unwrap_or(0) > 0 || r["state"] != "queued")
+    });
+}
+
 fn mail_rows(env: &Env) -> Vec<serde_json::Value> {
     env.run(&["--json", "mail", "list"], None)
         .ok()
@@ -38,6 +48,8 @@ fn the_delivered_message_is_the_manuals_email() {
     env.add_cliente();
     // Typed in another case: the mail goes to the stored address.
     env.request(NIT, "ANA.GOMEZ@example.co").ok();
+    wait_until("the message", || server.received().len() == 1);
+    settled(&env);
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -75,8 +87,8 @@ fn the_delivered_message_is_the_manuals_email() {
 
     // The code works, and the notice arrives without secrets.
     env.confirm(NIT, &code, STRONG).ok();
+    wait_until("the notice", || server.received().len() == 2);
     let got = server.received();
-    assert_eq!(got.len(), 2);
     let notice = parsed(&got[1]);
     assert_eq!(notice.subject, "Su contraseña ha sido actualizada");
     assert!(notice.text.contains("900.102.030-4"));
@@ -94,6 +106,7 @@ fn an_english_account_gets_english_mail() {
     env.request(NIT, EMAIL)
         .ok()
         .stdout_has("Se envió un código");
+    wait_until("the message", || server.received().len() == 1);
     let m = parsed(&server.received()[0]);
     assert_eq!(m.subject, "Password change confirmation");
     assert!(m.text.contains("Code: "));
@@ -116,6 +129,7 @@ fn starttls_with_auth_is_accepted_and_a_wrong_password_refused_clearly() {
     env.add_cliente();
     let good = env.request(NIT, EMAIL);
     good.ok();
+    wait_until("the message", || server.received().len() == 1);
     let got = server.received();
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -139,6 +153,7 @@ fn starttls_with_auth_is_accepted_and_a_wrong_password_refused_clearly() {
         (r.code, r.stdout.replace("b****", "a****")),
         (good.code, good.stdout.clone())
     );
+    settled(&env);
     assert_eq!(server.received().len(), 1);
     let rows = mail_rows(&env);
     assert_eq!(rows[0]["state"], "queued");
@@ -147,6 +162,7 @@ fn starttls_with_auth_is_accepted_and_a_wrong_password_refused_clearly() {
         "{}",
         rows[0]
     );
+    env.advance(60);
     let retry = env.run(&["mail", "retry"], None);
     retry.code(78).stderr_has("rechazó las credenciales");
     // The password is never echoed back.
@@ -160,6 +176,7 @@ fn tls_required_never_falls_back_to_plain_text() {
     let env = smtp_env(format!("smtp://localhost:{}?tls=required", server.port));
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
+    settled(&env);
     assert!(server.received().is_empty());
     let rows = mail_rows(&env);
     assert_eq!(rows[0]["state"], "queued");
@@ -174,6 +191,7 @@ fn server_down_then_up_delivers_the_queued_message_once() {
     // Answer with the server down = answer with it up (compared below).
     let down = env.request(NIT, EMAIL);
     down.ok();
+    settled(&env);
     let rows = mail_rows(&env);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["state"], "queued");
@@ -227,6 +245,10 @@ fn queued_mail_for_a_dead_code_is_dropped_not_sent() {
     env.add_user("cliente", "830015428", "c@example.co", &[])
         .ok();
     env.request("830015428", "c@example.co").ok(); // this one is live
+    // Every background attempt has failed (server down); past the in-flight
+    // window, retry takes them all.
+    settled(&env);
+    env.advance(60);
     let server = SmtpServer::start(port, None, None);
     let r = env.run(&["--json", "mail", "retry"], None);
     let report = &r.ok().json()["report"];
@@ -251,7 +273,39 @@ fn a_silent_server_does_not_hang_the_command() {
     env.add_cliente();
     let start = Instant::now();
     env.request(NIT, EMAIL).ok();
-    assert!(start.elapsed() < Duration::from_secs(30));
+    // The answer does not wait for the server at all (background delivery)...
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // ...and the delivery gives up after the timeout, leaving it queued.
+    settled(&env);
     assert_eq!(mail_rows(&env)[0]["state"], "queued");
+    env.advance(60);
+    let start = Instant::now();
+    env.run(&["mail", "retry"], None).code(69);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "retry bounded by the timeout"
+    );
     drop(listener);
+}
+
+#[test]
+fn retry_leaves_a_message_in_flight_alone() {
+    let mut env = Env::new();
+    env.add_cliente();
+    // A notice queued a moment ago whose first delivery has not happened
+    // yet (a background delivery would be on it).
+    env.db()
+        .execute(
+            "INSERT INTO mail_queue (account_id, kind, recipient, created_at) \
+             VALUES (1, 'password_changed', ?1, ?2)",
+            rusqlite::params![EMAIL, env.now],
+        )
+        .unwrap();
+    let r = env.run(&["--json", "mail", "retry"], None).ok().json();
+    assert_eq!(r["report"]["sent"], 0);
+    assert_eq!(r["report"]["not_tried"], 1);
+    env.advance(121);
+    let r = env.run(&["--json", "mail", "retry"], None).ok().json();
+    assert_eq!(r["report"]["sent"], 1);
+    assert_eq!(env.mails()[0].subject, "Su contraseña ha sido actualizada");
 }

@@ -353,3 +353,13 @@ impl Env {
         out
     }
 }
+
+/// Waits (up to 30 s) for something another process does in the background,
+/// such as a mail delivery, polling its observable effect.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
