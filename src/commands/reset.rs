@@ -9,7 +9,7 @@
 //! - `confirm` gives one refusal for a wrong, expired, used or dead code, an
 //!   identifier that does not match, or a disabled channel; and it always
 //!   costs two argon2 evaluations (the code's check and the new password's
-//!   hash), hit or miss.
+//!   hash, run in parallel), hit or miss.
 //! - Checks on the new password that need only what was typed run before
 //!   the code is touched; checks that need the account run only after the
 //!   code verified, and a refusal then neither spends the code nor counts.
@@ -239,18 +239,8 @@ pub fn confirm(
     password: &Password,
 ) -> Result<ConfirmOutcome> {
     code::check_form(code_typed)?;
-    // Typed-only policy checks, before the code is touched. They run while
-    // the new password's hash (made hit or miss, for a uniform cost) is
-    // computed on another core: zxcvbn's first call builds its dictionaries
-    // (~10 ms), which then costs no wall time.
-    let (typed, new_hash) = std::thread::scope(|s| {
-        let hashing = s.spawn(|| app.hasher.hash(password.as_bytes()));
-        let typed = app.policy.check_typed(password, Some(raw_ident));
-        (typed, hashing.join())
-    });
-    typed?;
-    let new_hash =
-        new_hash.map_err(|_| Error::Other(anyhow::anyhow!("hashing thread panicked")))??;
+    // Typed-only policy checks: before the code is touched.
+    app.policy.check_typed(password, Some(raw_ident))?;
 
     let now = app.now();
     let limits = app.limits;
@@ -280,19 +270,27 @@ pub fn confirm(
         Ok(Plan { target, gate })
     })?;
 
-    // 2. Check the code: one argon2 evaluation, hit or miss.
-    let verified = match (&plan.target, plan.gate) {
-        (Some((_, Some(c))), Some(ConfirmGate::Verify)) => {
-            app.hasher.verify(code_typed.as_bytes(), &c.hash)
-        }
-        _ => {
-            app.hasher.burn(code_typed.as_bytes());
-            false
-        }
-    };
+    // 2. Check the code (one argon2 evaluation, hit or miss) while the new
+    // password's hash (made hit or miss too, for a uniform cost) is computed
+    // on another core: two hashes' work in about one hash's wall time.
+    let hasher = &app.hasher;
+    let (verified, new_hash) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| hasher.hash(password.as_bytes()));
+        let verified = match (&plan.target, plan.gate) {
+            (Some((_, Some(c))), Some(ConfirmGate::Verify)) => {
+                hasher.verify(code_typed.as_bytes(), &c.hash)
+            }
+            _ => {
+                hasher.burn(code_typed.as_bytes());
+                false
+            }
+        };
+        (verified, hashing.join())
+    });
+    let new_hash =
+        new_hash.map_err(|_| Error::Other(anyhow::anyhow!("hashing thread panicked")))??;
 
-    // 3. Account-dependent policy, only once the code is known right (the
-    // new password's hash was made at the start).
+    // 3. Account-dependent policy, only once the code is known right.
     let policy = match (&plan.target, verified) {
         (Some((acc, _)), true) => app
             .policy
