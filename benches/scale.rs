@@ -147,8 +147,25 @@ fn build(path: &Path, n_acc: i64, per_acc: i64, now: i64, pw_hash: &str, code_ha
             ])
             .expect("account");
             b.accounts += 1;
+        }
+        // Row order: `SCALE_LAYOUT=time` (default) inserts codes in time
+        // order, as production does (finished codes are the oldest rows);
+        // `SCALE_LAYOUT=account` groups each account's codes, which puts
+        // finished and live codes on every page (a worst case for purge).
+        let by_account = std::env::var("SCALE_LAYOUT").as_deref() == Ok("account");
+        let pairs: Vec<(i64, i64)> = if by_account {
+            (1..=n_acc)
+                .flat_map(|a| (0..per_acc).map(move |j| (a, j)))
+                .collect()
+        } else {
+            (0..per_acc)
+                .flat_map(|j| (1..=n_acc).map(move |a| (a, j)))
+                .collect()
+        };
+        for (a, j) in pairs {
+            let email = format!("cuenta{a}@empresa{}.example.co", a % 997);
             let finished = per_acc / 2;
-            for j in 0..per_acc {
+            {
                 code_id += 1;
                 let (created, expires, ends, attempts, state) = if j < finished {
                     let created = now - 3 * 86_400 + j * 3_600;
@@ -202,7 +219,11 @@ fn build(path: &Path, n_acc: i64, per_acc: i64, now: i64, pw_hash: &str, code_ha
     }
     c.execute_batch("COMMIT").expect("commit");
     c.execute_batch("ANALYZE").ok();
-    drop(store); // last connection: checkpoints and removes the WAL
+    // recupera does not checkpoint on close: fold the WAL into the file so
+    // that copying the .db copies everything.
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    drop(store);
     b
 }
 

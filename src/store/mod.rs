@@ -457,6 +457,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Folds the WAL back into the database file, best effort (the cron
+    /// purge calls it; connections do not checkpoint on close).
+    pub fn checkpoint(&self) {
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+
     /// Direct access for tests that must build odd states (old hashes).
     #[doc(hidden)]
     pub fn raw(&self) -> &Connection {
