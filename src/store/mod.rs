@@ -376,16 +376,17 @@ impl Store {
                     .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
                     .map_err(err)?;
             }
-            // FULL: every commit reaches the disk, so a spent code stays spent
-            // and a counted attempt stays counted across a power cut.
+            // NORMAL, not FULL: in WAL mode a commit then costs no fsync, so
+            // a path that writes more rows (a known account) takes no longer
+            // than one that writes fewer (an unknown one): with FULL, each
+            // extra commit was an fsync an attacker could time. The database
+            // stays consistent after a power cut; only the last commits may
+            // be lost. Connections do not checkpoint on close either (a short
+            // process would pay it on every command): SQLite's automatic
+            // checkpoint keeps the WAL bounded and `codes purge` truncates it.
             self.conn
-                .execute_batch("PRAGMA synchronous = FULL")
+                .execute_batch("PRAGMA synchronous = NORMAL")
                 .map_err(err)?;
-            // Each command is a short process: checkpointing the WAL on every
-            // close would cost as much as that fsync again. SQLite's automatic
-            // checkpoint (every 1,000 WAL pages, by a committing connection)
-            // keeps the WAL bounded. Measured: FULL without the close
-            // checkpoint costs the same as NORMAL with it (BENCHMARKS.md).
             self.conn
                 .set_db_config(
                     rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
