@@ -231,7 +231,21 @@ pub fn retry(app: &mut App) -> Result<(RetryReport, Option<SendError>)> {
             report.not_tried += 1;
             continue;
         }
-        match prepare(app, &row)? {
+        let prepared = match prepare(app, &row) {
+            Ok(p) => p,
+            // The store failing is the caller's problem; a message that
+            // cannot be built (an address lettre refuses) must not stop the
+            // rest of the queue: it is dropped with the reason.
+            Err(e @ (Error::Db(_) | Error::Busy(_))) => return Err(e),
+            Err(e) => {
+                let now = app.now();
+                let reason = format!("unbuildable: {e}");
+                app.store
+                    .write(|tx| tx.mail_dropped(row.id, &reason, now))?;
+                None
+            }
+        };
+        match prepared {
             None => report.dropped += 1,
             Some(msg) => match deliver(app, row.id, &msg)? {
                 Ok(()) => report.sent += 1,

@@ -309,3 +309,29 @@ fn retry_leaves_a_message_in_flight_alone() {
     assert_eq!(r["report"]["sent"], 1);
     assert_eq!(env.mails()[0].subject, "Su contraseña ha sido actualizada");
 }
+
+#[test]
+fn a_message_that_cannot_be_built_is_dropped_and_the_rest_still_goes() {
+    let env = Env::new();
+    env.add_cliente();
+    let db = env.db();
+    // An address only a hand-edited database could hold.
+    db.execute(
+        "INSERT INTO accounts (id, kind, nit, email, lang, created_at) \
+         VALUES (2, 'cliente', '800003122', 'no es un email', 'es', 0)",
+        [],
+    )
+    .unwrap();
+    for account in [2, 1] {
+        db.execute(
+            "INSERT INTO mail_queue (account_id, kind, recipient, created_at, attempts) \
+             VALUES (?1, 'password_changed', 'x', 0, 1)",
+            [account],
+        )
+        .unwrap();
+    }
+    let r = env.run(&["--json", "mail", "retry"], None).ok().json();
+    assert_eq!(r["report"]["dropped"], 1);
+    assert_eq!(r["report"]["sent"], 1);
+    assert_eq!(env.mails().len(), 1);
+}
