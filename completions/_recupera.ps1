@@ -22,7 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
     $completions = @(switch ($command) {
         'recupera' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -51,7 +51,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;user' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -81,7 +81,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Nombre de la persona o empresa')
             [CompletionResult]::new('--mail-lang', '--mail-lang', [CompletionResultType]::ParameterName, 'Idioma de los correos de la cuenta [por omisión: --lang si se escribió, si no es]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -104,7 +104,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         'recupera;user;list' {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Solo este tipo')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -125,7 +125,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         'recupera;user;show' {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -146,7 +146,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         'recupera;user;unlock' {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -169,7 +169,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)')
             [CompletionResult]::new('--nit', '--nit', [CompletionResultType]::ParameterName, 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -190,7 +190,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;reset' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -216,7 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--nit', '--nit', [CompletionResultType]::ParameterName, '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor')
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'El email registrado en la cuenta')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -241,7 +241,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--code', '--code', [CompletionResultType]::ParameterName, 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos')
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -263,7 +263,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;codes' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -285,7 +285,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;codes;purge' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -306,7 +306,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;codes;list' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -326,7 +326,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;mail' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -349,7 +349,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;mail;list' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -369,7 +369,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;mail;retry' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -390,7 +390,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         'recupera;mail;deliver' {
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'id')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -413,7 +413,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta para --user, si el NIT tiene ambos')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Como mucho N eventos')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')
@@ -433,7 +433,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;demo' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]')
-            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Quién actúa, para la auditoría [por omisión: $USER]')
             [CompletionResult]::new('--outbox', '--outbox', [CompletionResultType]::ParameterName, 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]')
             [CompletionResult]::new('--smtp-url', '--smtp-url', [CompletionResultType]::ParameterName, 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)')

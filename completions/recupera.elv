@@ -19,7 +19,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
     var completions = [
         &'recupera'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -47,7 +47,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;user'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -76,7 +76,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --name 'Nombre de la persona o empresa'
             cand --mail-lang 'Idioma de los correos de la cuenta [por omisión: --lang si se escribió, si no es]'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -98,7 +98,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         &'recupera;user;list'= {
             cand --type 'Solo este tipo'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -118,7 +118,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         &'recupera;user;show'= {
             cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -138,7 +138,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         &'recupera;user;unlock'= {
             cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -160,7 +160,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --user 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)'
             cand --nit 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -180,7 +180,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;reset'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -205,7 +205,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --nit '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor'
             cand --email 'El email registrado en la cuenta'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -229,7 +229,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --code 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos'
             cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -250,7 +250,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;codes'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -271,7 +271,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;codes;purge'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -291,7 +291,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;codes;list'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -310,7 +310,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;mail'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -332,7 +332,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;mail;list'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -351,7 +351,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;mail;retry'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -371,7 +371,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         &'recupera;mail;deliver'= {
             cand --id 'id'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -393,7 +393,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --type 'Tipo de cuenta para --user, si el NIT tiene ambos'
             cand --limit 'Como mucho N eventos'
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'
@@ -412,7 +412,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;demo'= {
             cand --db 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]'
-            cand --lang 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)'
+            cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]'
             cand --agent 'Quién actúa, para la auditoría [por omisión: $USER]'
             cand --outbox 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]'
             cand --smtp-url 'Servidor SMTP: smtps://usuario:clave@servidor[:puerto] o smtp://servidor:587?tls=required (las credenciales solo por la variable de entorno, nunca en la línea de órdenes)'

@@ -25,7 +25,7 @@ function __fish_recupera_using_subcommand
 end
 
 complete -c recupera -n "__fish_recupera_needs_command" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_needs_command" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_needs_command" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_needs_command" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_needs_command" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -50,7 +50,7 @@ complete -c recupera -n "__fish_recupera_needs_command" -f -a "mail" -d 'Cola de
 complete -c recupera -n "__fish_recupera_needs_command" -f -a "audit" -d 'Muestra la auditoría, lo más reciente primero'
 complete -c recupera -n "__fish_recupera_needs_command" -f -a "demo" -d 'Recorre los pasos 01–07 del manual en una base temporal e imprime cada uno'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -79,7 +79,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l mail-lang -d 'Idioma de los correos de la cuenta [por omisión: --lang si se escribió, si no es]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -100,7 +100,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l type -d 'Solo este tipo' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -119,7 +119,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -138,7 +138,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -158,7 +158,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand login" -l type -d 'Tip
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l user -l nit -d 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand login" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand login" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -176,7 +176,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand login" -l password-std
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand login" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -199,7 +199,7 @@ proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l user -l nit -d '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l email -d 'El email registrado en la cuenta' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -221,7 +221,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -240,7 +240,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -259,7 +259,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -f -a "purge" -d 'Borra los códigos caducados, usados y muertos (para cron)'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -f -a "list" -d 'Lista los códigos guardados (nunca los códigos en sí)'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -277,7 +277,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -294,7 +294,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -314,7 +314,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_s
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -f -a "retry" -d 'Envía ya el correo en cola (para cron; salida 69 si el servidor no responde)'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -f -a "deliver"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -331,7 +331,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -349,7 +349,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l id -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -370,7 +370,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand audit" -l type -d 'Tip
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l limit -d 'Como mucho N eventos' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand audit" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand audit" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F
@@ -387,7 +387,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand audit" -l busy-timeout
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l db -d 'Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand demo" -l lang -d 'Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand demo" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base]' -r -F

@@ -112,14 +112,72 @@ fn read_pepper(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A numeric setting from a flag or its environment variable: a value
+/// that is not a number in `range` is a configuration error (exit 78).
+fn setting<T>(name: &str, raw: &str, range: std::ops::RangeInclusive<T>, msg: M) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match raw.trim().replace('_', "").parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(Error::Config(match msg {
+            M::ConfigNumber => tf(
+                M::ConfigNumber,
+                &[
+                    ("name", &name),
+                    ("value", &crate::i18n::quote(raw)),
+                    ("min", range.start()),
+                    ("max", range.end()),
+                ],
+            ),
+            other => t(other).to_string(),
+        })),
+    }
+}
+
+/// `RECUPERA_LANG`: `es` or `en`; anything else falls back to the locale
+/// (Spanish unless it says English) instead of failing.
+pub fn lang_from_env() -> crate::i18n::Lang {
+    use crate::i18n::Lang;
+    match std::env::var("RECUPERA_LANG").as_deref().map(str::trim) {
+        Ok("en") => Lang::En,
+        Ok("es") => Lang::Es,
+        _ => Lang::from_env(),
+    }
+}
+
 impl Config {
     pub fn from_cli(g: &Global, smtp_url_on_argv: bool) -> Result<Config> {
-        if !(1..=24).contains(&g.code_ttl_hours) {
-            return Err(Error::Config(t(M::ConfigTtl).to_string()));
-        }
-        if !(FLOOR_MIN_LEN..=MAX_CHARS).contains(&g.min_password_length) {
-            return Err(Error::Config(t(M::ConfigMinLen).to_string()));
-        }
+        let code_ttl_hours: i64 = setting(
+            "RECUPERA_CODE_TTL_HOURS",
+            &g.code_ttl_hours,
+            1..=24,
+            M::ConfigTtl,
+        )?;
+        let min_password_length: usize = setting(
+            "RECUPERA_MIN_PASSWORD_LENGTH",
+            &g.min_password_length,
+            FLOOR_MIN_LEN..=MAX_CHARS,
+            M::ConfigMinLen,
+        )?;
+        let smtp_timeout: u64 = setting(
+            "RECUPERA_SMTP_TIMEOUT",
+            &g.smtp_timeout,
+            1..=300,
+            M::ConfigNumber,
+        )?;
+        let busy_timeout_ms: u64 = setting(
+            "RECUPERA_BUSY_TIMEOUT_MS",
+            &g.busy_timeout_ms,
+            0..=3_600_000,
+            M::ConfigNumber,
+        )?;
+        let request_min_ms: u64 = setting(
+            "RECUPERA_REQUEST_MIN_MS",
+            &g.request_min_ms,
+            0..=10_000,
+            M::ConfigNumber,
+        )?;
         let db = match &g.db {
             Some(p) => p.clone(),
             None => default_db_path()?,
@@ -135,7 +193,7 @@ impl Config {
                 if smtp_url_on_argv && cfg.password.is_some() {
                     return Err(Error::Config(t(M::ConfigSmtpArgv).to_string()));
                 }
-                let timeout = Duration::from_secs(g.smtp_timeout.clamp(1, 300));
+                let timeout = Duration::from_secs(smtp_timeout);
                 Transport::Smtp(Box::new(cfg.transport(timeout, g.smtp_ca_file.as_deref())?))
             }
             None => Transport::Outbox(match &g.outbox {
@@ -150,10 +208,10 @@ impl Config {
             let mut env: Vec<(&'static str, std::ffi::OsString)> = vec![
                 ("RECUPERA_DB", db.clone().into_os_string()),
                 ("RECUPERA_SMTP_URL", url.into()),
-                ("RECUPERA_SMTP_TIMEOUT", g.smtp_timeout.to_string().into()),
+                ("RECUPERA_SMTP_TIMEOUT", smtp_timeout.to_string().into()),
                 (
                     "RECUPERA_BUSY_TIMEOUT_MS",
-                    g.busy_timeout_ms.to_string().into(),
+                    busy_timeout_ms.to_string().into(),
                 ),
             ];
             if let Some(ca) = &g.smtp_ca_file {
@@ -177,17 +235,17 @@ impl Config {
             clock: clock_from_env(),
             hasher: Hasher::new(pepper),
             policy: Policy {
-                min_len: g.min_password_length,
+                min_len: min_password_length,
             },
-            code_ttl_secs: g.code_ttl_hours * 3600,
+            code_ttl_secs: code_ttl_hours * 3600,
             mailer: Mailer {
                 transport,
                 from,
                 footer,
             },
             agent: agent_name(g.agent.as_deref()),
-            busy_timeout: Duration::from_millis(g.busy_timeout_ms),
-            request_min: Duration::from_millis(g.request_min_ms.min(10_000)),
+            busy_timeout: Duration::from_millis(busy_timeout_ms),
+            request_min: Duration::from_millis(request_min_ms),
             background,
         })
     }

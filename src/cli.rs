@@ -49,13 +49,7 @@ pub struct Global {
     pub json: bool,
 
     // Language of messages (default: the locale; Spanish unless it says English)
-    #[arg(
-        long,
-        global = true,
-        env = "RECUPERA_LANG",
-        value_enum,
-        value_name = "LANG"
-    )]
+    #[arg(long, global = true, value_enum, value_name = "LANG")]
     pub lang: Option<Lang>,
 
     // Who is acting, for the audit log [default: $USER]
@@ -100,10 +94,10 @@ pub struct Global {
         global = true,
         env = "RECUPERA_SMTP_TIMEOUT",
         value_name = "SECS",
-        default_value_t = 10,
+        default_value = "10",
         help_heading = "Mail"
     )]
-    pub smtp_timeout: u64,
+    pub smtp_timeout: String,
 
     // Sender of every message, e.g. "Soporte <no-reply@empresa.co>"
     #[arg(
@@ -131,10 +125,10 @@ pub struct Global {
         global = true,
         env = "RECUPERA_CODE_TTL_HOURS",
         value_name = "HOURS",
-        default_value_t = 12,
+        default_value = "12",
         help_heading = "Policy"
     )]
-    pub code_ttl_hours: i64,
+    pub code_ttl_hours: String,
 
     // Minimum password length in characters (8–256)
     #[arg(
@@ -142,10 +136,10 @@ pub struct Global {
         global = true,
         env = "RECUPERA_MIN_PASSWORD_LENGTH",
         value_name = "N",
-        default_value_t = 15,
+        default_value = "15",
         help_heading = "Policy"
     )]
-    pub min_password_length: usize,
+    pub min_password_length: String,
 
     // File with a secret pepper mixed into every hash (keep it outside the database's backups)
     #[arg(
@@ -163,10 +157,10 @@ pub struct Global {
         global = true,
         env = "RECUPERA_REQUEST_MIN_MS",
         value_name = "MS",
-        default_value_t = 100,
+        default_value = "100",
         help_heading = "Policy"
     )]
-    pub request_min_ms: u64,
+    pub request_min_ms: String,
 
     // Milliseconds to wait for a busy database before giving up (exit 75)
     #[arg(
@@ -174,10 +168,10 @@ pub struct Global {
         global = true,
         env = "RECUPERA_BUSY_TIMEOUT_MS",
         value_name = "MS",
-        default_value_t = 10_000,
+        default_value = "10000",
         help_heading = "Policy"
     )]
-    pub busy_timeout_ms: u64,
+    pub busy_timeout_ms: String,
 }
 
 #[derive(Debug, Subcommand)]

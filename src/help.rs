@@ -37,8 +37,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "--lang",
-        "Idioma de los mensajes (por omisión, el del sistema; español salvo que diga inglés)",
-        "Language of messages (default: the locale's; Spanish unless it says English)",
+        "Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]",
+        "Language of messages [default: RECUPERA_LANG, else the locale's; Spanish unless it says English]",
     ),
     (
         "--agent",

@@ -254,6 +254,7 @@ catalog! {
     // --- configuration ---
     ConfigTtl => "RECUPERA_CODE_TTL_HOURS debe estar entre 1 y 24 (horas).", "RECUPERA_CODE_TTL_HOURS must be between 1 and 24 (hours).";
     ConfigMinLen => "RECUPERA_MIN_PASSWORD_LENGTH debe estar entre 8 y 256.", "RECUPERA_MIN_PASSWORD_LENGTH must be between 8 and 256.";
+    ConfigNumber => "{name} debe ser un número entre {min} y {max}, no «{value}».", "{name} must be a number between {min} and {max}, not «{value}».";
     ConfigPepper => "No se puede leer el pepper {path}: {err}. Sin él ninguna contraseña se puede verificar; restaure el archivo o quite RECUPERA_PEPPER_FILE.",
         "Cannot read the pepper {path}: {err}. Without it no password can be verified; restore the file or unset RECUPERA_PEPPER_FILE.";
     ConfigPepperShort => "El pepper {path} debe tener entre 16 bytes y 1 MiB.", "The pepper {path} must hold between 16 bytes and 1 MiB.";

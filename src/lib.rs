@@ -28,11 +28,10 @@ use cli::{Cli, Command};
 #[global_allocator]
 static TEST_ALLOCATOR: alloc::HugePages = alloc::HugePages;
 use error::Result;
-use i18n::Lang;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let lang = cli.global.lang.unwrap_or_else(Lang::from_env);
+    let lang = cli.global.lang.unwrap_or_else(app::lang_from_env);
     i18n::set_lang(lang);
     let ui = ui::Ui::new(cli.global.json);
     if let Command::Demo = cli.command {

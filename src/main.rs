@@ -60,9 +60,21 @@ mod interrupt {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     static TTY: AtomicBool = AtomicBool::new(false);
+    static SAVED: AtomicBool = AtomicBool::new(false);
+    /// The terminal's settings at start, restored on Ctrl-C: a hidden
+    /// password prompt turns echo off and would otherwise leave it off.
+    static mut TERMIOS: std::mem::MaybeUninit<libc::termios> = std::mem::MaybeUninit::uninit();
 
     extern "C" fn on_sigint(_: libc::c_int) {
-        // Only async-signal-safe calls here: write(2) and _exit(2).
+        // Only async-signal-safe calls here: tcsetattr(3), write(2), _exit(2).
+        if SAVED.load(Ordering::Acquire) {
+            // SAFETY: TERMIOS was fully written before SAVED was set, and is
+            // never written again.
+            unsafe {
+                let t = std::ptr::addr_of!(TERMIOS).cast::<libc::termios>();
+                libc::tcsetattr(0, libc::TCSANOW, t);
+            }
+        }
         if TTY.load(Ordering::Relaxed) {
             let seq = b"\x1b[?25h\n";
             // SAFETY: writing a static buffer to stderr.
@@ -75,6 +87,16 @@ mod interrupt {
     }
 
     pub fn install() {
+        if std::io::stdin().is_terminal() {
+            // SAFETY: tcgetattr fills the struct; it is published to the
+            // handler only after it succeeded, before the handler exists.
+            unsafe {
+                let t = std::ptr::addr_of_mut!(TERMIOS).cast::<libc::termios>();
+                if libc::tcgetattr(0, t) == 0 {
+                    SAVED.store(true, Ordering::Release);
+                }
+            }
+        }
         TTY.store(std::io::stderr().is_terminal(), Ordering::Relaxed);
         let handler: extern "C" fn(libc::c_int) = on_sigint;
         // SAFETY: installs a handler that only calls async-signal-safe functions.

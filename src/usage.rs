@@ -40,11 +40,7 @@ pub fn early_lang(args: &[std::ffi::OsString]) -> Lang {
             _ => {}
         }
     }
-    match std::env::var("RECUPERA_LANG").as_deref() {
-        Ok("en") => Lang::En,
-        Ok("es") => Lang::Es,
-        _ => Lang::from_env(),
-    }
+    crate::app::lang_from_env()
 }
 
 /// Our message for a clap error, or `None` to let clap print its own

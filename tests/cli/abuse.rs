@@ -737,6 +737,22 @@ fn bad_configuration_is_exit_78_before_the_database() {
     for (k, v, msg) in [
         ("RECUPERA_CODE_TTL_HOURS", "25", "entre 1 y 24"),
         ("RECUPERA_MIN_PASSWORD_LENGTH", "7", "entre 8 y 256"),
+        ("RECUPERA_CODE_TTL_HOURS", "doce", "entre 1 y 24"),
+        (
+            "RECUPERA_BUSY_TIMEOUT_MS",
+            "99999999999",
+            "RECUPERA_BUSY_TIMEOUT_MS debe ser un número",
+        ),
+        (
+            "RECUPERA_BUSY_TIMEOUT_MS",
+            "-1",
+            "RECUPERA_BUSY_TIMEOUT_MS debe ser un número",
+        ),
+        (
+            "RECUPERA_SMTP_TIMEOUT",
+            "0",
+            "RECUPERA_SMTP_TIMEOUT debe ser un número",
+        ),
         (
             "RECUPERA_SMTP_URL",
             "smtp://mail.example.com:25",
@@ -792,4 +808,15 @@ fn request_never_answers_before_its_floor() {
             start.elapsed()
         );
     }
+}
+
+#[test]
+fn an_unknown_recupera_lang_falls_back_instead_of_failing() {
+    let mut env = Env::new();
+    env.extra.push(("RECUPERA_LANG".into(), "fr".into()));
+    env.run(&["user", "list"], None)
+        .ok()
+        .stdout_has("(ninguno)");
+    env.extra[0].1 = "en".into();
+    env.run(&["user", "list"], None).ok().stdout_has("(none)");
 }

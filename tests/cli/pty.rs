@@ -174,6 +174,13 @@ fn ctrl_c_at_a_prompt_leaves_nothing_half_done() {
     let status = finish(&mut p);
     assert!(exited(&status, 130), "{status}");
     assert_eq!(env.snapshot(), before, "nothing written");
+    {
+        use expectrl::process::Termios;
+        assert!(
+            p.get_process().is_echo().unwrap(),
+            "the terminal's echo is back on after Ctrl-C at a hidden prompt"
+        );
+    }
 
     // At a selection (raw mode).
     let mut p = spawn(&env, &["reset", "request"], true);
