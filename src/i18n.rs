@@ -231,6 +231,10 @@ catalog! {
     ConfirmOk => "Su contraseña ha sido actualizada.", "Your password has been updated.";
     ConfirmRefused => "No se pudo actualizar la contraseña: el código no es válido, ya se usó o caducó, o no corresponde al NIT, usuario o email indicado.",
         "The password was not updated: the code is wrong, used or expired, or does not belong to the NIT, username or email given.";
+    HintEmailShared => "Si ese email está en varias cuentas de proveedor, ingrese con el NIT o el usuario.",
+        "If that email belongs to several supplier accounts, log in with the NIT or the username.";
+    HintIdentShared => "Si el NIT o el email corresponde a más de una cuenta, indique --type o use el usuario.",
+        "If the NIT or email belongs to more than one account, give --type or use the username.";
     LoginOk => "Sesión iniciada: {type} {nit}.", "Logged in: {type} {nit}.";
     LoginRefused => "Usuario o contraseña incorrectos.", "Wrong username or password.";
     PurgeDone => "Códigos eliminados: {codes}.", "Codes deleted: {codes}.";
@@ -288,6 +292,8 @@ catalog! {
     MailFooterDefault => "Mensaje automático: por favor no responda a este correo.", "Automated message: please do not reply.";
     MailRetryDone => "Correo: {sent} enviados, {dropped} descartados (código caducado o reemplazado), {failed} fallidos, {queued} siguen en cola.",
         "Mail: {sent} sent, {dropped} dropped (code expired or replaced), {failed} failed, {queued} still queued.";
+    MailRejected => "El servidor de correo rechazó {failed} mensajes (p. ej. un destinatario que no acepta); siguen en cola: recupera mail list.",
+        "The mail server refused {failed} messages (e.g. a recipient it does not accept); they stay queued: recupera mail list.";
     MailCredentials => "El servidor de correo rechazó las credenciales de RECUPERA_SMTP_URL: {err}",
         "The mail server refused the credentials in RECUPERA_SMTP_URL: {err}";
     MailUnavailable => "El servidor de correo no está disponible: {err}", "The mail server is unavailable: {err}";

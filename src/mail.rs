@@ -306,6 +306,7 @@ impl Mailer {
                 ensure_private_dir(dir).map_err(|e| SendError {
                     text: format!("{}: {e}", dir.display()),
                     credentials: false,
+                    permanent: false,
                 })?;
                 FileTransport::new(dir)
                     .send(msg)
@@ -313,10 +314,12 @@ impl Mailer {
                     .map_err(|e| SendError {
                         text: e.to_string(),
                         credentials: false,
+                        permanent: false,
                     })
             }
             Transport::Smtp(t) => t.send(msg).map(|_| ()).map_err(|e| SendError {
                 credentials: is_credentials_error(&e),
+                permanent: e.is_permanent(),
                 text: smtp_error(&e),
             }),
         }
@@ -328,6 +331,7 @@ impl Mailer {
         let fail = |text: String| SendError {
             text,
             credentials: false,
+            permanent: false,
         };
         let to: lettre::Address = to.parse().map_err(|e| fail(format!("{e}")))?;
         let envelope = lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
@@ -345,6 +349,7 @@ impl Mailer {
                 .map(|_| ())
                 .map_err(|e| SendError {
                     credentials: is_credentials_error(&e),
+                    permanent: e.is_permanent(),
                     text: smtp_error(&e),
                 }),
         }
@@ -363,6 +368,9 @@ pub struct SendError {
     /// The server refused our credentials (or offers no way to use them):
     /// a configuration problem, not an outage.
     pub credentials: bool,
+    /// A permanent (5xx) refusal of this message, such as a recipient the
+    /// server rejects: the next message may still go.
+    pub permanent: bool,
 }
 
 fn is_credentials_error(e: &lettre::transport::smtp::Error) -> bool {

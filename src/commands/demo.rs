@@ -166,7 +166,7 @@ pub fn run(ui: &Ui) -> Result<()> {
         other => return Err(Error::Other(anyhow::anyhow!("code reused: {other:?}"))),
     }
 
-    match login(&mut app, kind, &ident, nit.as_str(), &new_pw)? {
+    match login(&mut app, kind, &ident, &new_pw)? {
         LoginOutcome::Ok(acc) => s.say(tf(
             M::Demo07,
             &[

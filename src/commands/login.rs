@@ -7,7 +7,7 @@
 //! - The attempt is counted before the password is checked (see
 //!   `Tx::login_gate`), so parallel guesses cannot exceed the limit.
 
-use super::{PasswordSource, find_one, parse_ident, password_from_stdin, password_source};
+use super::{PasswordSource, find_accounts, parse_ident, password_from_stdin, password_source};
 use crate::app::App;
 use crate::cli::LoginArgs;
 use crate::domain::account::{Account, AccountType, Ident};
@@ -28,7 +28,6 @@ pub fn login(
     app: &mut App,
     kind: AccountType,
     ident: &Ident,
-    raw_ident: &str,
     password: &str,
 ) -> Result<LoginOutcome> {
     if password.len() > MAX_BYTES * 4 {
@@ -44,14 +43,19 @@ pub fn login(
     let limits = app.limits;
     let agent = app.agent.clone();
 
-    // 1. Find the account and count the attempt.
-    let (account, gate) = app.store.write(|tx| {
-        let acc = find_one(tx, Some(kind), ident, raw_ident)?;
+    // 1. Find the account and count the attempt. An email shared by several
+    // proveedores names no one account: it is refused like an unknown one
+    // (same answer, same cost), and the refusal for any email says to use
+    // the NIT or the username, so the hint reveals nothing.
+    let (account, gate, ambiguous) = app.store.write(|tx| {
+        let mut found = find_accounts(tx, Some(kind), ident)?;
+        let ambiguous = found.len() > 1;
+        let acc = if ambiguous { None } else { found.pop() };
         let gate = match &acc {
             Some(a) if a.password_hash.is_some() => Some(tx.login_gate(a.id, now, &limits)?),
             _ => None,
         };
-        Ok((acc, gate))
+        Ok((acc, gate, ambiguous))
     })?;
 
     // 2. One argon2 evaluation, whatever happened above.
@@ -80,6 +84,7 @@ pub fn login(
     };
 
     let detail = match (&account, gate) {
+        (None, _) if ambiguous => "ambiguous",
         (None, _) => "unknown_account",
         (Some(_), None) => "no_password",
         (Some(_), Some(LoginGate::Locked { .. })) => "locked",
@@ -124,14 +129,14 @@ pub fn run(app: &mut App, ui: &Ui, a: &LoginArgs) -> Result<()> {
     // "Iniciar sesión" or "Iniciar sesión como Proveedor".
     let kind = ui.account_type(a.kind, a.user.is_none())?;
     let prompt = t(M::PromptUser);
-    let (ident, raw) = ui.value_or_prompt(a.user.as_deref(), "--user", prompt, |s| {
-        parse_ident(s, Some(kind)).map(|i| (i, s.to_string()))
+    let ident = ui.value_or_prompt(a.user.as_deref(), "--user", prompt, |s| {
+        parse_ident(s, Some(kind))
     })?;
     let password = match password_source(ui, a.password_stdin)? {
         PasswordSource::Stdin => password_from_stdin()?,
         PasswordSource::Prompt => ui.password_prompt(t(M::PromptPassword), None, |_| Ok(()))?,
     };
-    run_with(app, ui, kind, &ident, &raw, &password)
+    run_with(app, ui, kind, &ident, &password)
 }
 
 /// Logs in and prints the outcome (also used right after `reset confirm`).
@@ -140,10 +145,9 @@ pub fn run_with(
     ui: &Ui,
     kind: AccountType,
     ident: &Ident,
-    raw: &str,
     password: &str,
 ) -> Result<()> {
-    match login(app, kind, ident, raw, password)? {
+    match login(app, kind, ident, password)? {
         LoginOutcome::Ok(acc) => ui.result(
             json!({
                 "status": "ok",
@@ -164,6 +168,9 @@ pub fn run_with(
                 ],
             ),
         ),
-        LoginOutcome::Refused => Err(Error::Refused(t(M::LoginRefused).to_string())),
+        LoginOutcome::Refused => Err(Error::Refused(match ident {
+            Ident::Email(_) => format!("{} {}", t(M::LoginRefused), t(M::HintEmailShared)),
+            _ => t(M::LoginRefused).to_string(),
+        })),
     }
 }

@@ -31,27 +31,48 @@ pub fn run(app: &mut App, ui: &Ui, cmd: &MailCommand) -> Result<()> {
     }
 }
 
-/// A queued message that has not had its first attempt yet is in flight
-/// (a background delivery is on it) for this long; `mail retry` leaves it
-/// alone meanwhile, so one message is not sent twice.
-pub const IN_FLIGHT_SECS: i64 = 120;
+/// How long a claim on a queued message holds: a delivery under way owns
+/// its message this long, and nobody else sends it meanwhile. Far above
+/// the SMTP timeout (at most 300 s per step).
+pub const LEASE_SECS: i64 = 15 * 60;
 
-/// Delivers a message just queued: in the background when a background
-/// delivery is configured (SMTP), else right here. Never fails the caller:
-/// a message that does not go stays queued for `mail retry`.
-pub fn dispatch(app: &mut App, mail_id: i64, msg: &Message) {
+/// A message that failed this many times is dropped with its last error.
+pub const MAX_ATTEMPTS: i64 = 10;
+
+/// Who is delivering a queued message, and until when.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub token: String,
+    pub until: i64,
+}
+
+impl Claim {
+    pub fn new(now: i64) -> Claim {
+        use rand::RngExt;
+        let bytes: [u8; 16] = rand::rng().random();
+        Claim {
+            token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            until: now + LEASE_SECS,
+        }
+    }
+}
+
+/// Delivers a message just queued (and claimed at queueing): in the
+/// background when a background delivery is configured (SMTP), else right
+/// here. Never fails the caller: a message that does not go stays queued.
+pub fn dispatch(app: &mut App, mail_id: i64, claim: &Claim, msg: &Message) {
     if let Some(bg) = app.background.clone()
-        && spawn_delivery(&bg, mail_id, &msg.formatted()).is_ok()
+        && spawn_delivery(&bg, mail_id, &claim.token, &msg.formatted()).is_ok()
     {
         return;
     }
-    let _ = deliver_queued(app, mail_id, msg);
+    let _ = deliver(app, mail_id, &claim.token, msg);
 }
 
-/// Starts `recupera mail deliver --id N` with the message on its stdin, in
-/// its own process group (a Ctrl-C at the agent's prompt does not stop it),
-/// and does not wait for it.
-fn spawn_delivery(bg: &Background, mail_id: i64, bytes: &[u8]) -> std::io::Result<()> {
+/// Starts `recupera mail deliver --id N` with the claim and the message on
+/// its stdin, in its own process group (a Ctrl-C at the agent's prompt does
+/// not stop it), and does not wait for it.
+fn spawn_delivery(bg: &Background, mail_id: i64, token: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let exe = std::env::current_exe()?;
@@ -70,6 +91,8 @@ fn spawn_delivery(bg: &Background, mail_id: i64, bytes: &[u8]) -> std::io::Resul
     }
     let mut child = cmd.spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(token.as_bytes())?;
+        stdin.write_all(b"\n")?;
         stdin.write_all(bytes)?;
     }
     // Reap it if this process outlives it (the interactive flow goes on).
@@ -79,61 +102,82 @@ fn spawn_delivery(bg: &Background, mail_id: i64, bytes: &[u8]) -> std::io::Resul
     Ok(())
 }
 
-/// The background side: the message's bytes on stdin, its queue row by id.
+/// The background side: the claim's token and the message's bytes on
+/// stdin. Sends only while the claim made at queueing still holds.
 fn run_deliver(app: &mut App, mail_id: i64) -> Result<()> {
     use std::io::Read;
-    let mut bytes = Vec::new();
+    let mut input = Vec::new();
     std::io::stdin()
         .lock()
         .take(1 << 20)
-        .read_to_end(&mut bytes)
+        .read_to_end(&mut input)
         .map_err(|e| Error::Other(e.into()))?;
-    let Some(row) = app.store.read(|tx| tx.mail(mail_id))? else {
+    let Some(nl) = input.iter().position(|b| *b == b'\n') else {
         return Ok(());
     };
-    if row.state != "queued" || bytes.is_empty() {
+    let token = String::from_utf8_lossy(&input[..nl]).into_owned();
+    let bytes = &input[nl + 1..];
+    let now = app.now();
+    let row = app.store.write(|tx| {
+        if tx.renew_claim(mail_id, &token, now + LEASE_SECS)? {
+            tx.mail(mail_id)
+        } else {
+            Ok(None)
+        }
+    })?;
+    let Some(row) = row else {
         return Ok(());
-    }
-    let result = app.mailer.send_raw(&row.recipient, &bytes);
-    record(app, mail_id, &result)?;
+    };
+    let result = app.mailer.send_raw(&row.recipient, bytes);
+    record(app, mail_id, &token, &result)?;
     result.map_err(|e| Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &e.text)])))
-}
-
-/// Delivers a message whose queue row is `mail_id` and records the result.
-/// Returns whether it went.
-pub fn deliver_queued(app: &mut App, mail_id: i64, msg: &Message) -> Result<bool> {
-    Ok(deliver(app, mail_id, msg)?.is_ok())
 }
 
 fn deliver(
     app: &mut App,
     mail_id: i64,
+    token: &str,
     msg: &Message,
 ) -> Result<std::result::Result<(), SendError>> {
     let result = app.mailer.send(msg);
-    record(app, mail_id, &result)?;
+    record(app, mail_id, token, &result)?;
     Ok(result)
 }
 
-/// Records a delivery attempt on the queue row and in the audit log.
-fn record(app: &mut App, mail_id: i64, result: &std::result::Result<(), SendError>) -> Result<()> {
+/// Records a delivery attempt on the queue row (if the claim is still
+/// ours) and in the audit log; a message that has failed `MAX_ATTEMPTS`
+/// times is dropped with its last error.
+fn record(
+    app: &mut App,
+    mail_id: i64,
+    token: &str,
+    result: &std::result::Result<(), SendError>,
+) -> Result<()> {
     let now = app.now();
     let agent = app.agent.clone();
     app.store.write(|tx| {
+        let mut outcome = if result.is_ok() { "ok" } else { "failed" };
         match &result {
-            Ok(()) => tx.mail_sent(mail_id, now)?,
-            Err(e) => tx.mail_failed(mail_id, &e.text)?,
+            Ok(()) => {
+                tx.mail_sent(mail_id, token, now)?;
+            }
+            Err(e) => {
+                if tx.mail_failed(mail_id, token, &e.text)?
+                    && tx
+                        .mail(mail_id)?
+                        .is_some_and(|r| r.attempts >= MAX_ATTEMPTS)
+                {
+                    tx.mail_dropped(mail_id, &format!("too many attempts: {}", e.text), now)?;
+                    outcome = "dropped";
+                }
+            }
         }
         let row = tx.mail(mail_id)?;
         tx.audit(
-            &AuditEntry::new(
-                &agent,
-                "mail.deliver",
-                if result.is_ok() { "ok" } else { "failed" },
-            )
-            .account(row.as_ref().map(|r| r.account_id))
-            .subject(format!("mail:{mail_id}"))
-            .detail(row.map(|r| r.kind).unwrap_or_default()),
+            &AuditEntry::new(&agent, "mail.deliver", outcome)
+                .account(row.as_ref().map(|r| r.account_id))
+                .subject(format!("mail:{mail_id}"))
+                .detail(row.map(|r| r.kind).unwrap_or_default()),
             now,
         )
     })
@@ -143,82 +187,119 @@ fn record(app: &mut App, mail_id: i64, result: &std::result::Result<(), SendErro
 pub struct RetryReport {
     pub sent: u64,
     pub dropped: u64,
+    /// Refused by the server (this message only: a recipient it rejects).
     pub failed: u64,
-    /// Still queued because an earlier message found the server down.
+    /// Still queued: a delivery is under way elsewhere, or an earlier
+    /// message found the server down.
     pub not_tried: u64,
 }
 
-/// Builds the message for a queued row, re-keying a reset code. `None`
-/// means the row was dropped.
-fn prepare(app: &mut App, row: &MailRow) -> Result<Option<Message>> {
+enum Prepared {
+    /// Someone else holds the message (a delivery under way).
+    Busy,
+    Dropped,
+    Ready(Box<Message>, Claim),
+}
+
+/// Claims a queued row and builds its message, re-keying a reset code in
+/// the same transaction as the claim.
+fn prepare(app: &mut App, row: &MailRow) -> Result<Prepared> {
     let now = app.now();
     let agent = app.agent.clone();
-    let account = app.store.read(|tx| tx.account(row.account_id))?;
-    let Some(acc) = account else {
+    let claim = Claim::new(now);
+    let Some(acc) = app.store.read(|tx| tx.account(row.account_id))? else {
         app.store
             .write(|tx| tx.mail_dropped(row.id, "account_missing", now))?;
-        return Ok(None);
+        return Ok(Prepared::Dropped);
     };
-    match (row.kind.as_str(), row.code_id) {
-        ("reset_code", Some(code_id)) => {
-            let fresh = Zeroizing::new(code::generate(&mut rand::rng()));
-            let hash = app.hasher.hash(fresh.as_bytes())?;
-            let live = app.store.write(|tx| {
-                let ok = tx.rekey_code(code_id, &hash, now)?;
-                if !ok {
-                    tx.mail_dropped(row.id, "code_expired_or_replaced", now)?;
-                    tx.audit(
-                        &AuditEntry::new(&agent, "mail.deliver", "dropped")
-                            .account(Some(acc.id))
-                            .subject(format!("mail:{}", row.id))
-                            .detail("code_expired_or_replaced"),
-                        now,
-                    )?;
-                }
-                Ok(ok)
-            })?;
-            if !live {
-                return Ok(None);
-            }
+    let reset = match (row.kind.as_str(), row.code_id) {
+        ("reset_code", Some(code_id)) => Some(code_id),
+        ("password_changed", _) => None,
+        _ => {
+            app.store
+                .write(|tx| tx.mail_dropped(row.id, "unknown_kind", now))?;
+            return Ok(Prepared::Dropped);
+        }
+    };
+    // A reset message gets a fresh code (the clear one was never stored);
+    // its hash is made before taking the lock.
+    let fresh = reset.map(|_| Zeroizing::new(code::generate(&mut rand::rng())));
+    let hash = match &fresh {
+        Some(c) => Some(app.hasher.hash(c.as_bytes())?),
+        None => None,
+    };
+    // Claim (and re-key) in one transaction: two retries, or a retry and a
+    // background delivery, can never both send this message.
+    let claimed = app.store.write(|tx| {
+        if !tx.claim_mail(row.id, &claim.token, now, claim.until)? {
+            return Ok(Some(Prepared::Busy));
+        }
+        if let (Some(code_id), Some(hash)) = (reset, &hash)
+            && !tx.rekey_code(code_id, hash, now)?
+        {
+            tx.mail_dropped(row.id, "code_expired_or_replaced", now)?;
+            tx.audit(
+                &AuditEntry::new(&agent, "mail.deliver", "dropped")
+                    .account(Some(acc.id))
+                    .subject(format!("mail:{}", row.id))
+                    .detail("code_expired_or_replaced"),
+                now,
+            )?;
+            return Ok(Some(Prepared::Dropped));
+        }
+        Ok(None)
+    })?;
+    if let Some(done) = claimed {
+        return Ok(done);
+    }
+    let built = match (reset, &fresh) {
+        (Some(code_id), Some(code)) => {
             let requested_at = app
                 .store
                 .read(|tx| tx.code_created_at(code_id))?
                 .unwrap_or(row.created_at);
-            app.mailer
-                .reset_message(&ResetMail {
-                    to: &acc.email,
-                    lang: acc.lang,
-                    nit: &acc.nit,
-                    code: &fresh,
-                    requested_at,
-                    ttl_hours: app.ttl_hours(),
-                })
-                .map(Some)
-        }
-        ("password_changed", _) => app
-            .mailer
-            .changed_message(&ChangedMail {
+            app.mailer.reset_message(&ResetMail {
                 to: &acc.email,
                 lang: acc.lang,
-                kind: acc.kind,
                 nit: &acc.nit,
-                changed_at: row.created_at,
+                code,
+                requested_at,
+                ttl_hours: app.ttl_hours(),
             })
-            .map(Some),
-        _ => {
+        }
+        _ => app.mailer.changed_message(&ChangedMail {
+            to: &acc.email,
+            lang: acc.lang,
+            kind: acc.kind,
+            nit: &acc.nit,
+            changed_at: row.created_at,
+        }),
+    };
+    match built {
+        Ok(msg) => Ok(Prepared::Ready(Box::new(msg), claim)),
+        // An address lettre refuses (only a hand-edited database has one):
+        // dropped with the reason, the rest of the queue goes on.
+        Err(e) => {
+            let reason = format!("unbuildable: {e}");
             app.store
-                .write(|tx| tx.mail_dropped(row.id, "unknown_kind", now))?;
-            Ok(None)
+                .write(|tx| tx.mail_dropped(row.id, &reason, now))?;
+            Ok(Prepared::Dropped)
         }
     }
 }
 
-/// Delivers everything queued, oldest first; stops at the first failure
-/// (the server is down: the rest would fail the same way).
-pub fn retry(app: &mut App) -> Result<(RetryReport, Option<SendError>)> {
+/// What stopped a retry: the server (down, or refusing our credentials).
+pub struct Stopped {
+    pub error: SendError,
+}
+
+/// Delivers everything queued, oldest first. A message the server refuses
+/// is left failed and the next one is tried; a server that cannot be
+/// reached (or refuses our credentials) stops the run, since the rest would
+/// fail the same way.
+pub fn retry(app: &mut App) -> Result<(RetryReport, Option<Stopped>)> {
     let ids = app.store.read(|tx| tx.queued_mail_ids())?;
     let mut report = RetryReport::default();
-    let mut last_error = None;
     for (i, id) in ids.iter().enumerate() {
         let Some(row) = app.store.read(|tx| tx.mail(*id))? else {
             continue;
@@ -226,43 +307,25 @@ pub fn retry(app: &mut App) -> Result<(RetryReport, Option<SendError>)> {
         if row.state != "queued" {
             continue;
         }
-        if row.attempts == 0 && app.now() - row.created_at < IN_FLIGHT_SECS {
-            // Its first delivery may still be under way.
-            report.not_tried += 1;
-            continue;
-        }
-        let prepared = match prepare(app, &row) {
-            Ok(p) => p,
-            // The store failing is the caller's problem; a message that
-            // cannot be built (an address lettre refuses) must not stop the
-            // rest of the queue: it is dropped with the reason.
-            Err(e @ (Error::Db(_) | Error::Busy(_))) => return Err(e),
-            Err(e) => {
-                let now = app.now();
-                let reason = format!("unbuildable: {e}");
-                app.store
-                    .write(|tx| tx.mail_dropped(row.id, &reason, now))?;
-                None
-            }
-        };
-        match prepared {
-            None => report.dropped += 1,
-            Some(msg) => match deliver(app, row.id, &msg)? {
+        match prepare(app, &row)? {
+            Prepared::Busy => report.not_tried += 1,
+            Prepared::Dropped => report.dropped += 1,
+            Prepared::Ready(msg, claim) => match deliver(app, row.id, &claim.token, &msg)? {
                 Ok(()) => report.sent += 1,
+                Err(e) if e.permanent && !e.credentials => report.failed += 1,
                 Err(e) => {
                     report.failed += 1;
                     report.not_tried += (ids.len() - i - 1) as u64;
-                    last_error = Some(e);
-                    break;
+                    return Ok((report, Some(Stopped { error: e })));
                 }
             },
         }
     }
-    Ok((report, last_error))
+    Ok((report, None))
 }
 
 fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
-    let (report, last_error) = retry(app)?;
+    let (report, stopped) = retry(app)?;
     let text = tf(
         M::MailRetryDone,
         &[
@@ -272,14 +335,21 @@ fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
             ("queued", &(report.failed + report.not_tried)),
         ],
     );
-    if let Some(err) = last_error {
+    if let Some(Stopped { error }) = stopped {
         // With --json, main prints the one error document.
         ui.line(&text)?;
-        return Err(if err.credentials {
-            Error::Config(tf(M::MailCredentials, &[("err", &err.text)]))
+        return Err(if error.credentials {
+            Error::Config(tf(M::MailCredentials, &[("err", &error.text)]))
         } else {
-            Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &err.text)]))
+            Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &error.text)]))
         });
+    }
+    if report.failed > 0 {
+        ui.line(&text)?;
+        return Err(Error::Data(tf(
+            M::MailRejected,
+            &[("failed", &report.failed)],
+        )));
     }
     ui.result(json!({"status": "ok", "report": report}), &text)
 }

@@ -17,8 +17,8 @@
 //!   account's other codes die, the failure counters clear, the "password
 //!   changed" notice is queued.
 
-use super::mail::dispatch;
-use super::{PasswordSource, ambiguous, find_accounts, parse_ident, password_source};
+use super::mail::{Claim, dispatch};
+use super::{PasswordSource, find_accounts, parse_ident, password_source};
 use crate::app::App;
 use crate::cli::{ConfirmArgs, RequestArgs, ResetCommand};
 use crate::domain::account::{Account, AccountType, Ident};
@@ -91,6 +91,7 @@ pub fn request(
     let expires_at = now + app.code_ttl_secs;
     let limits = app.limits;
     let agent = app.agent.clone();
+    let claim = Claim::new(now);
 
     let (result, issued) = app.store.write(|tx| {
         let mut found = find_accounts(tx, Some(kind), ident)?;
@@ -119,8 +120,14 @@ pub fn request(
             let acc = issued.ok_or_else(|| Error::Other(anyhow::anyhow!("no account")))?;
             let code_id = tx.insert_code(acc.id, &hash, now, expires_at)?;
             // The stored address, never the typed one.
-            let mail_id =
-                tx.enqueue_mail(acc.id, Some(code_id), MailKind::ResetCode, &acc.email, now)?;
+            let mail_id = tx.enqueue_mail(
+                acc.id,
+                Some(code_id),
+                MailKind::ResetCode,
+                &acc.email,
+                now,
+                (&claim.token, claim.until),
+            )?;
             Some((acc, mail_id))
         } else {
             None
@@ -152,7 +159,7 @@ pub fn request(
         // Delivery problems never change the answer; the message stays
         // queued for `mail retry`.
         if let Ok(msg) = msg {
-            dispatch(app, mail_id, &msg);
+            dispatch(app, mail_id, &claim, &msg);
             result = RequestResult::Sent;
         }
     }
@@ -227,6 +234,7 @@ pub enum ConfirmOutcome {
 struct Plan {
     target: Option<(Account, Option<LiveCode>)>,
     gate: Option<ConfirmGate>,
+    ambiguous: bool,
 }
 
 /// Sets a new password with a code.
@@ -245,6 +253,7 @@ pub fn confirm(
     let now = app.now();
     let limits = app.limits;
     let agent = app.agent.clone();
+    let claim = Claim::new(now);
 
     // 1. Find the account with a live code and count the attempt.
     let plan = app.store.write(|tx| {
@@ -255,11 +264,15 @@ pub fn confirm(
                 live.push((acc.clone(), Some(c)));
             }
         }
+        // Several accounts with a live code (a cliente and a proveedor with
+        // the same NIT, or proveedores sharing an email) name no one
+        // account: refused like no match, nothing counted (no guess was
+        // checked), and the refusal's hint depends only on what was typed.
+        let ambiguous = live.len() > 1;
         let target = match (live.len(), candidates.len()) {
             (1, _) => live.pop(),
             (0, 1) => candidates.into_iter().next().map(|a| (a, None)),
-            (0, _) => None,
-            _ => return Err(ambiguous(raw_ident)),
+            _ => None,
         };
         let gate = match &target {
             Some((acc, code)) => {
@@ -267,7 +280,11 @@ pub fn confirm(
             }
             None => None,
         };
-        Ok(Plan { target, gate })
+        Ok(Plan {
+            target,
+            gate,
+            ambiguous,
+        })
     })?;
 
     // 2. Check the code (one argon2 evaluation, hit or miss) while the new
@@ -300,6 +317,7 @@ pub fn confirm(
     };
 
     let detail = match (&plan.target, plan.gate) {
+        (None, _) if plan.ambiguous => "ambiguous",
         (None, _) => "no_match",
         (Some(_), Some(ConfirmGate::ChannelDisabled)) => "channel_disabled",
         (Some(_), Some(ConfirmGate::CodeDead)) => "code_dead",
@@ -325,8 +343,14 @@ pub fn confirm(
             }
             (Some((acc, Some(c))), true, None) => {
                 if tx.confirm_success(acc.id, c.id, &new_hash, now)? {
-                    let mail_id =
-                        tx.enqueue_mail(acc.id, None, MailKind::PasswordChanged, &acc.email, now)?;
+                    let mail_id = tx.enqueue_mail(
+                        acc.id,
+                        None,
+                        MailKind::PasswordChanged,
+                        &acc.email,
+                        now,
+                        (&claim.token, claim.until),
+                    )?;
                     tx.audit(&entry("ok", "password_changed".into()), now)?;
                     Ok((
                         ConfirmOutcome::Updated(Box::new(acc.clone())),
@@ -358,7 +382,7 @@ pub fn confirm(
         });
         if let Ok(msg) = msg {
             // A notice that fails stays queued; the reset itself is done.
-            dispatch(app, mail_id, &msg);
+            dispatch(app, mail_id, &claim, &msg);
         }
     }
     Ok(outcome)
@@ -431,11 +455,23 @@ pub fn run_confirm(app: &mut App, ui: &Ui, a: &ConfirmArgs) -> Result<()> {
             {
                 let ident = Ident::Nit(acc.nit.clone());
                 let pw = ui.password_prompt(t(M::PromptPassword), None, |_| Ok(()))?;
-                return super::login::run_with(app, ui, acc.kind, &ident, acc.nit.as_str(), &pw);
+                return super::login::run_with(app, ui, acc.kind, &ident, &pw);
             }
             Ok(())
         }
-        ConfirmOutcome::Refused => Err(Error::Refused(t(M::ConfirmRefused).to_string())),
+        ConfirmOutcome::Refused => {
+            // A NIT without --type, or an email, may name several accounts:
+            // say how to be precise, whatever the database holds.
+            let imprecise = matches!(
+                (&ident, a.kind),
+                (Ident::Email(_), _) | (Ident::Nit(_), None)
+            );
+            Err(Error::Refused(if imprecise {
+                format!("{} {}", t(M::ConfirmRefused), t(M::HintIdentShared))
+            } else {
+                t(M::ConfirmRefused).to_string()
+            }))
+        }
         ConfirmOutcome::Policy(e) => Err(Error::Data(policy_message(&e))),
     }
 }

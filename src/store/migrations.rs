@@ -96,6 +96,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_account ON audit (account_id, id);
     "#,
+    // 2: who is delivering a queued message, and until when, so that two
+    // deliveries (two `mail retry`, or a retry and a background delivery)
+    // never send the same message.
+    r#"
+    ALTER TABLE mail_queue ADD COLUMN claim TEXT;
+    ALTER TABLE mail_queue ADD COLUMN claimed_until INTEGER;
+    "#,
 ];
 
 pub fn latest() -> i64 {

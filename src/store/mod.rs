@@ -954,6 +954,8 @@ impl Tx<'_> {
 
     // ----- mail queue -----
 
+    /// Queues a message, already claimed by the process that will deliver
+    /// it right after the commit.
     pub fn enqueue_mail(
         &self,
         account_id: i64,
@@ -961,13 +963,43 @@ impl Tx<'_> {
         kind: MailKind,
         recipient: &Email,
         now: i64,
+        claim: (&str, i64),
     ) -> Result<i64> {
         self.tx.execute(
-            "INSERT INTO mail_queue (account_id, code_id, kind, recipient, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![account_id, code_id, kind.as_str(), recipient.as_str(), now],
+            "INSERT INTO mail_queue (account_id, code_id, kind, recipient, created_at, claim, \
+             claimed_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                account_id,
+                code_id,
+                kind.as_str(),
+                recipient.as_str(),
+                now,
+                claim.0,
+                claim.1
+            ],
         )?;
         Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Takes a queued message nobody holds (no claim, or one that lapsed).
+    pub fn claim_mail(&self, id: i64, token: &str, now: i64, until: i64) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE mail_queue SET claim = ?2, claimed_until = ?4 WHERE id = ?1 \
+             AND state = 'queued' AND (claimed_until IS NULL OR claimed_until <= ?3)",
+            params![id, token, now, until],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Extends a claim this process holds; false if it is not (or no
+    /// longer) ours.
+    pub fn renew_claim(&self, id: i64, token: &str, until: i64) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE mail_queue SET claimed_until = ?3 WHERE id = ?1 AND state = 'queued' \
+             AND claim = ?2",
+            params![id, token, until],
+        )?;
+        Ok(n == 1)
     }
 
     pub fn mail(&self, id: i64) -> Result<Option<MailRow>> {
@@ -990,26 +1022,30 @@ impl Tx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn mail_sent(&self, id: i64, now: i64) -> Result<()> {
-        self.tx.execute(
+    /// A delivery went: only the claim's holder records it.
+    pub fn mail_sent(&self, id: i64, token: &str, now: i64) -> Result<bool> {
+        let n = self.tx.execute(
             "UPDATE mail_queue SET state = 'sent', attempts = attempts + 1, last_error = NULL, \
-             finished_at = ?2 WHERE id = ?1",
-            params![id, now],
+             finished_at = ?3, claim = NULL, claimed_until = NULL WHERE id = ?1 AND claim = ?2",
+            params![id, token, now],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    pub fn mail_failed(&self, id: i64, error: &str) -> Result<()> {
-        self.tx.execute(
-            "UPDATE mail_queue SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-            params![id, error],
+    /// A delivery failed: the message stays queued, free for the next try.
+    pub fn mail_failed(&self, id: i64, token: &str, error: &str) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE mail_queue SET attempts = attempts + 1, last_error = ?3, claim = NULL, \
+             claimed_until = NULL WHERE id = ?1 AND claim = ?2",
+            params![id, token, error],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     pub fn mail_dropped(&self, id: i64, reason: &str, now: i64) -> Result<()> {
         self.tx.execute(
-            "UPDATE mail_queue SET state = 'dropped', last_error = ?2, finished_at = ?3 WHERE id = ?1",
+            "UPDATE mail_queue SET state = 'dropped', last_error = ?2, finished_at = ?3, \
+             claim = NULL, claimed_until = NULL WHERE id = ?1",
             params![id, reason, now],
         )?;
         Ok(())
@@ -1202,8 +1238,10 @@ mod tests {
             for j in 0..3 {
                 let t = (i * 10 + j) as i64;
                 let c = s.write(|tx| tx.insert_code(*id, "h", t, t + 100)).unwrap();
-                s.write(|tx| tx.enqueue_mail(*id, Some(c), MailKind::ResetCode, &email, t))
-                    .unwrap();
+                s.write(|tx| {
+                    tx.enqueue_mail(*id, Some(c), MailKind::ResetCode, &email, t, ("x", t))
+                })
+                .unwrap();
                 code_ids.push(c);
             }
         }

@@ -820,3 +820,40 @@ fn an_unknown_recupera_lang_falls_back_instead_of_failing() {
     env.extra[0].1 = "en".into();
     env.run(&["user", "list"], None).ok().stdout_has("(none)");
 }
+
+#[test]
+fn an_email_shared_by_two_proveedores_is_refused_like_an_unknown_one() {
+    let env = Env::new();
+    for (nit, user) in [("800003122", "acme"), ("830015428", "acme-dos")] {
+        env.run(
+            &[
+                "user",
+                "add",
+                "--type",
+                "proveedor",
+                "--nit",
+                nit,
+                "--username",
+                user,
+                "--email",
+                "compras@acme.co",
+                "--password-stdin",
+            ],
+            Some(&format!("{STRONG}\n")),
+        )
+        .ok();
+    }
+    let shared = env.login("proveedor", "compras@acme.co", STRONG);
+    shared.code(1).stderr_has("ingrese con el NIT o el usuario");
+    let unknown = env.login("proveedor", "nadie@acme.co", STRONG);
+    assert_eq!(
+        (shared.code, &shared.stdout, &shared.stderr),
+        (unknown.code, &unknown.stdout, &unknown.stderr)
+    );
+    // Every attempt is audited, the shared one too.
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM audit WHERE event = 'login' AND detail = 'ambiguous'"),
+        1
+    );
+    env.login("proveedor", "acme-dos", STRONG).ok();
+}

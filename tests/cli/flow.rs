@@ -532,7 +532,13 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code() {
         None,
     )
     .ok();
-    env.confirm(NIT, &c1, STRONG2).code(2).stderr_has("--type");
+    // Refused like no match (exit 1, nothing counted), with a hint that
+    // depends only on what was typed.
+    let r = env.confirm(NIT, &c1, STRONG2);
+    r.code(1).stderr_has("indique --type");
+    let unknown = env.confirm("830015428", &c1, STRONG2);
+    assert_eq!(unknown.stderr, r.stderr);
+    assert_eq!(env.count("SELECT SUM(failed_confirms) FROM accounts"), 0);
     env.run(
         &[
             "reset",

@@ -292,22 +292,129 @@ fn a_silent_server_does_not_hang_the_command() {
 fn retry_leaves_a_message_in_flight_alone() {
     let mut env = Env::new();
     env.add_cliente();
-    // A notice queued a moment ago whose first delivery has not happened
-    // yet (a background delivery would be on it).
+    // A notice whose delivery another process has claimed a moment ago.
     env.db()
         .execute(
-            "INSERT INTO mail_queue (account_id, kind, recipient, created_at) \
-             VALUES (1, 'password_changed', ?1, ?2)",
-            rusqlite::params![EMAIL, env.now],
+            "INSERT INTO mail_queue (account_id, kind, recipient, created_at, claim, \
+             claimed_until) VALUES (1, 'password_changed', ?1, ?2, 'other', ?3)",
+            rusqlite::params![EMAIL, env.now, env.now + 900],
         )
         .unwrap();
     let r = env.run(&["--json", "mail", "retry"], None).ok().json();
     assert_eq!(r["report"]["sent"], 0);
     assert_eq!(r["report"]["not_tried"], 1);
-    env.advance(121);
+    // A claim that lapsed (its process died) is taken over.
+    env.advance(900);
     let r = env.run(&["--json", "mail", "retry"], None).ok().json();
     assert_eq!(r["report"]["sent"], 1);
     assert_eq!(env.mails()[0].subject, "Su contraseña ha sido actualizada");
+}
+
+/// An outbox path under a regular file: every delivery fails.
+fn broken_outbox(env: &mut Env) {
+    let file = env.root.join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    env.outbox = file.join("outbox");
+}
+
+#[test]
+fn two_retries_at_once_never_send_a_message_twice() {
+    let mut env = Env::new();
+    let good_outbox = env.outbox.clone();
+    broken_outbox(&mut env);
+    let nits = [
+        "800003122",
+        "830015428",
+        "890900841",
+        "900206480",
+        "899999034",
+        "17343020",
+        "6386949",
+        "900102030",
+    ];
+    for (i, nit) in nits.iter().enumerate() {
+        let email = format!("u{i}@example.co");
+        env.add_user("cliente", nit, &email, &[]).ok();
+        env.request(nit, &email).ok();
+    }
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM mail_queue WHERE state = 'queued' AND attempts = 1"),
+        8
+    );
+    env.outbox = good_outbox;
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let a = s.spawn(|| env.run(&["--json", "mail", "retry"], None));
+        let b = s.spawn(|| env.run(&["--json", "mail", "retry"], None));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let sent: i64 = runs
+        .iter()
+        .map(|r| r.ok().json()["report"]["sent"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sent, 8);
+    let mails = env.mails();
+    assert_eq!(mails.len(), 8, "each message exactly once");
+    let mut to: Vec<String> = mails.iter().map(|m| m.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 8);
+    // And each delivered code is the live one.
+    for (i, nit) in nits.iter().enumerate() {
+        let m = mails
+            .iter()
+            .find(|m| m.to[0] == format!("u{i}@example.co"))
+            .unwrap();
+        env.confirm(nit, m.code.as_ref().unwrap(), STRONG).ok();
+    }
+}
+
+#[test]
+fn a_message_that_keeps_failing_is_dropped_after_ten_attempts() {
+    let mut env = Env::new();
+    broken_outbox(&mut env);
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok(); // attempt 1
+    for _ in 0..8 {
+        env.run(&["mail", "retry"], None).code(69);
+    }
+    assert_eq!(env.count("SELECT attempts FROM mail_queue"), 9);
+    env.run(&["mail", "retry"], None).code(69);
+    let rows = mail_rows(&env);
+    assert_eq!(rows[0]["state"], "dropped");
+    assert!(
+        rows[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many attempts")
+    );
+}
+
+#[test]
+fn a_recipient_the_server_refuses_does_not_block_the_queue() {
+    let port = free_port();
+    let mut env = smtp_env(format!("smtp://127.0.0.1:{port}"));
+    env.add_user("cliente", "800003122", "bad@example.co", &[])
+        .ok();
+    env.add_user("cliente", "830015428", "good@example.co", &[])
+        .ok();
+    env.request("800003122", "bad@example.co").ok();
+    env.request("830015428", "good@example.co").ok();
+    settled(&env);
+    let server = SmtpServer::start_rejecting(port, "bad@example.co");
+    env.advance(60);
+    let r = env.run(&["--json", "mail", "retry"], None);
+    r.code(65);
+    assert_eq!(r.json()["error"], "bad_data");
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, vec!["good@example.co".to_string()]);
+    let rows = mail_rows(&env);
+    let bad = rows
+        .iter()
+        .find(|r| r["recipient"] == "bad@example.co")
+        .unwrap();
+    assert_eq!(bad["state"], "queued");
+    assert!(bad["last_error"].as_str().unwrap().contains("550"), "{bad}");
 }
 
 #[test]

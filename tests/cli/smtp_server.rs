@@ -22,6 +22,8 @@ pub struct Received {
 #[derive(Clone)]
 struct Collect {
     inbox: Arc<Mutex<Vec<Received>>>,
+    /// A recipient refused with 550 at RCPT.
+    reject: Option<String>,
     creds: Option<(String, String)>,
     current: Option<Received>,
     user: Option<String>,
@@ -40,6 +42,14 @@ impl Collect {
 }
 
 impl Handler for Collect {
+    fn rcpt(&mut self, to: &str) -> Response {
+        if self.reject.as_deref() == Some(to) {
+            mailin_embedded::response::NO_MAILBOX
+        } else {
+            OK
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.current = Some(Received {
             mail_from: from.to_string(),
@@ -127,7 +137,21 @@ static CRYPTO: Once = Once::new();
 impl SmtpServer {
     /// Starts a server on `port` (0: any free one). It runs until the test
     /// binary exits.
+    /// A plain server that refuses one recipient (550 at RCPT).
+    pub fn start_rejecting(port: u16, reject: &str) -> SmtpServer {
+        Self::start_with(port, None, None, Some(reject.to_string()))
+    }
+
     pub fn start(port: u16, tls: Option<&Pki>, creds: Option<(&str, &str)>) -> SmtpServer {
+        Self::start_with(port, tls, creds, None)
+    }
+
+    fn start_with(
+        port: u16,
+        tls: Option<&Pki>,
+        creds: Option<(&str, &str)>,
+        reject: Option<String>,
+    ) -> SmtpServer {
         CRYPTO.call_once(|| {
             // Two rustls providers are compiled into the test binary; the
             // server side needs one chosen for the process.
@@ -136,6 +160,7 @@ impl SmtpServer {
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let handler = Collect {
             inbox: inbox.clone(),
+            reject,
             creds: creds.map(|(u, p)| (u.to_string(), p.to_string())),
             current: None,
             user: None,
