@@ -1171,6 +1171,28 @@ mod tests {
     }
 
     #[test]
+    fn upgrading_from_version_1_keeps_the_queue() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut s = Store { conn };
+        s.migrate_to(1).unwrap();
+        s.raw()
+            .execute_batch(
+                "INSERT INTO accounts (id, kind, nit, email, created_at) \
+                 VALUES (1, 'cliente', '900102030', 'a@example.co', 0); \
+                 INSERT INTO mail_queue (account_id, kind, recipient, created_at) \
+                 VALUES (1, 'password_changed', 'a@example.co', 0);",
+            )
+            .unwrap();
+        s.migrate_to(migrations::latest()).unwrap();
+        let ids = s.read(|tx| tx.queued_mail_ids()).unwrap();
+        assert_eq!(ids.len(), 1);
+        // The old row has no claim: anyone may take it.
+        assert!(s.write(|tx| tx.claim_mail(ids[0], "t", 10, 20)).unwrap());
+        assert!(!s.write(|tx| tx.claim_mail(ids[0], "u", 15, 30)).unwrap());
+        assert!(s.write(|tx| tx.claim_mail(ids[0], "u", 20, 30)).unwrap());
+    }
+
+    #[test]
     fn one_account_per_type_and_nit() {
         let mut s = store();
         add(&mut s, AccountType::Cliente, "900102030");
