@@ -314,10 +314,9 @@ fn run(fx: &mut Fx, op: Op) -> Sample {
                 Op::LoginWrong => (fx.login_nit.clone(), WRONG_PW),
                 _ => (fx.unknown_nit.clone(), PW),
             };
-            let raw = n.as_str().to_string();
             let ident = Ident::Nit(n);
             let t = Meter::start();
-            let out = login(&mut fx.app, kind, &ident, &raw, pw).expect("login");
+            let out = login(&mut fx.app, kind, &ident, pw).expect("login");
             let d = t.stop();
             assert_eq!(matches!(out, LoginOutcome::Ok(_)), op == Op::LoginRight);
             d

@@ -432,10 +432,9 @@ impl LookupDb {
     fn login(&mut self) -> f64 {
         let id = self.next_account();
         let nit = Nit::from_stored((NIT_BASE + id).to_string());
-        let raw = nit.as_str().to_string();
         let ident = Ident::Nit(nit);
         let t = Instant::now();
-        let out = login(&mut self.app, AccountType::Cliente, &ident, &raw, PW).expect("login");
+        let out = login(&mut self.app, AccountType::Cliente, &ident, PW).expect("login");
         let d = t.elapsed().as_secs_f64() * 1e3;
         assert!(matches!(out, LoginOutcome::Ok(_)));
         d
