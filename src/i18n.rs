@@ -219,7 +219,6 @@ catalog! {
         "Missing password: use --password-stdin, or --no-password so the customer sets it with a code.";
     MissingPasswordStdin => "Falta la contraseña: use --password-stdin (las contraseñas nunca van en la línea de órdenes).",
         "Missing password: use --password-stdin (passwords never go on the command line).";
-    StdinEmpty => "No llegó ninguna contraseña por la entrada estándar.", "No password arrived on standard input.";
     StdinNotUtf8 => "La entrada estándar no es texto UTF-8.", "Standard input is not UTF-8 text.";
     PasswordConflict => "Use solo una de --password-stdin y --no-password.", "Use only one of --password-stdin and --no-password.";
 
@@ -262,7 +261,6 @@ catalog! {
     ConfigPepper => "No se puede leer el pepper {path}: {err}. Sin él ninguna contraseña se puede verificar; restaure el archivo o quite RECUPERA_PEPPER_FILE.",
         "Cannot read the pepper {path}: {err}. Without it no password can be verified; restore the file or unset RECUPERA_PEPPER_FILE.";
     ConfigPepperShort => "El pepper {path} debe tener entre 16 bytes y 1 MiB.", "The pepper {path} must hold between 16 bytes and 1 MiB.";
-    ConfigOutbox => "No se puede usar la carpeta de salida de correo {path}: {err}", "Cannot use the mail outbox folder {path}: {err}";
     ConfigNoHome => "No se encontró la carpeta del usuario: indique --db o RECUPERA_DB.", "No home folder found: give --db or RECUPERA_DB.";
     ConfigMailFrom => "RECUPERA_MAIL_FROM no es un remitente válido: {err}", "RECUPERA_MAIL_FROM is not a valid sender: {err}";
     ConfigSmtpUrl => "RECUPERA_SMTP_URL no es válida: {err}. Ejemplos: smtps://usuario:clave@smtp.ejemplo.com o smtp://smtp.ejemplo.com:587?tls=required",
@@ -312,7 +310,6 @@ catalog! {
     PromptContinue => "¿Continuar ahora con el código? (el cliente lo lee de su correo)", "Continue with the code now? (the customer reads it from their inbox)";
     PromptLoginNow => "¿Iniciar sesión ahora?", "Log in now?";
     PromptUsername => "Usuario (opcional)", "Username (optional)";
-    PromptName => "Nombre (opcional)", "Name (optional)";
 
     // --- demo ---
     DemoIntro => "Demostración del manual de recuperación de contraseña, pasos 01–07, en una base temporal: {dir}",
@@ -382,7 +379,6 @@ catalog! {
     YesOption => "Sí", "Yes";
     NoOption => "No", "No";
     No => "no", "no";
-    Error => "error", "error";
 }
 
 #[cfg(test)]

@@ -354,10 +354,6 @@ impl Mailer {
                 }),
         }
     }
-
-    pub fn is_outbox(&self) -> bool {
-        matches!(self.transport, Transport::Outbox(_))
-    }
 }
 
 /// Why a delivery failed.

@@ -97,11 +97,6 @@ impl Ui {
         }
     }
 
-    /// A note for the person at the terminal (stderr), not part of the result.
-    pub fn note(&self, text: &str) {
-        eprintln!("{text}");
-    }
-
     fn require_interactive(&self, flag: &str) -> Result<()> {
         if self.interactive {
             Ok(())

@@ -46,7 +46,10 @@ pub fn run(app: &mut App, ui: &Ui, cmd: &ResetCommand) -> Result<()> {
 /// printed answer is the same for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestResult {
+    /// A code was issued and its message handed to delivery (which may
+    /// still fail; the message then stays queued).
     Sent,
+    /// A code was issued; its message is being built.
     Queued,
     UnknownAccount,
     WrongEmail,

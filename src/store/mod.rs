@@ -771,14 +771,6 @@ impl Tx<'_> {
             .optional()?)
     }
 
-    pub fn code_is_live(&self, code_id: i64, now: i64) -> Result<bool> {
-        Ok(self.tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND state = 'pending' AND ends_at > ?2)",
-            params![code_id, now],
-            |r| r.get(0),
-        )?)
-    }
-
     /// Counts a confirmation attempt on the account (and on its code, if it
     /// has one) *before* the code is checked. Refuses when the code has had
     /// its 5 tries or the account its 20 consecutive failures.
@@ -1226,7 +1218,7 @@ mod tests {
         let c2 = s.write(|tx| tx.insert_code(id, "h2", 150, 250)).unwrap();
         let live = s.read(|tx| tx.live_code(id, 160)).unwrap().unwrap();
         assert_eq!(live.id, c2);
-        assert!(!s.read(|tx| tx.code_is_live(c1, 160)).unwrap());
+        assert_ne!(live.id, c1, "the first code is dead");
         // At 160: c1 ended at 150 (replaced), c2 lives until 250.
         let dry = s.read(|tx| tx.purge_counts(160, 86_400)).unwrap();
         assert_eq!(dry.codes, 1);
