@@ -3,7 +3,8 @@
 //! environment by [`App::from_cli`]; tests and the demo build one directly.
 //!
 //! Configuration is validated before the database is opened, so a bad
-//! setting (exit 78) never touches the file.
+//! setting (exit 78) never touches the file. The `--db` value becomes a
+//! [`Location`] here, the one place the engines are told apart.
 
 use crate::cli::Global;
 use crate::clock::{Clock, SystemClock};
@@ -12,13 +13,17 @@ use crate::domain::password::{FLOOR_MIN_LEN, MAX_CHARS, Policy};
 use crate::error::{Error, Result};
 use crate::i18n::{M, t, tf};
 use crate::mail::{self, Mailer, SmtpConfig, Transport};
-use crate::store::{Limits, Store};
+use crate::domain::limits::Limits;
+use crate::store::{Location, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct App {
     pub store: Store,
+    /// Where the store is (for messages; never holds a password in them).
+    pub location: Location,
+    pub busy_timeout: Duration,
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
     pub policy: Policy,
@@ -33,15 +38,23 @@ pub struct App {
 }
 
 /// What a background `recupera mail deliver` needs: the database and the
-/// mail settings, passed in its environment (never its argv).
-#[derive(Debug, Clone)]
+/// mail settings, passed in its environment (never its argv). The child's
+/// environment is cleared first: it gets exactly these variables.
+#[derive(Clone)]
 pub struct Background {
     pub env: Vec<(&'static str, std::ffi::OsString)>,
 }
 
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| *k).collect();
+        f.debug_struct("Background").field("env", &names).finish()
+    }
+}
+
 /// Everything [`App`] needs except the store, resolved and validated.
 pub struct Config {
-    pub db: PathBuf,
+    pub db: Location,
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
     pub policy: Policy,
@@ -82,11 +95,14 @@ pub fn agent_name(given: Option<&str>) -> String {
     raw.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
-/// The clock: the system's, except that debug builds (the test suite's)
-/// accept `RECUPERA_TEST_NOW` (Unix seconds) so tests move time instead of
-/// sleeping. Release builds ignore the variable.
+/// The clock: the system's, except that a binary built for the test suite
+/// (the `test-clock` feature, which only the integration tests' build
+/// turns on) accepts `RECUPERA_TEST_NOW` (Unix seconds), so tests move time
+/// instead of sleeping. `cargo build` and `cargo install`, debug or
+/// release, ignore the variable: whoever sets a user's environment cannot
+/// defeat expiry, throttling or lockout with it.
 pub fn clock_from_env() -> Arc<dyn Clock> {
-    #[cfg(debug_assertions)]
+    #[cfg(feature = "test-clock")]
     if let Some(now) = std::env::var("RECUPERA_TEST_NOW")
         .ok()
         .and_then(|v| v.trim().parse::<i64>().ok())
@@ -142,12 +158,14 @@ pub fn lang_from_env() -> crate::i18n::Lang {
     match std::env::var("RECUPERA_LANG").as_deref().map(str::trim) {
         Ok("en") => Lang::En,
         Ok("es") => Lang::Es,
-        _ => Lang::from_env(),
+        _ => crate::i18n::lang_from_locale_env(),
     }
 }
 
 impl Config {
-    pub fn from_cli(g: &Global, smtp_url_on_argv: bool) -> Result<Config> {
+    /// `on_argv`: which of the secret-bearing settings were typed on the
+    /// command line (a password there is refused).
+    pub fn from_cli(g: &Global, on_argv: &OnArgv) -> Result<Config> {
         let code_ttl_hours: i64 = setting(
             "RECUPERA_CODE_TTL_HOURS",
             &g.code_ttl_hours,
@@ -179,8 +197,8 @@ impl Config {
             M::ConfigNumber,
         )?;
         let db = match &g.db {
-            Some(p) => p.clone(),
-            None => default_db_path()?,
+            Some(p) => Location::parse(p.as_os_str(), on_argv.db, g.db_ca_file.as_deref())?,
+            None => Location::Sqlite(default_db_path()?),
         };
         let pepper = g.pepper_file.as_deref().map(read_pepper).transpose()?;
         let from = match &g.mail_from {
@@ -190,7 +208,7 @@ impl Config {
         let transport = match g.smtp_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) => {
                 let cfg = SmtpConfig::parse(url)?;
-                if smtp_url_on_argv && cfg.password.is_some() {
+                if on_argv.smtp_url && cfg.password.is_some() {
                     return Err(Error::Config(t(M::ConfigSmtpArgv).to_string()));
                 }
                 let timeout = Duration::from_secs(smtp_timeout);
@@ -198,15 +216,21 @@ impl Config {
             }
             None => Transport::Outbox(match &g.outbox {
                 Some(o) => o.clone(),
-                None => db
-                    .parent()
-                    .map(|p| p.join("outbox"))
-                    .unwrap_or_else(|| PathBuf::from("outbox")),
+                None => match db.folder() {
+                    Some(p) => p.join("outbox"),
+                    // A server has no folder beside it: the user's data folder.
+                    None => match default_db_path()?.parent() {
+                        Some(p) => p.join("outbox"),
+                        None => PathBuf::from("outbox"),
+                    },
+                },
             }),
         };
         let background = g.smtp_url.as_deref().filter(|u| !u.is_empty()).map(|url| {
             let mut env: Vec<(&'static str, std::ffi::OsString)> = vec![
-                ("RECUPERA_DB", db.clone().into_os_string()),
+                ("RECUPERA_DB", g.db.clone().map(PathBuf::into_os_string).unwrap_or_else(|| {
+                    db_path_os(&db)
+                })),
                 ("RECUPERA_SMTP_URL", url.into()),
                 ("RECUPERA_SMTP_TIMEOUT", smtp_timeout.to_string().into()),
                 (
@@ -222,6 +246,35 @@ impl Config {
             }
             if let Some(agent) = &g.agent {
                 env.push(("RECUPERA_AGENT", agent.into()));
+            }
+            if let Some(ca) = &g.db_ca_file {
+                env.push(("RECUPERA_DB_CA_FILE", ca.clone().into_os_string()));
+            }
+            // libpq's variables the URL may rely on, and what a TLS stack
+            // and the locale need; nothing else of this process's
+            // environment reaches the child.
+            for k in [
+                "PGPASSWORD",
+                "PGHOST",
+                "PGPORT",
+                "PGUSER",
+                "PGDATABASE",
+                "SSL_CERT_FILE",
+                "SSL_CERT_DIR",
+                "HOME",
+                "USER",
+                "PATH",
+                "LANG",
+                "LC_ALL",
+                "TZ",
+            ] {
+                if let Some(v) = std::env::var_os(k) {
+                    env.push((k, v));
+                }
+            }
+            #[cfg(feature = "test-clock")]
+            if let Some(v) = std::env::var_os("RECUPERA_TEST_NOW") {
+                env.push(("RECUPERA_TEST_NOW", v));
             }
             Background { env }
         });
@@ -243,7 +296,7 @@ impl Config {
                 from,
                 footer,
             },
-            agent: agent_name(g.agent.as_deref()),
+            agent: crate::i18n::visible(&agent_name(g.agent.as_deref())),
             busy_timeout: Duration::from_millis(busy_timeout_ms),
             request_min: Duration::from_millis(request_min_ms),
             background,
@@ -254,6 +307,8 @@ impl Config {
         let store = Store::open(&self.db, self.busy_timeout)?;
         Ok(App {
             store,
+            location: self.db,
+            busy_timeout: self.busy_timeout,
             clock: self.clock,
             hasher: self.hasher,
             policy: self.policy,
@@ -267,11 +322,34 @@ impl Config {
     }
 }
 
+/// Which settings were typed on the command line rather than taken from
+/// the environment: a password in them is refused (argv is visible to
+/// every user of the machine).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OnArgv {
+    pub db: bool,
+    pub smtp_url: bool,
+    /// `--lang` typed: `user add` then uses it for the account's emails.
+    pub lang: bool,
+    /// `--agent` typed: on `audit` it filters by agent (the environment's
+    /// `RECUPERA_AGENT` does not).
+    pub agent: bool,
+}
+
+fn db_path_os(db: &Location) -> std::ffi::OsString {
+    match db {
+        Location::Sqlite(p) => p.clone().into_os_string(),
+        Location::Postgres(t) => t.shown().into(),
+    }
+}
+
 impl App {
     /// An app over a given store with default policy, for tests and the demo.
     pub fn with(store: Store, clock: Arc<dyn Clock>, mailer: Mailer, agent: &str) -> App {
         App {
             store,
+            location: Location::Sqlite(PathBuf::from(":memory:")),
+            busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
             clock,
             hasher: Hasher::new(None),
             policy: Policy::default(),

@@ -5,7 +5,8 @@
 
 use crate::domain::account::AccountType;
 use crate::i18n::Lang;
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 // Password recovery for an e-invoicing platform, over a local SQLite file.
@@ -27,22 +28,21 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    // Set by `main`: the SMTP URL came from argv (where a password is refused).
+    // Set by `main`: which secret-bearing settings came from argv (where a
+    // password is refused).
     #[arg(skip)]
-    pub smtp_url_on_argv: bool,
-
-    // Set by `main`: `--lang` was typed on the command line (then `user add`
-    // uses it for the account's emails too).
-    #[arg(skip)]
-    pub lang_on_argv: bool,
+    pub on_argv: crate::app::OnArgv,
 }
 
 // Flags accepted before or after the command name.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     // Database file [default: ~/.local/share/recupera/recupera.db]
-    #[arg(long, global = true, env = "RECUPERA_DB", value_name = "PATH")]
+    #[arg(long, global = true, env = "RECUPERA_DB", hide_env_values = true, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+
+    #[arg(long, global = true, env = "RECUPERA_DB_CA_FILE", value_name = "FILE")]
+    pub db_ca_file: Option<PathBuf>,
 
     // Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
@@ -198,6 +198,10 @@ pub enum Command {
     // Show the audit log, newest first
     Audit(AuditArgs),
 
+    // The database: status, copy to another engine or file
+    #[command(subcommand)]
+    Db(DbCommand),
+
     // Run the manual's steps 01–07 on a throwaway database and print each one
     Demo,
 }
@@ -215,6 +219,67 @@ pub enum UserCommand {
 
     // Clear an account's login lock and re-enable its recovery channel
     Unlock(UserIdentArgs),
+
+    // Block an account: no login, no codes
+    Disable(UserDisableArgs),
+
+    // Undo `user disable`
+    Enable(UserIdentArgs),
+
+    // Change an account's email, name, username or mail language
+    Edit(UserEditArgs),
+
+    // Delete an account for good (habeas data)
+    Delete(UserDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserDisableArgs {
+    #[command(flatten)]
+    pub who: UserIdentArgs,
+
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserEditArgs {
+    #[command(flatten)]
+    pub who: UserIdentArgs,
+
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+
+    #[arg(long = "mail-lang", value_enum, value_name = "LANG")]
+    pub mail_lang: Option<Lang>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserDeleteArgs {
+    #[command(flatten)]
+    pub who: UserIdentArgs,
+
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    Status,
+
+    Copy(DbCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbCopyArgs {
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: std::ffi::OsString,
 }
 
 #[derive(Debug, Args)]
@@ -261,9 +326,9 @@ pub struct UserListArgs {
 
 #[derive(Debug, Args)]
 pub struct UserIdentArgs {
-    // NIT, or username or email of a proveedor
+    // NIT, or username or email of a proveedor (asked for in a terminal)
     #[arg(value_name = "IDENT")]
-    pub ident: String,
+    pub ident: Option<String>,
 
     // Account type, when the NIT has both a cliente and a proveedor
     #[arg(long = "type", value_enum, value_name = "TYPE")]
@@ -391,6 +456,49 @@ pub struct AuditArgs {
     // At most this many events
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+
+    #[arg(long, value_name = "EVENT")]
+    pub event: Option<String>,
+
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    pub format: AuditFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Csv,
+}
+
+// The domain's enums know nothing of clap; their command-line names are
+// here.
+impl ValueEnum for AccountType {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[AccountType::Cliente, AccountType::Proveedor]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            AccountType::Cliente => PossibleValue::new("cliente").alias("client"),
+            AccountType::Proveedor => PossibleValue::new("proveedor").alias("supplier"),
+        })
+    }
+}
+
+impl ValueEnum for Lang {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Lang::Es, Lang::En]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
 }
 
 /// The clap command with the help texts of `lang` (see `help.rs`): what

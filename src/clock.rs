@@ -71,6 +71,23 @@ pub fn rfc3339(ts: i64) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
+/// `--since`/`--until`: a day `YYYY-MM-DD` in Colombia time, or an RFC
+/// 3339 instant. A day as `until` means the end of that day (the whole day
+/// is included); as `since`, its start.
+pub fn parse_instant(s: &str, end_of_day: bool) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let day = if end_of_day { day.succ_opt()? } else { day };
+    let midnight = day.and_hms_opt(0, 0, 0)?;
+    Bogota
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +106,21 @@ mod tests {
             .timestamp();
         assert_eq!(colombia(july), "30-06-2023 22:00:00");
         assert_eq!(rfc3339(ts), "2023-02-24T18:46:38Z");
+    }
+
+    #[test]
+    fn audit_dates() {
+        // 2026-12-01 00:00 in Bogotá is 05:00 UTC.
+        let start = parse_instant("2026-12-01", false).unwrap();
+        assert_eq!(rfc3339(start), "2026-12-01T05:00:00Z");
+        let end = parse_instant("2026-12-01", true).unwrap();
+        assert_eq!(end - start, 86_400);
+        assert_eq!(
+            parse_instant("2026-12-01T10:00:00-05:00", false),
+            parse_instant("2026-12-01T15:00:00Z", true)
+        );
+        assert_eq!(parse_instant("01/12/2026", false), None);
+        assert_eq!(parse_instant("2026-02-30", false), None);
     }
 
     #[test]

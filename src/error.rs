@@ -26,6 +26,8 @@ pub mod exit {
     pub const DB: u8 = 74;
     /// EX_TEMPFAIL: database busy past its timeout.
     pub const BUSY: u8 = 75;
+    /// EX_SOFTWARE: an internal error (a bug), never 1.
+    pub const SOFTWARE: u8 = 70;
     /// EX_CONFIG: bad configuration.
     pub const CONFIG: u8 = 78;
     /// Interrupted by the user (128 + SIGINT).
@@ -43,15 +45,45 @@ pub enum Error {
     #[error("{0}")]
     MailUnavailable(String),
     #[error("{0}")]
-    Db(String),
-    #[error("{0}")]
-    Busy(String),
-    #[error("{0}")]
     Config(String),
     #[error("{0}")]
     Interrupted(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    /// Storage, by what the user can do about it (see `store::Error`).
+    #[error("{0}")]
+    Store(crate::store::Error),
+    /// Reading input or writing output failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A bug: exit 70.
+    #[error("{0}")]
+    Internal(anyhow::Error),
+}
+
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        match e {
+            // A callback's own error, passed through the engine untouched.
+            crate::store::Error::Stopped(inner) => *inner,
+            other => Error::Store(other),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        match e.io_error_kind() {
+            Some(kind) => Error::Io(std::io::Error::new(kind, e.to_string())),
+            None => Error::Internal(e.into()),
+        }
+    }
+}
+
+/// An internal error with a message: `internal!("account {id} vanished")`.
+#[macro_export]
+macro_rules! internal {
+    ($($arg:tt)*) => {
+        $crate::error::Error::Internal(::anyhow::anyhow!($($arg)*))
+    };
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -63,11 +95,19 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Data(_) => exit::DATA,
             Error::MailUnavailable(_) => exit::UNAVAILABLE,
-            Error::Db(_) => exit::DB,
-            Error::Busy(_) => exit::BUSY,
             Error::Config(_) => exit::CONFIG,
             Error::Interrupted(_) => exit::INTERRUPTED,
-            Error::Other(_) => exit::REFUSED,
+            Error::Store(e) => match e {
+                crate::store::Error::Busy(_) | crate::store::Error::Conflict(_) => exit::BUSY,
+                crate::store::Error::Unavailable(_) => exit::UNAVAILABLE,
+                crate::store::Error::Auth(_) | crate::store::Error::Config(_) => exit::CONFIG,
+                crate::store::Error::NewerSchema(_)
+                | crate::store::Error::Corrupt(_)
+                | crate::store::Error::Other(_) => exit::DB,
+                crate::store::Error::Stopped(inner) => inner.exit_code(),
+            },
+            Error::Io(_) => exit::DB,
+            Error::Internal(_) => exit::SOFTWARE,
         }
     }
 
@@ -78,11 +118,19 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::Data(_) => "bad_data",
             Error::MailUnavailable(_) => "mail_unavailable",
-            Error::Db(_) => "database",
-            Error::Busy(_) => "busy",
             Error::Config(_) => "config",
             Error::Interrupted(_) => "interrupted",
-            Error::Other(_) => "error",
+            Error::Store(e) => match e {
+                crate::store::Error::Busy(_) | crate::store::Error::Conflict(_) => "busy",
+                crate::store::Error::Unavailable(_) => "database_unavailable",
+                crate::store::Error::Auth(_) | crate::store::Error::Config(_) => "config",
+                crate::store::Error::NewerSchema(_)
+                | crate::store::Error::Corrupt(_)
+                | crate::store::Error::Other(_) => "database",
+                crate::store::Error::Stopped(inner) => inner.kind(),
+            },
+            Error::Io(_) => "io",
+            Error::Internal(_) => "internal",
         }
     }
 
@@ -201,24 +249,8 @@ impl From<PolicyError> for Error {
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        if let rusqlite::Error::SqliteFailure(f, _) = &e {
-            match f.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                    return Error::Busy(t(M::DbBusy).to_string());
-                }
-                ErrorCode::ReadOnly => return Error::Db(t(M::DbReadOnlyAny).to_string()),
-                _ => {}
-            }
-        }
-        Error::Db(tf(M::DbError, &[("err", &e)]))
-    }
-}
-
 impl From<crate::domain::hash::HashError> for Error {
     fn from(e: crate::domain::hash::HashError) -> Self {
-        Error::Other(anyhow::anyhow!(e))
+        Error::Internal(anyhow::anyhow!(e))
     }
 }

@@ -14,8 +14,8 @@ use clap::{Arg, ArgAction, Command};
 pub const HELP: &[(&str, &str, &str)] = &[
     (
         "",
-        "Recuperación de contraseña de la plataforma de facturación, sobre un archivo SQLite local.",
-        "Password recovery for the e-invoicing platform, over a local SQLite file.",
+        "Recuperación de contraseña de la plataforma de facturación, sobre un archivo SQLite local o un servidor PostgreSQL compartido.",
+        "Password recovery for the e-invoicing platform, over a local SQLite file or a shared PostgreSQL server.",
     ),
     (
         " #after",
@@ -27,8 +27,13 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("--version", "Muestra la versión", "Show the version"),
     (
         "--db",
-        "Archivo de la base de datos [por omisión: ~/.local/share/recupera/recupera.db]",
-        "Database file [default: ~/.local/share/recupera/recupera.db]",
+        "Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db]",
+        "SQLite file, or the URL of a PostgreSQL server (postgresql://user@host/db; the password in PGPASSWORD or RECUPERA_DB, never on the command line) [default: ~/.local/share/recupera/recupera.db]",
+    ),
+    (
+        "--db-ca-file",
+        "Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL",
+        "Extra CA certificate (PEM) to trust for PostgreSQL's TLS",
     ),
     (
         "--json",
@@ -203,6 +208,107 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "Tipo de cuenta, si el NIT tiene cliente y proveedor",
         "Account type, when the NIT has both a cliente and a proveedor",
     ),
+    (
+        "user disable",
+        "Bloquea una cuenta: no inicia sesión ni recibe códigos (sus códigos pendientes mueren)",
+        "Block an account: no login, no codes (its pending codes die)",
+    ),
+    (
+        "user disable #after",
+        "Ejemplo:\n  recupera user disable 900102030 --reason \"cuenta comprometida, ticket 4521\"",
+        "Example:\n  recupera user disable 900102030 --reason \"compromised account, ticket 4521\"",
+    ),
+    (
+        "user disable <ident>",
+        "NIT, o usuario o email de un proveedor (se pregunta en una terminal)",
+        "NIT, or a proveedor's username or email (asked in a terminal)",
+    ),
+    (
+        "user disable --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor",
+        "Account type, when the NIT has both a cliente and a proveedor",
+    ),
+    (
+        "user disable --reason",
+        "Motivo, para la auditoría y user show",
+        "Reason, for the audit log and user show",
+    ),
+    (
+        "user enable",
+        "Deshace user disable (los códigos anteriores siguen sin valer)",
+        "Undo user disable (earlier codes stay dead)",
+    ),
+    (
+        "user enable <ident>",
+        "NIT, o usuario o email de un proveedor (se pregunta en una terminal)",
+        "NIT, or a proveedor's username or email (asked in a terminal)",
+    ),
+    (
+        "user enable --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor",
+        "Account type, when the NIT has both a cliente and a proveedor",
+    ),
+    (
+        "user edit",
+        "Cambia el email, nombre, usuario o idioma de los correos de una cuenta; un email nuevo anula los códigos pendientes y se avisa a la dirección anterior y a la nueva",
+        "Change an account's email, name, username or mail language; a new email kills pending codes and both the old and the new address are told",
+    ),
+    (
+        "user edit #after",
+        "Ejemplo:\n  recupera user edit 900102030 --email nueva@empresa.co",
+        "Example:\n  recupera user edit 900102030 --email new@company.co",
+    ),
+    (
+        "user edit <ident>",
+        "NIT, o usuario o email de un proveedor (se pregunta en una terminal)",
+        "NIT, or a proveedor's username or email (asked in a terminal)",
+    ),
+    (
+        "user edit --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor",
+        "Account type, when the NIT has both a cliente and a proveedor",
+    ),
+    ("user edit --email", "Email registrado nuevo", "New registered email"),
+    (
+        "user edit --name",
+        "Nombre nuevo (vacío: sin nombre)",
+        "New name (empty: no name)",
+    ),
+    (
+        "user edit --username",
+        "Usuario nuevo de un proveedor (vacío: sin usuario)",
+        "A proveedor's new username (empty: none)",
+    ),
+    (
+        "user edit --mail-lang",
+        "Idioma de los correos de la cuenta",
+        "Language of the account's emails",
+    ),
+    (
+        "user delete",
+        "Borra una cuenta para siempre (Ley 1581 de 2012, habeas data): cuenta, códigos, correos y límites; la auditoría queda con un seudónimo",
+        "Delete an account for good (Ley 1581 de 2012, habeas data): account, codes, mail and limits; the audit log keeps a pseudonym",
+    ),
+    (
+        "user delete #after",
+        "En una terminal muestra la cuenta y pide confirmación; sin terminal exige --yes.\nEjemplo:\n  recupera user delete 900102030 --yes",
+        "In a terminal it shows the account and asks; without one it needs --yes.\nExample:\n  recupera user delete 900102030 --yes",
+    ),
+    (
+        "user delete <ident>",
+        "NIT, o usuario o email de un proveedor (se pregunta en una terminal)",
+        "NIT, or a proveedor's username or email (asked in a terminal)",
+    ),
+    (
+        "user delete --type",
+        "Tipo de cuenta, si el NIT tiene cliente y proveedor",
+        "Account type, when the NIT has both a cliente and a proveedor",
+    ),
+    (
+        "user delete --yes",
+        "Confirma el borrado sin preguntar (scripts)",
+        "Confirm the deletion without asking (scripts)",
+    ),
     // ---- login
     (
         "login",
@@ -369,6 +475,52 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "Account type for --user, when the NIT has both",
     ),
     ("audit --limit", "Como mucho N eventos", "At most N events"),
+    (
+        "audit --since",
+        "Desde esta fecha: AAAA-MM-DD (hora de Colombia, desde las 00:00) o RFC 3339",
+        "From this date: YYYY-MM-DD (Colombia time, from 00:00) or RFC 3339",
+    ),
+    (
+        "audit --until",
+        "Hasta esta fecha: AAAA-MM-DD (hora de Colombia, el día entero incluido) o RFC 3339 (excluido)",
+        "Until this date: YYYY-MM-DD (Colombia time, the whole day included) or RFC 3339 (excluded)",
+    ),
+    (
+        "audit --event",
+        "Solo este evento (login, reset.confirm…) o grupo (reset, user)",
+        "Only this event (login, reset.confirm…) or group (reset, user)",
+    ),
+    (
+        "audit --format",
+        "table (por omisión) o csv, para informes de cumplimiento",
+        "table (default) or csv, for compliance reports",
+    ),
+    // ---- db
+    (
+        "db",
+        "La base de datos: estado, copia a otro motor o archivo",
+        "The database: status, copy to another engine or file",
+    ),
+    (
+        "db status",
+        "Motor, versión del esquema y cuentas, códigos pendientes, correo en cola y eventos",
+        "Engine, schema version and counts of accounts, pending codes, queued mail and events",
+    ),
+    (
+        "db copy",
+        "Copia todo (cuentas con sus hashes, códigos, límites, correo, auditoría) a una base vacía, SQLite o PostgreSQL, en una transacción, y verifica las cuentas",
+        "Copy everything (accounts with their hashes, codes, limits, mail, audit) into an empty database, SQLite or PostgreSQL, in one transaction, and verify the counts",
+    ),
+    (
+        "db copy #after",
+        "Ejemplos:\n  recupera --db recupera.db db copy --to 'postgresql://recupera@db.empresa.co/recupera?sslmode=verify-full'\n  recupera db copy --to /respaldos/recupera.db",
+        "Examples:\n  recupera --db recupera.db db copy --to 'postgresql://recupera@db.company.co/recupera?sslmode=verify-full'\n  recupera db copy --to /backups/recupera.db",
+    ),
+    (
+        "db copy --to",
+        "Destino vacío: archivo SQLite o URL de PostgreSQL (sin contraseña: PGPASSWORD)",
+        "Empty target: a SQLite file or a PostgreSQL URL (no password in it: PGPASSWORD)",
+    ),
     // ---- demo
     (
         "demo",

@@ -13,49 +13,18 @@
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    // Español (default).
-    Es,
-    // English.
-    En,
-}
+pub use crate::domain::lang::Lang;
 
-impl Lang {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lang::Es => "es",
-            Lang::En => "en",
+/// `LC_ALL`, then `LC_MESSAGES`, then `LANG`, as POSIX orders them.
+pub fn lang_from_locale_env() -> Lang {
+    for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.is_empty()
+        {
+            return Lang::from_locale(&v);
         }
     }
-
-    pub fn from_stored(s: &str) -> Lang {
-        if s == "en" { Lang::En } else { Lang::Es }
-    }
-
-    /// From a locale string such as `en_US.UTF-8`: English only when it says
-    /// English, Spanish otherwise.
-    pub fn from_locale(s: &str) -> Lang {
-        let s = s.trim().to_ascii_lowercase();
-        if s.starts_with("en") {
-            Lang::En
-        } else {
-            Lang::Es
-        }
-    }
-
-    /// `LC_ALL`, then `LC_MESSAGES`, then `LANG`, as POSIX orders them.
-    pub fn from_env() -> Lang {
-        for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
-            if let Ok(v) = std::env::var(var)
-                && !v.is_empty()
-            {
-                return Lang::from_locale(&v);
-            }
-        }
-        Lang::Es
-    }
+    Lang::Es
 }
 
 static CURRENT: AtomicU8 = AtomicU8::new(0);
@@ -96,6 +65,52 @@ macro_rules! catalog {
     };
 }
 
+/// The manual's label of an account type, in the process language.
+pub fn type_label(k: crate::domain::account::AccountType) -> &'static str {
+    type_label_in(k, lang())
+}
+
+/// The manual's label of an account type ("Cliente Factura", "Proveedor").
+pub fn type_label_in(k: crate::domain::account::AccountType, lang: Lang) -> &'static str {
+    use crate::domain::account::AccountType;
+    match k {
+        AccountType::Cliente => M::TypeCliente.text(lang),
+        AccountType::Proveedor => M::TypeProveedor.text(lang),
+    }
+}
+
+/// A code's state as a word of the process language.
+pub fn code_state_label(s: crate::store::ShownCodeState) -> &'static str {
+    use crate::store::ShownCodeState as S;
+    t(match s {
+        S::Pending => M::CodePending,
+        S::Expired => M::CodeExpired,
+        S::Used => M::CodeUsed,
+        S::Replaced => M::CodeReplaced,
+        S::Exhausted => M::CodeExhausted,
+    })
+}
+
+pub fn mail_state_label(s: crate::store::MailState) -> &'static str {
+    use crate::store::MailState as S;
+    t(match s {
+        S::Queued => M::MailStateQueued,
+        S::Sent => M::MailStateSent,
+        S::Dropped => M::MailStateDropped,
+    })
+}
+
+pub fn mail_kind_label(k: crate::store::MailKind) -> &'static str {
+    use crate::store::MailKind as K;
+    t(match k {
+        K::ResetCode => M::MailKindReset,
+        K::PasswordChanged => M::MailKindChanged,
+        K::EmailChangedOld => M::MailKindEmailOld,
+        K::EmailChangedNew => M::MailKindEmailNew,
+        K::ChannelSuspended => M::MailKindSuspended,
+    })
+}
+
 /// A message in the process language.
 pub fn t(m: M) -> &'static str {
     m.text(lang())
@@ -111,29 +126,93 @@ pub fn tl(m: M, lang: Lang, args: &[(&str, &dyn Display)]) -> String {
     fill(m.text(lang), args)
 }
 
+/// Fills `{name}` placeholders in one pass over the template: a value is
+/// never read again as a template, so a value that contains `{err}` (a
+/// path, a server's reply) stays as it is.
 fn fill(template: &str, args: &[(&str, &dyn Display)]) -> String {
-    let mut out = template.to_string();
-    for (name, value) in args {
-        out = out.replace(&format!("{{{name}}}"), &value.to_string());
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let name_end = after.find('}');
+        match name_end.and_then(|end| {
+            let name = &after[..end];
+            args.iter().find(|(n, _)| *n == name).map(|(_, v)| (end, v))
+        }) {
+            Some((end, value)) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{value}");
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text that did not come from our catalog, made safe for a terminal or a
+/// pipe: C0 and C1 controls, bidi overrides and isolates, line and paragraph
+/// separators, zero-width and other invisible format characters become
+/// visible escapes such as `\u{1b}`.
+pub fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_hazard(c) {
+            use std::fmt::Write;
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
     }
     out
 }
 
-/// Cuts a user-typed value for quoting in a message, so a 10,000-character
-/// input does not become a 10,000-character error.
-pub fn quote(s: &str) -> String {
-    const MAX: usize = 60;
-    let cleaned: String = s
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .take(MAX + 1)
-        .collect();
-    if cleaned.chars().count() > MAX {
-        let cut: String = cleaned.chars().take(MAX).collect();
+/// Characters that can change how a terminal shows what follows them, or
+/// hide or reorder text.
+pub fn is_hazard(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}'   // zero-width space/joiners, LRM, RLM
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // bidi isolates
+            | '\u{00AD}'              // soft hyphen
+            | '\u{061C}'              // Arabic letter mark
+            | '\u{FEFF}'              // zero-width no-break space (BOM)
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+        )
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        let cut: String = s.chars().take(max).collect();
         format!("{cut}…")
     } else {
-        cleaned
+        s.to_string()
     }
+}
+
+/// A user-typed value quoted in a message: made visible and cut, so a
+/// 10,000-character input does not become a 10,000-character error.
+pub fn quote(s: &str) -> String {
+    cut(&visible(&s.chars().take(200).collect::<String>()), 60)
+}
+
+/// Foreign text of some length (a server's reply, a driver's error), made
+/// visible and cut to a few lines' worth.
+pub fn quote_long(s: &str) -> String {
+    cut(&visible(&s.chars().take(1000).collect::<String>()), 300)
+}
+
+/// A path for a message, made visible.
+pub fn shown_path(p: &std::path::Path) -> String {
+    visible(&p.display().to_string())
 }
 
 catalog! {
@@ -210,6 +289,27 @@ catalog! {
     UserAdded => "Cuenta creada: {type} {nit}, {email}.", "Account created: {type} {nit}, {email}.";
     UserAddedNoPassword => "Sin contraseña: el cliente la creará con un código (recupera reset request).",
         "No password: the customer will set one with a code (recupera reset request).";
+    UserDisabled => "Cuenta {type} {nit} deshabilitada: no puede iniciar sesión ni recibir códigos.",
+        "Account {type} {nit} disabled: it cannot log in or receive codes.";
+    UserEnabled => "Cuenta {type} {nit} habilitada de nuevo (los códigos anteriores siguen sin valer).",
+        "Account {type} {nit} enabled again (earlier codes stay dead).";
+    UserEdited => "Cuenta {type} {nit} actualizada: {fields}.", "Account {type} {nit} updated: {fields}.";
+    UserEditedEmail => "Se avisó a la dirección anterior y a la nueva; los códigos pendientes se anularon.",
+        "The old and the new address were told; pending codes were cancelled.";
+    EditNothing => "Indique qué cambiar: --email, --name, --username o --mail-lang.",
+        "Say what to change: --email, --name, --username or --mail-lang.";
+    EditNoChange => "Nada que cambiar: la cuenta ya tenía esos datos.", "Nothing to change: the account already had those values.";
+    DeleteNeedsYes => "Borrar una cuenta no se puede deshacer: sin una terminal, confírmelo con --yes.",
+        "Deleting an account cannot be undone: without a terminal, confirm it with --yes.";
+    PromptDelete => "¿Borrar para siempre la cuenta {type} {nit}? (Ley 1581: su historial queda con un seudónimo)",
+        "Delete the account {type} {nit} for good? (Ley 1581: its history stays under a pseudonym)";
+    UserDeleted => "Cuenta {type} {nit} borrada; su historial de auditoría la nombra ahora «{pseudonym}».",
+        "Account {type} {nit} deleted; its audit history now names it «{pseudonym}».";
+    PromptIdentAgent => "NIT, usuario o email de la cuenta", "NIT, username or email of the account";
+    PromptAfterRefusal => "¿Qué desea hacer?", "What now?";
+    OptRetype => "Escribir el código otra vez", "Type the code again";
+    OptResend => "Volver a enviar el código", "Send the code again";
+    OptQuit => "Salir", "Quit";
     UserUnlocked => "Cuenta {type} {nit} desbloqueada: inicio de sesión y recuperación habilitados.",
         "Account {type} {nit} unlocked: login and recovery enabled.";
 
@@ -253,6 +353,20 @@ catalog! {
     DbBusy => "La base de datos está ocupada por otro proceso; inténtelo de nuevo en un momento.",
         "The database is busy with another process; try again in a moment.";
     DbError => "Error de la base de datos: {err}", "Database error: {err}";
+    DbCorrupt => "La base de datos está dañada o no es de recupera; no se modificó.",
+        "The database is damaged or not a recupera database; it was left untouched.";
+    DbBadValue => "La base de datos tiene un valor que este programa no conoce en {what}: «{value}».",
+        "The database holds a value this program does not know in {what}: «{value}».";
+    DbModeTightened => "aviso: {path} tenía permisos {mode} (otros usuarios podían leerla); se cambiaron a 600.",
+        "warning: {path} had mode {mode} (other users could read it); it was changed to 600.";
+    DbModeOpen => "aviso: {path} tiene permisos {mode} y no es de este usuario: otros pueden leerla. Pida a su dueño chmod 600.",
+        "warning: {path} has mode {mode} and belongs to another user: others can read it. Ask its owner to chmod 600 it.";
+    DbUnreachable => "No se puede conectar con el servidor PostgreSQL {server}: {err}",
+        "Cannot reach the PostgreSQL server {server}: {err}";
+    DbAuth => "El servidor PostgreSQL {server} rechazó las credenciales: {err}. Revise el usuario y PGPASSWORD.",
+        "The PostgreSQL server {server} refused the credentials: {err}. Check the user and PGPASSWORD.";
+    DbForeignPg => "La base PostgreSQL ya tiene tablas con nombres de recupera ({tables}) que no creó recupera; no se modificó.",
+        "The PostgreSQL database already has tables with recupera's names ({tables}) that recupera did not create; it was left untouched.";
 
     // --- configuration ---
     ConfigTtl => "RECUPERA_CODE_TTL_HOURS debe estar entre 1 y 24 (horas).", "RECUPERA_CODE_TTL_HOURS must be between 1 and 24 (hours).";
@@ -261,6 +375,16 @@ catalog! {
     ConfigPepper => "No se puede leer el pepper {path}: {err}. Sin él ninguna contraseña se puede verificar; restaure el archivo o quite RECUPERA_PEPPER_FILE.",
         "Cannot read the pepper {path}: {err}. Without it no password can be verified; restore the file or unset RECUPERA_PEPPER_FILE.";
     ConfigPepperShort => "El pepper {path} debe tener entre 16 bytes y 1 MiB.", "The pepper {path} must hold between 16 bytes and 1 MiB.";
+    ConfigDbUrl => "La URL de PostgreSQL no es válida: {err}. Ejemplos: postgresql://usuario@servidor:5432/recupera?sslmode=verify-full o postgresql:///recupera?host=/run/postgresql",
+        "The PostgreSQL URL is not valid: {err}. Examples: postgresql://user@host:5432/recupera?sslmode=verify-full or postgresql:///recupera?host=/run/postgresql";
+    ConfigDbUrlParam => "parámetro desconocido {param}", "unknown parameter {param}";
+    ConfigDbArgv => "La URL de --db lleva una contraseña, y la línea de órdenes la ve cualquier usuario del equipo: póngala en RECUPERA_DB o en PGPASSWORD.",
+        "The --db URL holds a password, and any user of the machine can see the command line: put it in RECUPERA_DB or in PGPASSWORD.";
+    ConfigDbPlain => "Conexión sin cifrar a {host} rechazada: fuera de este equipo PostgreSQL exige TLS (quite sslmode=disable).",
+        "Plain-text connection to {host} refused: off this machine PostgreSQL needs TLS (remove sslmode=disable).";
+    ConfigDbCa => "No se puede usar el certificado de CA {path}: {err}", "Cannot use the CA certificate {path}: {err}";
+    ConfigDbTls => "El certificado TLS del servidor PostgreSQL {server} no es de confianza: {err}. Indique su CA en RECUPERA_DB_CA_FILE.",
+        "The TLS certificate of the PostgreSQL server {server} is not trusted: {err}. Give its CA in RECUPERA_DB_CA_FILE.";
     ConfigNoHome => "No se encontró la carpeta del usuario: indique --db o RECUPERA_DB.", "No home folder found: give --db or RECUPERA_DB.";
     ConfigMailFrom => "RECUPERA_MAIL_FROM no es un remitente válido: {err}", "RECUPERA_MAIL_FROM is not a valid sender: {err}";
     ConfigSmtpUrl => "RECUPERA_SMTP_URL no es válida: {err}. Ejemplos: smtps://usuario:clave@smtp.ejemplo.com o smtp://smtp.ejemplo.com:587?tls=required",
@@ -275,7 +399,24 @@ catalog! {
     MailSubject => "Confirmación de cambio de contraseña", "Password change confirmation";
     MailTitle => "Confirmación de recuperación de contraseña", "Password recovery confirmation";
     MailIntro => "Hemos recibido una solicitud para realizar un cambio de contraseña.", "We have received a request to change your password.";
-    MailExpiry => "Por seguridad este código caducará en {hours}Hrs.", "For your security this code will expire in {hours} hours.";
+    MailExpiry => "Por seguridad este código caducará en {left} ({date}, hora de Colombia).",
+        "For your security this code will expire in {left} ({date}, Colombia time).";
+    MailLeftHours => "{hours}Hrs", "{hours} hours";
+    MailLeftMinutes => "{minutes} minutos", "{minutes} minutes";
+    MailSuspendedSubject => "Recuperación de contraseña suspendida", "Password recovery suspended";
+    MailSuspendedBody => "Hubo demasiados intentos fallidos de cambiar la contraseña de su cuenta ({type}, NIT {nit}) con un código. Desde el {date} la recuperación de contraseña está suspendida hasta el {until} (hora de Colombia).",
+        "There were too many failed attempts to change the password of your account ({type}, NIT {nit}) with a code. Since {date}, password recovery is suspended until {until} (Colombia time).";
+    MailSuspendedWarn => "Si no fue usted, alguien conoce su NIT: comuníquese con soporte. Su contraseña actual no cambió.",
+        "If it was not you, someone knows your NIT: contact support. Your current password did not change.";
+    MailEmailChangedSubject => "Cambio del email registrado", "Registered email changed";
+    MailEmailChangedOld => "El email registrado de su cuenta ({type}, NIT {nit}) se cambió el {date} (hora de Colombia) a {email}. Los códigos de recuperación irán solo a esa dirección.",
+        "The registered email of your account ({type}, NIT {nit}) was changed on {date} (Colombia time) to {email}. Recovery codes will go only to that address.";
+    MailEmailChangedWarn => "Si usted no pidió este cambio, comuníquese de inmediato con soporte.",
+        "If you did not ask for this change, contact support at once.";
+    MailEmailChangedNew => "Esta dirección es ahora el email registrado de la cuenta {type} con NIT {nit} (cambio del {date}, hora de Colombia). Los códigos de recuperación llegarán aquí.",
+        "This address is now the registered email of the {type} account with NIT {nit} (changed on {date}, Colombia time). Recovery codes will arrive here.";
+    MailEmailChangedNewWarn => "Si usted no reconoce esta cuenta, comuníquese con soporte.",
+        "If you do not recognise this account, contact support.";
     MailIgnore => "Si usted no solicitó un cambio de contraseña, por favor haga caso omiso. Sus datos están seguros.",
         "If you did not request a password change, please ignore this message. Your data is safe.";
     MailDetails => "Detalles de la solicitud", "Request details";
@@ -295,6 +436,17 @@ catalog! {
     MailCredentials => "El servidor de correo rechazó las credenciales de RECUPERA_SMTP_URL: {err}",
         "The mail server refused the credentials in RECUPERA_SMTP_URL: {err}";
     MailUnavailable => "El servidor de correo no está disponible: {err}", "The mail server is unavailable: {err}";
+
+    OutboxSymlink => "la carpeta de salida es un enlace simbólico; use una carpeta real", "the outbox is a symbolic link; use a real folder";
+    OutboxNotDir => "la carpeta de salida no es una carpeta", "the outbox is not a folder";
+    OutboxForeign => "la carpeta de salida es de otro usuario y otros pueden escribir en ella (permisos {mode}); use una carpeta propia",
+        "the outbox belongs to another user and others can write to it (mode {mode}); use a folder of your own";
+    OutboxTightened => "aviso: la carpeta de salida {path} tenía permisos {mode}; se cambiaron a 700.",
+        "warning: the outbox {path} had mode {mode}; it was changed to 700.";
+    CopyNotEmpty => "La base de destino no está vacía ({accounts} cuentas, {codes} códigos, {mail} correos, {audit} eventos); no se copió nada.",
+        "The target database is not empty ({accounts} accounts, {codes} codes, {mail} messages, {audit} events); nothing was copied.";
+    CopyMismatch => "La copia no coincide con el origen (esperado {expected}, copiado {got}); no se guardó nada.",
+        "The copy does not match the source (expected {expected}, copied {got}); nothing was saved.";
 
     // --- prompts ---
     PromptType => "Tipo", "Type";
@@ -353,7 +505,7 @@ catalog! {
     ColMailLang => "Idioma de los correos", "Email language";
     ColRecovery => "Recuperación", "Recovery";
     RecoveryEnabled => "habilitada", "enabled";
-    RecoveryDisabled => "deshabilitada (recupera user unlock)", "disabled (recupera user unlock)";
+    RecoveryDisabled => "no (cuenta deshabilitada: recupera user enable)", "no (account disabled: recupera user enable)";
     ColFailedLogins => "Inicios de sesión fallidos", "Failed logins";
     ColFailedConfirms => "Confirmaciones fallidas", "Failed confirmations";
     ColPendingCodes => "Códigos pendientes", "Pending codes";
@@ -373,6 +525,35 @@ catalog! {
     ColOutcome => "Resultado", "Outcome";
     ColDetail => "Detalle", "Detail";
     Empty => "(ninguno)", "(none)";
+    ColDisabled => "Deshabilitada", "Disabled";
+    CodePending => "pendiente", "pending";
+    CodeExpired => "caducado", "expired";
+    CodeUsed => "usado", "used";
+    CodeReplaced => "reemplazado", "replaced";
+    CodeExhausted => "agotado (5 intentos)", "exhausted (5 tries)";
+    MailStateQueued => "en cola", "queued";
+    MailStateSent => "enviado", "sent";
+    MailStateDropped => "descartado", "dropped";
+    MailKindReset => "código de recuperación", "recovery code";
+    MailKindChanged => "aviso: contraseña cambiada", "notice: password changed";
+    MailKindEmailOld => "aviso: email cambiado (dirección anterior)", "notice: email changed (old address)";
+    MailKindEmailNew => "aviso: email cambiado (dirección nueva)", "notice: email changed (new address)";
+    MailKindSuspended => "aviso: recuperación suspendida", "notice: recovery suspended";
+    DbStatus => "Motor: {engine} ({where})\nEsquema: versión {version}\nCuentas: {accounts} · códigos pendientes: {codes} · correos en cola: {mail} · eventos de auditoría: {audit}",
+        "Engine: {engine} ({where})\nSchema: version {version}\nAccounts: {accounts} · pending codes: {codes} · queued mail: {mail} · audit events: {audit}";
+    DbCopied => "Copiado de {from} a {to} ({target}) y verificado: {accounts} cuentas, {codes} códigos, {mail} correos, {audit} eventos de auditoría.",
+        "Copied from {from} to {to} ({target}) and verified: {accounts} accounts, {codes} codes, {mail} messages, {audit} audit events.";
+    ProgressCopy => "Copiando", "Copying";
+    UsageBadDate => "{flag} espera una fecha AAAA-MM-DD (hora de Colombia) o RFC 3339 (2026-12-01T08:00:00-05:00), no «{value}».",
+        "{flag} takes a date YYYY-MM-DD (Colombia time) or RFC 3339 (2026-12-01T08:00:00-05:00), not «{value}».";
+    ColRequests => "Solicitudes de código (24 h)", "Code requests (24 h)";
+    StateActive => "activa", "active";
+    StateDisabled => "DESHABILITADA", "DISABLED";
+    StateLocked => "bloqueada", "locked";
+    StateSuspended => "recuperación suspendida", "recovery suspended";
+    RecoverySuspendedUntil => "suspendida hasta {until}", "suspended until {until}";
+    RequestsUsed => "{used} de {limit}", "{used} of {limit}";
+    RequestsUsedUntil => "{used} de {limit}; la próxima se permite desde {at}", "{used} of {limit}; the next is allowed from {at}";
 
     // --- misc ---
     Yes => "sí", "yes";
@@ -415,14 +596,6 @@ mod tests {
     }
 
     #[test]
-    fn locale_detection() {
-        assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
-        assert_eq!(Lang::from_locale("es_CO.UTF-8"), Lang::Es);
-        assert_eq!(Lang::from_locale("C"), Lang::Es);
-        assert_eq!(Lang::from_locale("fr_FR"), Lang::Es);
-    }
-
-    #[test]
     fn fill_and_quote() {
         assert_eq!(
             fill("a {x} b {y}", &[("x", &1), ("y", &"z")]),
@@ -430,6 +603,12 @@ mod tests {
         );
         let long = "a".repeat(10_000);
         assert_eq!(quote(&long).chars().count(), 61);
-        assert_eq!(quote("a\nb"), "a\u{FFFD}b");
+        assert_eq!(quote("a\nb"), "a\\u{a}b");
+        // One pass: a value that looks like a placeholder stays as it is.
+        assert_eq!(
+            fill("{path}: {err}", &[("path", &"/x-{err}/"), ("err", &"boom")]),
+            "/x-{err}/: boom"
+        );
+        assert_eq!(fill("{unknown} {x}", &[("x", &1)]), "{unknown} 1");
     }
 }

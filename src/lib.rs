@@ -1,9 +1,10 @@
 //! `recupera`: the password-recovery workflow of an e-invoicing platform's
-//! manual, over a local SQLite file.
+//! manual, over a local SQLite file or a shared PostgreSQL server.
 //!
-//! Layers: [`domain`] (rules, no I/O) → [`store`] (all SQL) → [`mail`] →
-//! [`commands`] (glue, one module per command group) → [`run`]. `main.rs`
-//! only parses arguments and maps errors to exit codes.
+//! Layers: [`domain`] (rules, no I/O) → [`store`] (all SQL, two engines) →
+//! [`mail`] → [`ops`] (what each command does) → [`commands`] (arguments
+//! in, an operation, the outcome rendered by [`view`]) → [`run`].
+//! `main.rs` only parses arguments and maps errors to exit codes.
 
 pub mod alloc;
 pub mod app;
@@ -14,11 +15,17 @@ pub mod domain;
 pub mod error;
 pub mod help;
 pub mod i18n;
+pub mod input;
 pub mod mail;
+pub mod ops;
 pub mod store;
 pub mod table;
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod testing;
 pub mod ui;
 pub mod usage;
+pub mod view;
 
 use cli::{Cli, Command};
 
@@ -37,15 +44,24 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Demo = cli.command {
         return commands::demo::run(&ui);
     }
-    let mut app = app::Config::from_cli(&cli.global, cli.smtp_url_on_argv)?.open()?;
-    let lang_on_argv = cli.lang_on_argv.then_some(lang);
+    let mut app = app::Config::from_cli(&cli.global, &cli.on_argv)?.open()?;
+    let lang_on_argv = cli.on_argv.lang.then_some(lang);
     match &cli.command {
         Command::User(c) => commands::user::run(&mut app, &ui, c, lang_on_argv),
         Command::Login(a) => commands::login::run(&mut app, &ui, a),
         Command::Reset(c) => commands::reset::run(&mut app, &ui, c),
         Command::Codes(c) => commands::codes::run(&mut app, &ui, c),
         Command::Mail(c) => commands::mail::run(&mut app, &ui, c),
-        Command::Audit(a) => commands::audit::run(&mut app, &ui, a),
+        Command::Audit(a) => {
+            // On `audit`, a typed --agent filters (RECUPERA_AGENT does not).
+            let filter = cli
+                .on_argv
+                .agent
+                .then(|| cli.global.agent.clone())
+                .flatten();
+            commands::audit::run(&mut app, &ui, a, filter)
+        }
+        Command::Db(c) => commands::db::run(&mut app, &ui, c, cli.global.db_ca_file.as_deref()),
         Command::Demo => commands::demo::run(&ui),
     }
 }

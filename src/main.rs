@@ -21,12 +21,7 @@ fn on_argv(m: &clap::ArgMatches, id: &str) -> bool {
 }
 
 fn is_broken_pipe(e: &Error) -> bool {
-    match e {
-        Error::Other(a) => a
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
-        _ => false,
-    }
+    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// A clap error: help and version as clap prints them; usage errors in the
@@ -129,8 +124,12 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    cli.smtp_url_on_argv = on_argv(&matches, "smtp_url");
-    cli.lang_on_argv = on_argv(&matches, "lang");
+    cli.on_argv = recupera::app::OnArgv {
+        db: on_argv(&matches, "db"),
+        smtp_url: on_argv(&matches, "smtp_url"),
+        lang: on_argv(&matches, "lang"),
+        agent: on_argv(&matches, "agent"),
+    };
     let json = cli.global.json;
     match recupera::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

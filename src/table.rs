@@ -1,14 +1,19 @@
 //! Listings: a streamed JSON array for scripts, comfy-table tables fitted to
 //! the terminal for people.
 //!
-//! Invariant: a listing never holds more than one page of rows in memory:
-//! JSON items are written as they come, and long tables print one table per
-//! page, so `user list` over 100,000 accounts stays flat in memory.
+//! Invariants:
+//! - A listing never holds more than one page of rows in memory: JSON items
+//!   are written as they come, and long tables print one table per page, so
+//!   `user list` over 100,000 accounts stays flat in memory.
+//! - Cells hold text already made visible by the caller (`i18n::visible`).
+//! - A row can be emphasised (a disabled account): in colour only when
+//!   stdout is a terminal and `NO_COLOR` is unset; the row's own words
+//!   ("DESHABILITADA") tell it apart everywhere else.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::i18n::{M, t};
 use crate::ui::Ui;
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Row, Table, presets};
 use std::io::Write;
 
 const PAGE: usize = 500;
@@ -23,18 +28,38 @@ fn style(ui: &Ui) -> comfy_table::TableStyle {
     }
 }
 
+fn colour(ui: &Ui) -> bool {
+    ui.stdout_tty && !ui.no_color
+}
+
 fn new_table(ui: &Ui, headers: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(style(ui))
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(headers.iter().copied());
+    if !colour(ui) {
+        table.force_no_tty();
+    }
     table
+}
+
+fn row(ui: &Ui, cells: Vec<String>, emphasis: bool) -> Row {
+    let styled = emphasis && colour(ui);
+    Row::from(cells.into_iter().map(|c| {
+        let cell = Cell::new(c);
+        if styled {
+            cell.fg(Color::Red).add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }))
 }
 
 fn print(table: &Table) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{table}").map_err(|e| Error::Other(e.into()))
+    writeln!(out, "{table}")?;
+    Ok(())
 }
 
 /// Rows pushed one at a time, printed a page at a time.
@@ -57,8 +82,8 @@ impl<'a> Paged<'a> {
         }
     }
 
-    pub fn row(&mut self, cells: Vec<String>) -> Result<()> {
-        self.table.add_row(cells);
+    pub fn row(&mut self, cells: Vec<String>, emphasis: bool) -> Result<()> {
+        self.table.add_row(row(self.ui, cells, emphasis));
         self.rows += 1;
         if self.rows == PAGE {
             self.flush()?;
@@ -96,44 +121,44 @@ pub enum Listing<'a> {
     Table(Box<Paged<'a>>),
 }
 
-fn io(e: std::io::Error) -> Error {
-    Error::Other(e.into())
-}
-
 impl<'a> Listing<'a> {
     pub fn new(ui: &'a Ui, headers: &[&str]) -> Result<Self> {
         if ui.json {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            out.write_all(b"[").map_err(io)?;
+            out.write_all(b"[")?;
             Ok(Listing::Json { out, first: true })
         } else {
             Ok(Listing::Table(Box::new(Paged::new(ui, headers))))
         }
     }
 
-    /// Adds one item; only the rendering in use is computed.
+    /// Adds one item; only the rendering in use is computed. `emphasis`
+    /// marks a row that needs attention (a disabled account).
     pub fn push(
         &mut self,
         json: impl FnOnce() -> serde_json::Value,
         cells: impl FnOnce() -> Vec<String>,
+        emphasis: bool,
     ) -> Result<()> {
         match self {
             Listing::Json { out, first } => {
                 if !*first {
-                    out.write_all(b",").map_err(io)?;
+                    out.write_all(b",")?;
                 }
                 *first = false;
-                serde_json::to_writer(&mut *out, &json()).map_err(|e| Error::Other(e.into()))
+                serde_json::to_writer(&mut *out, &json())?;
+                Ok(())
             }
-            Listing::Table(pager) => pager.row(cells()),
+            Listing::Table(pager) => pager.row(cells(), emphasis),
         }
     }
 
     pub fn finish(self) -> Result<()> {
         match self {
             Listing::Json { mut out, .. } => {
-                out.write_all(b"]\n").map_err(io)?;
-                out.flush().map_err(io)
+                out.write_all(b"]\n")?;
+                out.flush()?;
+                Ok(())
             }
             Listing::Table(pager) => pager.finish(),
         }
@@ -141,13 +166,16 @@ impl<'a> Listing<'a> {
 }
 
 /// A two-column table of labels and values (`user show`).
-pub fn key_values(ui: &Ui, rows: &[(&str, String)]) -> Result<()> {
+pub fn key_values(ui: &Ui, rows: &[(&str, String)], emphasis: bool) -> Result<()> {
     let mut table = Table::new();
     table
         .load_style(style(ui))
         .set_content_arrangement(ContentArrangement::Dynamic);
+    if !colour(ui) {
+        table.force_no_tty();
+    }
     for (k, v) in rows {
-        table.add_row(vec![k.to_string(), v.clone()]);
+        table.add_row(row(ui, vec![k.to_string(), v.clone()], emphasis));
     }
     print(&table)
 }

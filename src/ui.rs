@@ -40,8 +40,42 @@ fn map_prompt_err(e: dialoguer::Error) -> Error {
     if io.kind() == std::io::ErrorKind::Interrupted {
         Error::interrupted()
     } else {
-        Error::Other(anyhow::anyhow!(io))
+        Error::Io(io)
     }
+}
+
+/// A line on stderr, prefixed, never failing (a closed stderr loses it).
+pub fn warn(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "recupera: {msg}");
+}
+
+static COMMITTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The command's main change is committed: an interruption from now on
+/// (Ctrl-C at "¿Iniciar sesión ahora?") must not claim nothing was saved.
+pub fn mark_committed() {
+    COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn committed() -> bool {
+    COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A progress bar on stderr when it is a terminal (and not `--json`);
+/// nothing in pipes.
+pub fn progress(ui: &Ui, label: &str) -> Option<indicatif::ProgressBar> {
+    if ui.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {pos}/{len} ({eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_string());
+    Some(bar)
 }
 
 impl Ui {
@@ -73,17 +107,26 @@ impl Ui {
     pub fn line(&self, text: &str) -> Result<()> {
         if !self.json {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{text}").map_err(io_err)?;
+            writeln!(out, "{text}")?;
+            out.flush()?;
         }
         Ok(())
+    }
+
+    /// A line for the person at the terminal, on stderr (a refusal the
+    /// session goes on after).
+    pub fn warn_line(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{text}");
     }
 
     /// The command's one JSON document (JSON mode only).
     pub fn doc(&self, value: &serde_json::Value) -> Result<()> {
         if self.json {
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer(&mut out, value).map_err(|e| Error::Other(e.into()))?;
-            writeln!(out).map_err(io_err)?;
+            serde_json::to_writer(&mut out, value)?;
+            writeln!(out)?;
+            out.flush()?;
         }
         Ok(())
     }
@@ -155,8 +198,8 @@ impl Ui {
             return Ok(AccountType::Cliente);
         }
         let items = [
-            AccountType::Cliente.label(crate::i18n::lang()),
-            AccountType::Proveedor.label(crate::i18n::lang()),
+            crate::i18n::type_label(AccountType::Cliente),
+            crate::i18n::type_label(AccountType::Proveedor),
         ];
         Ok(match self.select(t(M::PromptType), &items, 0)? {
             1 => AccountType::Proveedor,
@@ -190,10 +233,6 @@ impl Ui {
     }
 }
 
-fn io_err(e: std::io::Error) -> Error {
-    Error::Other(anyhow::Error::new(e))
-}
-
 /// The password lines read by `--password-stdin`: the password, and the
 /// confirmation if a second line was given.
 pub struct StdinPassword {
@@ -209,8 +248,7 @@ pub fn read_stdin_password() -> Result<StdinPassword> {
     std::io::stdin()
         .lock()
         .take(STDIN_LIMIT + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err)?;
+        .read_to_end(&mut buf)?;
     if buf.len() as u64 > STDIN_LIMIT {
         return Err(Error::Data(t(M::PwTooLong).to_string()));
     }

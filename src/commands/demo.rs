@@ -11,9 +11,9 @@ use crate::domain::email::Email;
 use crate::domain::nit::Nit;
 use crate::domain::password::Password;
 use crate::error::{Error, Result, policy_message};
-use crate::i18n::{M, lang, t, tf};
+use crate::i18n::{M, lang, t, tf, type_label};
 use crate::mail::{self, Mailer, Transport};
-use crate::store::{DEFAULT_BUSY_TIMEOUT, Store};
+use crate::store::{DEFAULT_BUSY_TIMEOUT, Location, Store};
 use crate::ui::Ui;
 use rand::RngExt;
 use serde_json::json;
@@ -21,9 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use super::login::{LoginOutcome, login};
-use super::reset::{ConfirmOutcome, confirm, request};
-use super::user::{NewUser, add};
+use crate::ops::accounts::{NewUser, add};
+use crate::ops::login::{LoginOutcome, login};
+use crate::ops::reset::{ConfirmOutcome, confirm, request};
 
 struct Steps<'a> {
     ui: &'a Ui,
@@ -40,16 +40,16 @@ impl Steps<'_> {
 
 /// The newest `.eml` in the outbox: (file name, subject, plain text).
 fn newest_mail(outbox: &Path) -> Result<(String, String, String)> {
-    let newest = std::fs::read_dir(outbox)
-        .map_err(|e| Error::Other(e.into()))?
+    // Outbox names sort by time of writing.
+    let newest = std::fs::read_dir(outbox)?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-        .ok_or_else(|| Error::Other(anyhow::anyhow!("no mail in {}", outbox.display())))?;
-    let raw = std::fs::read(newest.path()).map_err(|e| Error::Other(e.into()))?;
+        .max_by_key(|e| e.file_name())
+        .ok_or_else(|| crate::internal!("no mail in {}", outbox.display()))?;
+    let raw = std::fs::read(newest.path())?;
     let msg = mail_parser::MessageParser::default()
         .parse(&raw)
-        .ok_or_else(|| Error::Other(anyhow::anyhow!("unreadable mail")))?;
+        .ok_or_else(|| crate::internal!("unreadable mail"))?;
     Ok((
         newest.file_name().to_string_lossy().into_owned(),
         msg.subject().unwrap_or_default().to_string(),
@@ -71,13 +71,10 @@ fn demo_password() -> Zeroizing<String> {
 }
 
 pub fn run(ui: &Ui) -> Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("recupera-demo-")
-        .tempdir()
-        .map_err(|e| Error::Other(e.into()))?;
+    let dir = tempfile::Builder::new().prefix("recupera-demo-").tempdir()?;
     let db = dir.path().join("recupera.db");
     let outbox = dir.path().join("outbox");
-    let store = Store::open(&db, DEFAULT_BUSY_TIMEOUT)?;
+    let store = Store::open(&Location::Sqlite(db), DEFAULT_BUSY_TIMEOUT)?;
     let mailer = Mailer {
         transport: Transport::Outbox(outbox.clone()),
         from: mail::parse_from(mail::DEFAULT_FROM)?,
@@ -109,7 +106,7 @@ pub fn run(ui: &Ui) -> Result<()> {
     s.say(tf(
         M::DemoRegister,
         &[
-            ("type", &kind.label(lang())),
+            ("type", &type_label(kind)),
             ("nit", &nit.display()),
             ("email", &email),
         ],
@@ -119,7 +116,7 @@ pub fn run(ui: &Ui) -> Result<()> {
     s.say(tf(
         M::Demo02,
         &[
-            ("type", &kind.label(lang())),
+            ("type", &type_label(kind)),
             ("nit", &nit.as_str()),
             ("email", &email),
         ],
@@ -141,7 +138,7 @@ pub fn run(ui: &Ui) -> Result<()> {
         .lines()
         .find_map(|l| l.trim().strip_prefix(&code_label))
         .map(|c| Zeroizing::new(c.trim().to_string()))
-        .ok_or_else(|| Error::Other(anyhow::anyhow!("no code in the mail")))?;
+        .ok_or_else(|| crate::internal!("no code in the mail"))?;
     // The code is a secret even here: the mail is shown with it masked.
     for line in body.lines() {
         let shown = if line.trim().starts_with(&code_label) {
@@ -157,13 +154,13 @@ pub fn run(ui: &Ui) -> Result<()> {
     s.say(tf(M::Demo05, &[("len", &pw.chars())]))?;
     match confirm(&mut app, Some(kind), &ident, nit.as_str(), &code, &pw)? {
         ConfirmOutcome::Updated(_) => s.say(tf(M::Demo06, &[("message", &t(M::ConfirmOk))]))?,
-        other => return Err(Error::Other(anyhow::anyhow!("demo confirm: {other:?}"))),
+        other => return Err(crate::internal!("demo confirm: {other:?}")),
     }
     match confirm(&mut app, Some(kind), &ident, nit.as_str(), &code, &pw)? {
         ConfirmOutcome::Refused => {
             s.say(tf(M::DemoOldCode, &[("message", &t(M::ConfirmRefused))]))?
         }
-        other => return Err(Error::Other(anyhow::anyhow!("code reused: {other:?}"))),
+        other => return Err(crate::internal!("code reused: {other:?}")),
     }
 
     match login(&mut app, kind, &ident, &new_pw)? {
@@ -176,7 +173,7 @@ pub fn run(ui: &Ui) -> Result<()> {
                     &tf(
                         M::LoginOk,
                         &[
-                            ("type", &acc.kind.label(lang())),
+                            ("type", &type_label(acc.kind)),
                             ("nit", &acc.nit.display()),
                         ],
                     ),

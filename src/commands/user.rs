@@ -1,19 +1,22 @@
-//! `recupera user add | list | show | unlock`.
+//! `recupera user add | list | show | unlock | disable | enable | edit | delete`.
 
-use super::{PasswordSource, parse_ident, require_account};
 use crate::app::App;
-use crate::cli::{UserAddArgs, UserCommand, UserIdentArgs, UserListArgs};
-use crate::clock::{colombia, rfc3339};
-use crate::domain::account::{Account, AccountType, NAME_MAX, parse_username, policy_words};
-use crate::domain::email::Email;
-use crate::domain::nit::Nit;
-use crate::domain::password::{Password, Policy, confirm};
-use crate::error::{Error, Result, email_error, nit_error, policy_message};
-use crate::i18n::{Lang, M, lang, t, tf};
-use crate::store::{AuditEntry, InsertAccount, Limits, NewAccount};
+use crate::cli::{
+    UserAddArgs, UserCommand, UserDeleteArgs, UserDisableArgs, UserEditArgs, UserIdentArgs,
+    UserListArgs,
+};
+use crate::domain::account::{Account, AccountType, Ident};
+use crate::domain::lang::Lang;
+use crate::domain::password::{Password, confirm};
+use crate::error::{Error, Result, policy_message};
+use crate::i18n::{M, t, tf, type_label, visible};
+use crate::input::{self, PasswordSource};
+use crate::ops::accounts::{self, Edit, NewUser};
+use crate::ops::require_account;
 use crate::table::{self, Listing};
 use crate::ui::Ui;
-use serde_json::{Value, json};
+use crate::view::{account_json, list_headers, list_row, show_rows};
+use serde_json::json;
 
 pub fn run(app: &mut App, ui: &Ui, cmd: &UserCommand, lang_on_argv: Option<Lang>) -> Result<()> {
     match cmd {
@@ -21,94 +24,19 @@ pub fn run(app: &mut App, ui: &Ui, cmd: &UserCommand, lang_on_argv: Option<Lang>
         UserCommand::List(a) => run_list(app, ui, a),
         UserCommand::Show(a) => run_show(app, ui, a),
         UserCommand::Unlock(a) => run_unlock(app, ui, a),
+        UserCommand::Disable(a) => run_disable(app, ui, a),
+        UserCommand::Enable(a) => run_enable(app, ui, a),
+        UserCommand::Edit(a) => run_edit(app, ui, a),
+        UserCommand::Delete(a) => run_delete(app, ui, a),
     }
 }
 
-pub fn parse_nit(s: &str) -> Result<Nit> {
-    Nit::parse(s).map_err(|e| nit_error(s, e))
-}
-
-pub fn parse_email(s: &str) -> Result<Email> {
-    Email::parse(s).map_err(|e| email_error(s, e))
-}
-
-pub fn parse_name(s: &str) -> Result<String> {
-    let s = s.trim();
-    if s.chars().count() > NAME_MAX {
-        return Err(Error::Data(t(M::NameTooLong).to_string()));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(Error::Data(t(M::NameInvalid).to_string()));
-    }
-    Ok(s.to_string())
-}
-
-/// A new account, validated.
-pub struct NewUser {
-    pub kind: AccountType,
-    pub nit: Nit,
-    pub email: Email,
-    pub username: Option<String>,
-    pub name: Option<String>,
-    pub lang: Lang,
-}
-
-/// Creates an account. `password` is `None` for `--no-password`.
-pub fn add(app: &mut App, u: &NewUser, password: Option<&Password>) -> Result<Account> {
-    let hash = match password {
-        Some(pw) => {
-            check_new_password(&app.policy, pw, u)?;
-            Some(app.hasher.hash(pw.as_bytes())?)
-        }
-        None => None,
-    };
-    let now = app.now();
-    let agent = app.agent.clone();
-    let id = app.store.write(|tx| {
-        let res = tx.insert_account(&NewAccount {
-            kind: u.kind,
-            nit: &u.nit,
-            username: u.username.as_deref(),
-            email: &u.email,
-            name: u.name.as_deref(),
-            lang: u.lang,
-            password_hash: hash.as_deref(),
-            now,
-        })?;
-        match res {
-            InsertAccount::Created(id) => {
-                tx.audit(
-                    &AuditEntry::new(&agent, "user.add", "ok")
-                        .account(Some(id))
-                        .subject(u.nit.as_str())
-                        .detail(if hash.is_some() {
-                            "with_password"
-                        } else {
-                            "no_password"
-                        }),
-                    now,
-                )?;
-                Ok(id)
-            }
-            InsertAccount::Exists => Err(Error::Data(tf(
-                M::AccountExists,
-                &[("type", &u.kind.label(lang())), ("nit", &u.nit.display())],
-            ))),
-            InsertAccount::UsernameTaken => Err(Error::Data(tf(
-                M::UsernameTaken,
-                &[("username", &u.username.as_deref().unwrap_or(""))],
-            ))),
-        }
-    })?;
-    app.store
-        .read(|tx| tx.account(id))?
-        .ok_or_else(|| Error::Other(anyhow::anyhow!("account {id} vanished")))
-}
-
-fn check_new_password(policy: &Policy, pw: &Password, u: &NewUser) -> Result<()> {
-    let words = policy_words(&u.nit, &u.email, u.username.as_deref(), u.name.as_deref());
-    policy.check_all(pw, Some(u.nit.as_str()), &words)?;
-    Ok(())
+/// The account an agent command is about: IDENT as given, or asked for in
+/// a terminal (a usage error naming IDENT without one).
+fn who(ui: &Ui, a: &UserIdentArgs) -> Result<(Ident, String)> {
+    ui.value_or_prompt(a.ident.as_deref(), "IDENT", t(M::PromptIdentAgent), |s| {
+        input::ident(s, a.kind).map(|i| (i, s.trim().to_string()))
+    })
 }
 
 fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) -> Result<()> {
@@ -116,13 +44,8 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
         return Err(Error::Usage(t(M::PasswordConflict).to_string()));
     }
     let kind = ui.account_type(a.kind, a.nit.is_none())?;
-    let nit = ui.value_or_prompt(a.nit.as_deref(), "--nit", t(M::PromptNit), parse_nit)?;
-    let email = ui.value_or_prompt(
-        a.email.as_deref(),
-        "--email",
-        t(M::PromptEmail),
-        parse_email,
-    )?;
+    let nit = ui.value_or_prompt(a.nit.as_deref(), "--nit", t(M::PromptNit), input::nit)?;
+    let email = ui.value_or_prompt(a.email.as_deref(), "--email", t(M::PromptEmail), input::email)?;
     // Decide where the password comes from before reading anything.
     let source = if a.no_password {
         None
@@ -134,15 +57,15 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
         return Err(Error::Usage(t(M::MissingPasswordSource).to_string()));
     };
     let username = match &a.username {
-        Some(u) => Some(parse_username(u)?),
+        Some(u) => Some(input::username(u)?),
         None if ui.interactive && kind == AccountType::Proveedor => ui
             .optional_prompt(t(M::PromptUsername))?
-            .map(|u| parse_username(&u))
+            .map(|u| input::username(&u))
             .transpose()?,
         None => None,
     };
     let name = match &a.name {
-        Some(n) => Some(parse_name(n)?).filter(|n| !n.is_empty()),
+        Some(n) => Some(input::name(n)?).filter(|n| !n.is_empty()),
         None => None,
     };
     let u = NewUser {
@@ -155,32 +78,35 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     };
     let password = match source {
         None => None,
-        Some(PasswordSource::Stdin) => Some(super::new_password_from_stdin()?),
+        Some(PasswordSource::Stdin) => Some(input::new_password_from_stdin()?),
         Some(PasswordSource::Prompt) => {
-            let policy = app.policy;
-            let raw = ui.password_prompt(
-                t(M::PromptNewPassword),
-                Some(t(M::PromptConfirmPassword)),
-                |s| {
-                    Password::new(s)
-                        .map_err(|e| policy_message(&e))
-                        .and_then(|pw| {
-                            check_new_password(&policy, &pw, &u).map_err(|e| e.to_string())
-                        })
-                },
-            )?;
+            let raw = {
+                let app_ref = &*app;
+                ui.password_prompt(
+                    t(M::PromptNewPassword),
+                    Some(t(M::PromptConfirmPassword)),
+                    |s| {
+                        Password::new(s)
+                            .map_err(|e| policy_message(&e))
+                            .and_then(|pw| {
+                                accounts::check_new_password(app_ref, &pw, &u)
+                                    .map_err(|e| e.to_string())
+                            })
+                    },
+                )?
+            };
             let pw = Password::new(&raw)?;
             confirm(&pw, &raw)?;
             Some(pw)
         }
     };
-    let acc = add(app, &u, password.as_ref())?;
+    let acc = accounts::add(app, &u, password.as_ref())?;
     let text = tf(
         M::UserAdded,
         &[
-            ("type", &acc.kind.label(lang())),
+            ("type", &type_label(acc.kind)),
             ("nit", &acc.nit.display()),
-            ("email", &acc.email),
+            ("email", &visible(acc.email.as_str())),
         ],
     );
     let text = if password.is_none() {
@@ -189,157 +115,171 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
         text
     };
     ui.result(
-        json!({"status": "created", "account": account_json(&acc, app.now(), None, &app.limits)}),
+        json!({"status": "created", "account": account_json(&acc, app.now(), &app.limits)}),
         &text,
     )
-}
-
-/// The JSON form of an account (fields documented in the README).
-pub fn account_json(a: &Account, now: i64, pending_codes: Option<i64>, limits: &Limits) -> Value {
-    let locked = a.login_locked_until.filter(|u| *u > now);
-    let mut v = json!({
-        "id": a.id,
-        "type": a.kind,
-        "nit": a.nit.as_str(),
-        "nit_display": a.nit.display(),
-        "username": a.username,
-        "email": a.email.as_str(),
-        "name": a.name,
-        "lang": a.lang,
-        "has_password": a.password_hash.is_some(),
-        "login_locked_until": locked.map(rfc3339),
-        "recovery_enabled": a.failed_confirms < limits.account_confirm_failures,
-        "failed_logins": a.failed_logins,
-        "failed_confirmations": a.failed_confirms,
-        "last_login_at": a.last_login_at.map(rfc3339),
-        "password_changed_at": a.password_changed_at.map(rfc3339),
-        "created_at": rfc3339(a.created_at),
-    });
-    if let Some(p) = pending_codes {
-        v["pending_codes"] = json!(p);
-    }
-    v
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b { t(M::Yes) } else { t(M::No) }
 }
 
 fn run_list(app: &mut App, ui: &Ui, a: &UserListArgs) -> Result<()> {
     let now = app.now();
     let limits = app.limits;
-    let headers = [
-        t(M::ColType),
-        "NIT",
-        t(M::ColUsername),
-        t(M::ColEmail),
-        t(M::ColName),
-        t(M::ColPassword),
-        t(M::ColLocked),
-    ];
-    let mut list = Listing::new(ui, &headers)?;
+    let mut list = Listing::new(ui, &list_headers())?;
     app.store.read(|tx| {
-        tx.for_each_account(a.kind, |acc| {
+        tx.for_each_account(a.kind, &mut |acc| {
             list.push(
-                || account_json(&acc, now, None, &limits),
-                || {
-                    let locked = acc.login_locked_until.filter(|u| *u > now).map(colombia);
-                    vec![
-                        acc.kind.label(lang()).to_string(),
-                        acc.nit.display(),
-                        acc.username.clone().unwrap_or_default(),
-                        acc.email.to_string(),
-                        acc.name.clone().unwrap_or_default(),
-                        yes_no(acc.password_hash.is_some()).to_string(),
-                        locked.unwrap_or_default(),
-                    ]
-                },
+                || account_json(&acc, now, &limits),
+                || list_row(&acc, now),
+                acc.is_disabled(),
             )
-        })
+        })?;
+        Ok(())
     })?;
     list.finish()
 }
 
 fn run_show(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
+    let (ident, raw) = who(ui, a)?;
     let now = app.now();
     let (acc, pending) = app.store.read(|tx| {
-        let acc = require_account(tx, a.kind, &a.ident)?;
-        let pending = tx.pending_codes(acc.id, now)?;
+        let acc = require_account(tx, a.kind, &ident, &raw)?;
+        let pending = i64::from(tx.live_code(acc.id, now)?.is_some());
         Ok((acc, pending))
     })?;
-    let v = account_json(&acc, now, Some(pending), &app.limits);
     if ui.json {
+        let mut v = account_json(&acc, now, &app.limits);
+        v["pending_codes"] = json!(pending);
         return ui.doc(&v);
     }
-    let dash = || "—".to_string();
-    let locked = acc.login_locked_until.filter(|u| *u > now);
-    let rows: Vec<(&str, String)> = vec![
-        (t(M::ColType), acc.kind.label(lang()).to_string()),
-        ("NIT", acc.nit.display()),
-        (t(M::ColUsername), acc.username.clone().unwrap_or_else(dash)),
-        (t(M::ColEmail), acc.email.to_string()),
-        (t(M::ColName), acc.name.clone().unwrap_or_else(dash)),
-        (t(M::ColMailLang), acc.lang.as_str().to_string()),
-        (
-            t(M::ColPassword),
-            yes_no(acc.password_hash.is_some()).to_string(),
-        ),
-        (
-            t(M::ColLockedUntil),
-            locked.map(colombia).unwrap_or_else(dash),
-        ),
-        (
-            t(M::ColRecovery),
-            if acc.failed_confirms < app.limits.account_confirm_failures {
-                t(M::RecoveryEnabled).to_string()
-            } else {
-                t(M::RecoveryDisabled).to_string()
-            },
-        ),
-        (t(M::ColFailedLogins), acc.failed_logins.to_string()),
-        (t(M::ColFailedConfirms), acc.failed_confirms.to_string()),
-        (t(M::ColPendingCodes), pending.to_string()),
-        (
-            t(M::ColLastLogin),
-            acc.last_login_at.map(colombia).unwrap_or_else(dash),
-        ),
-        (t(M::ColCreated), colombia(acc.created_at)),
-    ];
-    table::key_values(ui, &rows)
+    table::key_values(ui, &show_rows(&acc, now, &app.limits, pending), acc.is_disabled())
 }
 
-/// Clears an account's login lock and failure counters.
-pub fn unlock(app: &mut App, kind: Option<AccountType>, raw: &str) -> Result<Account> {
-    let now = app.now();
-    let agent = app.agent.clone();
-    let id = app.store.write(|tx| {
-        let acc = require_account(tx, kind, raw)?;
-        tx.unlock(acc.id)?;
-        tx.audit(
-            &AuditEntry::new(&agent, "user.unlock", "ok")
-                .account(Some(acc.id))
-                .subject(acc.nit.as_str()),
-            now,
-        )?;
-        Ok(acc.id)
-    })?;
-    app.store
-        .read(|tx| tx.account(id))?
-        .ok_or_else(|| Error::Other(anyhow::anyhow!("account {id} vanished")))
+fn result_for(app: &App, ui: &Ui, status: &str, acc: &Account, msg: M) -> Result<()> {
+    ui.result(
+        json!({"status": status, "account": account_json(acc, app.now(), &app.limits)}),
+        &tf(
+            msg,
+            &[("type", &type_label(acc.kind)), ("nit", &acc.nit.display())],
+        ),
+    )
 }
 
 fn run_unlock(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
-    // Validate the identifier's form first for a precise message.
-    parse_ident(&a.ident, a.kind)?;
-    let acc = unlock(app, a.kind, &a.ident)?;
-    let now = app.now();
-    ui.result(
-        json!({"status": "unlocked", "account": account_json(&acc, now, None, &app.limits)}),
-        &tf(
-            M::UserUnlocked,
+    let (ident, raw) = who(ui, a)?;
+    let acc = accounts::unlock(app, a.kind, &ident, &raw)?;
+    result_for(app, ui, "unlocked", &acc, M::UserUnlocked)
+}
+
+fn run_disable(app: &mut App, ui: &Ui, a: &UserDisableArgs) -> Result<()> {
+    let (ident, raw) = who(ui, &a.who)?;
+    let reason = a.reason.as_deref().map(input::name).transpose()?;
+    let reason = reason.filter(|r| !r.is_empty());
+    let (acc, _) = accounts::set_disabled(app, a.who.kind, &ident, &raw, Some(reason.as_deref()))?;
+    result_for(app, ui, "disabled", &acc, M::UserDisabled)
+}
+
+fn run_enable(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
+    let (ident, raw) = who(ui, a)?;
+    let (acc, _) = accounts::set_disabled(app, a.kind, &ident, &raw, None)?;
+    result_for(app, ui, "enabled", &acc, M::UserEnabled)
+}
+
+fn run_edit(app: &mut App, ui: &Ui, a: &UserEditArgs) -> Result<()> {
+    if a.email.is_none() && a.name.is_none() && a.username.is_none() && a.mail_lang.is_none() {
+        return Err(Error::Usage(t(M::EditNothing).to_string()));
+    }
+    let (ident, raw) = who(ui, &a.who)?;
+    let e = Edit {
+        email: a.email.as_deref().map(input::email).transpose()?,
+        name: a
+            .name
+            .as_deref()
+            .map(|n| input::name(n).map(|n| Some(n).filter(|n| !n.is_empty())))
+            .transpose()?,
+        username: a
+            .username
+            .as_deref()
+            .map(|u| {
+                if u.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    input::username(u).map(Some)
+                }
+            })
+            .transpose()?,
+        lang: a.mail_lang,
+    };
+    let out = accounts::edit(app, a.who.kind, &ident, &raw, &e)?;
+    let changes: Vec<serde_json::Value> = out
+        .changes
+        .iter()
+        .map(|(f, b, a)| json!({"field": f, "before": b, "after": a}))
+        .collect();
+    let text = if out.changes.is_empty() {
+        t(M::EditNoChange).to_string()
+    } else {
+        let fields: Vec<&str> = out.changes.iter().map(|(f, _, _)| *f).collect();
+        let mut s = tf(
+            M::UserEdited,
             &[
-                ("type", &acc.kind.label(lang())),
+                ("type", &type_label(out.account.kind)),
+                ("nit", &out.account.nit.display()),
+                ("fields", &fields.join(", ")),
+            ],
+        );
+        if out.changes.iter().any(|(f, _, _)| *f == "email") {
+            s.push('\n');
+            s.push_str(t(M::UserEditedEmail));
+        }
+        s
+    };
+    ui.result(
+        json!({
+            "status": if out.changes.is_empty() { "unchanged" } else { "updated" },
+            "changes": changes,
+            "codes_killed": out.killed,
+            "account": account_json(&out.account, app.now(), &app.limits),
+        }),
+        &text,
+    )
+}
+
+fn run_delete(app: &mut App, ui: &Ui, a: &UserDeleteArgs) -> Result<()> {
+    // Decided before anything is read: without a terminal, --yes or exit 2.
+    if !a.yes && !ui.interactive {
+        return Err(Error::Usage(t(M::DeleteNeedsYes).to_string()));
+    }
+    let (ident, raw) = who(ui, &a.who)?;
+    let acc = app
+        .store
+        .read(|tx| require_account(tx, a.who.kind, &ident, &raw))?;
+    if !a.yes {
+        // Show the account, then ask (default: no).
+        table::key_values(
+            ui,
+            &show_rows(&acc, app.now(), &app.limits, 0),
+            acc.is_disabled(),
+        )?;
+        let q = tf(
+            M::PromptDelete,
+            &[("type", &type_label(acc.kind)), ("nit", &acc.nit.display())],
+        );
+        if !ui.confirm(&q, false)? {
+            return Err(Error::interrupted());
+        }
+    }
+    let out = accounts::delete(app, &acc)?;
+    ui.result(
+        json!({
+            "status": "deleted",
+            "pseudonym": out.pseudonym,
+            "audit_rows": out.audit_rows,
+        }),
+        &tf(
+            M::UserDeleted,
+            &[
+                ("type", &type_label(acc.kind)),
                 ("nit", &acc.nit.display()),
+                ("pseudonym", &out.pseudonym),
             ],
         ),
     )

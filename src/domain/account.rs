@@ -9,19 +9,18 @@
 //!   must contain a letter and no `@`.
 
 use super::email::{Email, EmailError};
+use super::lang::Lang;
+use super::limits::{ChannelState, LoginState, RequestLog};
 use super::nit::{Nit, NitError};
 use super::password::Context;
-use crate::i18n::Lang;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountType {
-    // "Cliente Factura": a platform user, identified by NIT.
-    #[value(alias = "client")]
+    /// "Cliente Factura": a platform user, identified by NIT.
     Cliente,
-    // "Proveedor": a supplier, identified by NIT, username or email.
-    #[value(alias = "supplier")]
+    /// "Proveedor": a supplier, identified by NIT, username or email.
     Proveedor,
 }
 
@@ -41,12 +40,21 @@ impl AccountType {
         }
     }
 
-    /// The manual's label for people.
-    pub fn label(self, lang: Lang) -> &'static str {
-        use crate::i18n::M;
-        match self {
-            AccountType::Cliente => M::TypeCliente.text(lang),
-            AccountType::Proveedor => M::TypeProveedor.text(lang),
+    /// The forms people and spreadsheets write: `cliente`, `proveedor`, the
+    /// manual's labels "Cliente Factura" and "Proveedor", and the English
+    /// `client`/`supplier`, in any case.
+    pub fn parse_loose(s: &str) -> Option<Self> {
+        let folded: String = s
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        match folded.as_str() {
+            "cliente" | "cliente factura" | "client" | "invoice client" => {
+                Some(AccountType::Cliente)
+            }
+            "proveedor" | "supplier" => Some(AccountType::Proveedor),
+            _ => None,
         }
     }
 }
@@ -148,8 +156,15 @@ impl Ident {
     }
 }
 
-/// An account as the commands see it.
-#[derive(Debug, Clone)]
+/// An account disabled by an agent (`user disable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disabled {
+    pub at: i64,
+    pub reason: Option<String>,
+}
+
+/// An account, every stored field.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: i64,
     pub kind: AccountType,
@@ -162,12 +177,20 @@ pub struct Account {
     pub created_at: i64,
     pub password_changed_at: Option<i64>,
     pub last_login_at: Option<i64>,
-    pub failed_logins: i64,
-    pub login_locked_until: Option<i64>,
-    pub failed_confirms: i64,
+    pub login: LoginState,
+    pub channel: ChannelState,
+    pub request_log: RequestLog,
+    /// The account's one usable code, if it has one (a new code replaces
+    /// it; the code's own row says whether it is still pending).
+    pub live_code_id: Option<i64>,
+    pub disabled: Option<Disabled>,
 }
 
 impl Account {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.is_some()
+    }
+
     /// The account's own data a password must not be built from.
     pub fn policy_words(&self) -> Vec<(Context, String)> {
         policy_words(

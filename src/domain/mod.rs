@@ -5,5 +5,7 @@ pub mod account;
 pub mod code;
 pub mod email;
 pub mod hash;
+pub mod lang;
+pub mod limits;
 pub mod nit;
 pub mod password;

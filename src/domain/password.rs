@@ -102,6 +102,20 @@ pub enum Context {
     Name,
 }
 
+impl Context {
+    /// A stable name for logs (`built_from_nit`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Context::Product => "product",
+            Context::Identifier => "identifier",
+            Context::Nit => "nit",
+            Context::Email => "email",
+            Context::Username => "username",
+            Context::Name => "name",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyError {
     Empty,

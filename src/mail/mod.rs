@@ -6,22 +6,31 @@
 //! - The code appears in clear only in the message body, built in memory
 //!   right before delivery; nothing here logs or stores it.
 //! - Without `RECUPERA_SMTP_URL`, messages are `.eml` files in an outbox
-//!   folder (mode 0700, created on first use).
+//!   folder (mode 0700, created on first use). A message is written under a
+//!   temporary name and renamed into place, so a reader (or a full disk)
+//!   never sees half a message. A symlinked outbox, or one others can write
+//!   that we do not own, is refused; one we own is tightened to 0700.
 //! - With it, delivery is SMTP over TLS (`smtps://`, or `smtp://…?tls=required`
 //!   for STARTTLS); plain-text SMTP is allowed only to a loopback address,
 //!   because credentials and codes would otherwise cross the network in clear.
 //!   Every connection has a timeout, so a dead server never hangs a command.
+//! - What a server answers is stored and shown only made visible and cut
+//!   (`i18n::quote_long`): a reply cannot clear a screen or retitle a window.
+//! - What a message says of the code's expiry comes from the code's own
+//!   expiry, not from today's setting.
+
+pub mod queue;
 
 use crate::clock::colombia;
 use crate::domain::account::AccountType;
 use crate::domain::email::Email;
 use crate::domain::nit::Nit;
 use crate::error::{Error, Result};
-use crate::i18n::{Lang, M, tf, tl};
+use crate::i18n::{Lang, M, tf, tl, type_label_in};
 use lettre::message::{Mailbox, Message, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{FileTransport, SmtpTransport, Transport as _};
+use lettre::{SmtpTransport, Transport as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,15 +69,7 @@ pub enum Security {
     Plain,
 }
 
-fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    if h.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    h.parse::<std::net::IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
-}
+use crate::store::location::is_loopback;
 
 impl SmtpConfig {
     /// Parses `smtps://user:pass@host[:port]` or
@@ -176,7 +177,43 @@ pub struct ResetMail<'a> {
     pub nit: &'a Nit,
     pub code: &'a str,
     pub requested_at: i64,
-    pub ttl_hours: i64,
+    /// The code's own expiry: what the message says comes from it.
+    pub expires_at: i64,
+    /// When the message is built (a retry is later than the request).
+    pub now: i64,
+}
+
+/// To the owner when the recovery channel is suspended.
+pub struct SuspendedMail<'a> {
+    pub to: &'a Email,
+    pub lang: Lang,
+    pub kind: AccountType,
+    pub nit: &'a Nit,
+    pub at: i64,
+    pub until: i64,
+}
+
+/// After `user edit --email`: to the old address (with the new one
+/// masked) and to the new one.
+pub struct EmailChangedMail<'a> {
+    pub to: &'a Email,
+    pub lang: Lang,
+    pub kind: AccountType,
+    pub nit: &'a Nit,
+    pub new_masked: &'a str,
+    pub to_old: bool,
+    pub at: i64,
+}
+
+/// "12Hrs" as the manual writes it while whole hours remain (at least
+/// two), else minutes: never more than what is really left.
+pub fn time_left(secs: i64, lang: Lang) -> String {
+    let secs = secs.max(0);
+    if secs >= 2 * 3600 {
+        tl(M::MailLeftHours, lang, &[("hours", &(secs / 3600))])
+    } else {
+        tl(M::MailLeftMinutes, lang, &[("minutes", &(secs / 60).max(1))])
+    }
 }
 
 /// The parts of a "password changed" notice.
@@ -211,10 +248,7 @@ impl Mailer {
     }
 
     fn envelope(&self, to: &Email, subject: &str) -> Result<lettre::message::MessageBuilder> {
-        let addr: lettre::Address = to
-            .as_str()
-            .parse()
-            .map_err(|e| Error::Other(anyhow::anyhow!("{e}")))?;
+        let addr: lettre::Address = to.as_str().parse().map_err(|e| crate::internal!("{e}"))?;
         Ok(Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, addr))
@@ -227,7 +261,14 @@ impl Mailer {
         let subject = M::MailSubject.text(lang);
         let title = M::MailTitle.text(lang);
         let intro = M::MailIntro.text(lang);
-        let expiry = tl(M::MailExpiry, lang, &[("hours", &m.ttl_hours)]);
+        let expiry = tl(
+            M::MailExpiry,
+            lang,
+            &[
+                ("left", &time_left(m.expires_at - m.now, lang)),
+                ("date", &colombia(m.expires_at)),
+            ],
+        );
         let ignore = M::MailIgnore.text(lang);
         let details = M::MailDetails.text(lang);
         let date = colombia(m.requested_at);
@@ -264,7 +305,7 @@ impl Mailer {
         );
         self.envelope(m.to, subject)?
             .multipart(MultiPart::alternative_plain_html(plain, html))
-            .map_err(|e| Error::Other(anyhow::anyhow!("{e}")))
+            .map_err(|e| crate::internal!("{e}"))
     }
 
     /// After a successful reset: a notice with no secrets.
@@ -275,12 +316,16 @@ impl Mailer {
             M::MailChangedBody,
             lang,
             &[
-                ("type", &m.kind.label(lang)),
+                ("type", &type_label_in(m.kind, lang)),
                 ("nit", &m.nit.display()),
                 ("date", &colombia(m.changed_at)),
             ],
         );
-        let warn = M::MailChangedWarn.text(lang);
+        self.notice(m.to, lang, subject, &body, M::MailChangedWarn.text(lang))
+    }
+
+    /// A notice: a title, one paragraph, a warning line, the footer.
+    fn notice(&self, to: &Email, lang: Lang, subject: &str, body: &str, warn: &str) -> Result<Message> {
         let footer = self.footer(lang);
         let plain = format!("{subject}\n\n{body}\n\n{warn}\n\n-- \n{footer}\n");
         let html = format!(
@@ -289,71 +334,132 @@ impl Mailer {
              <p>{b}</p><p><strong>{w}</strong></p><hr><p style=\"font-size:0.8em;color:#666\">{f}</p></body></html>",
             lang = lang.as_str(),
             s = html_escape(subject),
-            b = html_escape(&body),
+            b = html_escape(body),
             w = html_escape(warn),
             f = html_escape(&footer),
         );
-        self.envelope(m.to, subject)?
+        self.envelope(to, subject)?
             .multipart(MultiPart::alternative_plain_html(plain, html))
-            .map_err(|e| Error::Other(anyhow::anyhow!("{e}")))
+            .map_err(|e| crate::internal!("{e}"))
+    }
+
+    /// The recovery channel was suspended after repeated failed codes.
+    pub fn suspended_message(&self, m: &SuspendedMail<'_>) -> Result<Message> {
+        let lang = m.lang;
+        let body = tl(
+            M::MailSuspendedBody,
+            lang,
+            &[
+                ("type", &type_label_in(m.kind, lang)),
+                ("nit", &m.nit.display()),
+                ("date", &colombia(m.at)),
+                ("until", &colombia(m.until)),
+            ],
+        );
+        self.notice(
+            m.to,
+            lang,
+            M::MailSuspendedSubject.text(lang),
+            &body,
+            M::MailSuspendedWarn.text(lang),
+        )
+    }
+
+    /// The registered email was changed (to the old or the new address).
+    pub fn email_changed_message(&self, m: &EmailChangedMail<'_>) -> Result<Message> {
+        let lang = m.lang;
+        let args: [(&str, &dyn std::fmt::Display); 4] = [
+            ("type", &type_label_in(m.kind, lang)),
+            ("nit", &m.nit.display()),
+            ("date", &colombia(m.at)),
+            ("email", &m.new_masked),
+        ];
+        if m.to_old {
+            self.notice(
+                m.to,
+                lang,
+                M::MailEmailChangedSubject.text(lang),
+                &tl(M::MailEmailChangedOld, lang, &args),
+                M::MailEmailChangedWarn.text(lang),
+            )
+        } else {
+            self.notice(
+                m.to,
+                lang,
+                M::MailEmailChangedSubject.text(lang),
+                &tl(M::MailEmailChangedNew, lang, &args),
+                M::MailEmailChangedNewWarn.text(lang),
+            )
+        }
     }
 
     /// Delivers one message. The error is a one-line description for the
     /// queue's `last_error` (it never contains the message body).
     pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
         match &self.transport {
-            Transport::Outbox(dir) => {
-                ensure_private_dir(dir).map_err(|e| SendError {
-                    text: format!("{}: {e}", dir.display()),
-                    credentials: false,
-                    permanent: false,
-                })?;
-                FileTransport::new(dir)
-                    .send(msg)
-                    .map(|_| ())
-                    .map_err(|e| SendError {
-                        text: e.to_string(),
-                        credentials: false,
-                        permanent: false,
-                    })
-            }
-            Transport::Smtp(t) => t.send(msg).map(|_| ()).map_err(|e| SendError {
-                credentials: is_credentials_error(&e),
-                permanent: e.is_permanent(),
-                text: smtp_error(&e),
-            }),
+            Transport::Outbox(dir) => write_eml(dir, &msg.formatted()),
+            Transport::Smtp(t) => t.send(msg).map(|_| ()).map_err(smtp_send_error),
         }
     }
 
     /// Delivers bytes already formatted as a message (the background
     /// delivery of `reset request`), to one recipient.
     pub fn send_raw(&self, to: &str, bytes: &[u8]) -> std::result::Result<(), SendError> {
-        let fail = |text: String| SendError {
-            text,
-            credentials: false,
-            permanent: false,
-        };
-        let to: lettre::Address = to.parse().map_err(|e| fail(format!("{e}")))?;
+        let to: lettre::Address = to.parse().map_err(|e| SendError::temporary(format!("{e}")))?;
         let envelope = lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| SendError::temporary(e.to_string()))?;
         match &self.transport {
-            Transport::Outbox(dir) => {
-                ensure_private_dir(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-                FileTransport::new(dir)
-                    .send_raw(&envelope, bytes)
-                    .map(|_| ())
-                    .map_err(|e| fail(e.to_string()))
-            }
+            Transport::Outbox(dir) => write_eml(dir, bytes),
             Transport::Smtp(t) => t
                 .send_raw(&envelope, bytes)
                 .map(|_| ())
-                .map_err(|e| SendError {
-                    credentials: is_credentials_error(&e),
-                    permanent: e.is_permanent(),
-                    text: smtp_error(&e),
-                }),
+                .map_err(smtp_send_error),
         }
     }
+}
+
+fn smtp_send_error(e: lettre::transport::smtp::Error) -> SendError {
+    SendError {
+        credentials: is_credentials_error(&e),
+        permanent: e.is_permanent(),
+        text: smtp_error(&e),
+    }
+}
+
+/// Writes a message into the outbox: a temporary name first, then a rename,
+/// so a full disk or a crash never leaves a partial `.eml`. Names sort by
+/// time of writing.
+fn write_eml(dir: &Path, bytes: &[u8]) -> std::result::Result<(), SendError> {
+    use std::io::Write;
+    let fail = |e: &dyn std::fmt::Display| {
+        SendError::temporary(format!("{}: {e}", crate::i18n::shown_path(dir)))
+    };
+    ensure_private_dir(dir).map_err(|e| fail(&e))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let rand: u64 = {
+        use rand::RngExt;
+        rand::rng().random()
+    };
+    let name = format!("{stamp:024}-{rand:016x}");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let done = dir.join(format!("{name}.eml"));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &done)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(&e));
+    }
+    Ok(())
 }
 
 /// Why a delivery failed.
@@ -367,6 +473,16 @@ pub struct SendError {
     /// A permanent (5xx) refusal of this message, such as a recipient the
     /// server rejects: the next message may still go.
     pub permanent: bool,
+}
+
+impl SendError {
+    fn temporary(text: String) -> SendError {
+        SendError {
+            text: crate::i18n::quote_long(&text),
+            credentials: false,
+            permanent: false,
+        }
+    }
 }
 
 fn is_credentials_error(e: &lettre::transport::smtp::Error) -> bool {
@@ -384,7 +500,8 @@ fn is_credentials_error(e: &lettre::transport::smtp::Error) -> bool {
     e.to_string().contains("authentication mechanism")
 }
 
-/// lettre's errors can be long and nested; keep the chain on one line.
+/// lettre's errors can be long and nested: the chain on one line, made
+/// visible (a server's reply may carry escape sequences) and cut.
 fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -393,19 +510,53 @@ fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
         s.push_str(&inner.to_string());
         src = inner.source();
     }
-    s.replace(['\r', '\n'], " ")
+    crate::i18n::quote_long(&s.replace(['\r', '\n'], " "))
 }
 
+/// The outbox folder: created 0700 if missing. An existing one must be a
+/// real folder (not a symlink); one we own that others can open is
+/// tightened to 0700 (and said so); one we do not own that others can
+/// write is refused.
 #[cfg(unix)]
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(std::io::Error::other(
+            crate::i18n::t(M::OutboxSymlink).to_string(),
+        )),
+        Ok(meta) if !meta.is_dir() => Err(std::io::Error::other(
+            crate::i18n::t(M::OutboxNotDir).to_string(),
+        )),
+        Ok(meta) => {
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            let mode = meta.mode() & 0o777;
+            if meta.uid() == me {
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+                    crate::ui::warn(&tf(
+                        M::OutboxTightened,
+                        &[
+                            ("path", &crate::i18n::shown_path(dir)),
+                            ("mode", &format!("{mode:o}")),
+                        ],
+                    ));
+                }
+                Ok(())
+            } else if mode & 0o022 != 0 {
+                Err(std::io::Error::other(
+                    tf(M::OutboxForeign, &[("mode", &format!("{mode:o}"))]),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+        Err(e) => Err(e),
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(not(unix))]

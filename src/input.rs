@@ -1,0 +1,78 @@
+//! What people type, parsed into domain values with messages in their
+//! language: the one place commands turn strings into NITs, emails,
+//! identifiers, names and passwords.
+
+use crate::domain::account::{AccountType, Ident, NAME_MAX};
+use crate::domain::email::Email;
+use crate::domain::nit::Nit;
+use crate::domain::password::Password;
+use crate::error::{Error, Result, email_error, ident_error, nit_error};
+use crate::i18n::{M, t};
+use crate::ui::{StdinPassword, Ui, read_stdin_password};
+use zeroize::Zeroizing;
+
+pub fn nit(s: &str) -> Result<Nit> {
+    Nit::parse(s).map_err(|e| nit_error(s, e))
+}
+
+pub fn email(s: &str) -> Result<Email> {
+    Email::parse(s).map_err(|e| email_error(s, e))
+}
+
+pub fn ident(raw: &str, kind: Option<AccountType>) -> Result<Ident> {
+    Ident::parse(raw, kind).map_err(|e| ident_error(raw, e))
+}
+
+pub fn username(s: &str) -> Result<String> {
+    Ok(crate::domain::account::parse_username(s)?)
+}
+
+/// A person's or company's name (or an agent's free-text reason): at most
+/// 200 characters, no control or invisible formatting characters.
+pub fn name(s: &str) -> Result<String> {
+    let s = s.trim();
+    if s.chars().count() > NAME_MAX {
+        return Err(Error::Data(t(M::NameTooLong).to_string()));
+    }
+    if s.chars().any(crate::i18n::is_hazard) {
+        return Err(Error::Data(t(M::NameInvalid).to_string()));
+    }
+    Ok(s.to_string())
+}
+
+/// Where a password comes from, decided before anything is read.
+pub enum PasswordSource {
+    Stdin,
+    Prompt,
+}
+
+/// `--password-stdin`, else a prompt in a terminal, else a usage error
+/// naming the flag (never a hang).
+pub fn password_source(ui: &Ui, stdin_flag: bool) -> Result<PasswordSource> {
+    if stdin_flag {
+        Ok(PasswordSource::Stdin)
+    } else if ui.interactive {
+        Ok(PasswordSource::Prompt)
+    } else {
+        Err(Error::Usage(t(M::MissingPasswordStdin).to_string()))
+    }
+}
+
+/// A new password from stdin (checking the optional confirmation line),
+/// normalised; policy checks are the caller's.
+pub fn new_password_from_stdin() -> Result<Password> {
+    let StdinPassword {
+        password,
+        confirmation,
+    } = read_stdin_password()?;
+    let pw = Password::new(&password)?;
+    if let Some(c) = confirmation {
+        crate::domain::password::confirm(&pw, &c)?;
+    }
+    Ok(pw)
+}
+
+/// An existing password (login) from stdin: one line, not policy-checked.
+pub fn password_from_stdin() -> Result<Zeroizing<String>> {
+    Ok(read_stdin_password()?.password)
+}

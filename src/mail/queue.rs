@@ -1,0 +1,382 @@
+//! The mail queue: claiming, delivering, recording, retrying.
+//!
+//! Invariants:
+//! - A message is queued in the same transaction as the state it reports
+//!   (the code, the password change) and delivered after the commit; a
+//!   failed delivery stays queued with its error and attempt count.
+//! - Every delivery holds a claim (a token and a lease) taken in a
+//!   transaction; only the claim's holder records the outcome, so two
+//!   deliveries (two `mail retry`, or a retry and a background delivery)
+//!   never send one message twice. A claim whose process died lapses.
+//! - The queue never holds a code. Retrying a reset message gives its code
+//!   a fresh value (the old one was never delivered, so nobody has it) with
+//!   the original expiry; a message whose code expired or was replaced is
+//!   dropped, not sent. Fresh codes are hashed on every core at once.
+//! - Starting a background delivery can fail (a process at its limit):
+//!   the message is then delivered here, and the caller's answer is the same.
+
+use crate::app::{App, Background};
+use crate::domain::code;
+use crate::error::{Error, Result};
+use crate::i18n::{M, tf};
+use crate::mail::{ChangedMail, EmailChangedMail, ResetMail, SendError, SuspendedMail};
+use crate::store::{AuditEntry, Claim, MailKind, MailRow, MailState};
+use lettre::Message;
+use zeroize::Zeroizing;
+
+/// How long a claim on a queued message holds: a delivery under way owns
+/// its message this long, and nobody else sends it meanwhile. Far above
+/// the SMTP timeout (at most 300 s per step).
+pub const LEASE_SECS: i64 = 15 * 60;
+
+/// A message that failed this many times is dropped with its last error.
+pub const MAX_ATTEMPTS: i64 = 10;
+
+/// A fresh claim: a random token and a lease from `now`.
+pub fn new_claim(now: i64) -> Claim {
+    use rand::RngExt;
+    let bytes: [u8; 16] = rand::rng().random();
+    Claim {
+        token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        until: now + LEASE_SECS,
+    }
+}
+
+/// Delivers a message just queued (and claimed at queueing): in the
+/// background when a background delivery is configured (SMTP), else right
+/// here. Never fails the caller: a message that does not go stays queued.
+pub fn dispatch(app: &mut App, mail_id: i64, claim: &Claim, msg: &Message) {
+    if let Some(bg) = app.background.clone()
+        && spawn_delivery(&bg, mail_id, &claim.token, &msg.formatted()).is_ok()
+    {
+        return;
+    }
+    let _ = deliver(app, mail_id, &claim.token, msg);
+}
+
+/// Starts `recupera mail deliver --id N` with the claim and the message on
+/// its stdin, its environment cleared but for what it needs, in its own
+/// process group (a Ctrl-C at the agent's prompt does not stop it), and
+/// does not wait for it.
+fn spawn_delivery(bg: &Background, mail_id: i64, token: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["mail", "deliver", "--id", &mail_id.to_string()])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &bg.env {
+        cmd.env(k, v);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn()?;
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin
+            .write_all(token.as_bytes())
+            .and_then(|()| stdin.write_all(b"\n"))
+            .and_then(|()| stdin.write_all(bytes)),
+        None => Err(std::io::Error::other("no stdin")),
+    };
+    if let Err(e) = written {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    // Reap it if this process outlives it (the interactive flow goes on);
+    // without a thread to spare, the child is reaped when we exit.
+    let _ = std::thread::Builder::new().spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+/// The background side: the claim's token and the message's bytes on
+/// stdin. Sends only while the claim made at queueing still holds.
+pub fn deliver_from_stdin(app: &mut App, mail_id: i64) -> Result<()> {
+    use std::io::Read;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(1 << 20)
+        .read_to_end(&mut input)?;
+    let Some(nl) = input.iter().position(|b| *b == b'\n') else {
+        return Ok(());
+    };
+    let token = String::from_utf8_lossy(&input[..nl]).into_owned();
+    let bytes = &input[nl + 1..];
+    let now = app.now();
+    let claim = Claim {
+        token: token.clone(),
+        until: now + LEASE_SECS,
+    };
+    let row = app.store.write(|tx| {
+        if tx.renew_claim(mail_id, &claim)? {
+            Ok(tx.mail(mail_id)?)
+        } else {
+            Ok(None)
+        }
+    })?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let result = app.mailer.send_raw(&row.mail.recipient, bytes);
+    record(app, mail_id, &token, &result)?;
+    result.map_err(|e| Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &e.text)])))
+}
+
+fn deliver(
+    app: &mut App,
+    mail_id: i64,
+    token: &str,
+    msg: &Message,
+) -> Result<std::result::Result<(), SendError>> {
+    let result = app.mailer.send(msg);
+    record(app, mail_id, token, &result)?;
+    Ok(result)
+}
+
+/// Records a delivery attempt on the message (if the claim is still ours)
+/// and in the audit log; a message that has failed `MAX_ATTEMPTS` times is
+/// dropped with its last error.
+fn record(
+    app: &mut App,
+    mail_id: i64,
+    token: &str,
+    result: &std::result::Result<(), SendError>,
+) -> Result<()> {
+    let now = app.now();
+    let agent = app.agent.clone();
+    app.store.write(|tx| {
+        let mut outcome = if result.is_ok() { "ok" } else { "failed" };
+        match &result {
+            Ok(()) => {
+                tx.mail_sent(mail_id, token, now)?;
+            }
+            Err(e) => {
+                if tx.mail_failed(mail_id, token, &e.text)?
+                    && tx
+                        .mail(mail_id)?
+                        .is_some_and(|r| r.mail.attempts >= MAX_ATTEMPTS)
+                {
+                    tx.mail_dropped(
+                        mail_id,
+                        &format!("too many attempts: {}", e.text),
+                        now,
+                    )?;
+                    outcome = "dropped";
+                }
+            }
+        }
+        let row = tx.mail(mail_id)?;
+        tx.audit(
+            &AuditEntry::new(&agent, "mail.deliver", outcome)
+                .account(row.as_ref().map(|r| r.account_id))
+                .subject(format!("mail:{mail_id}"))
+                .detail(row.map(|r| r.kind.as_str()).unwrap_or_default()),
+            now,
+        )?;
+        Ok(())
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RetryReport {
+    pub sent: u64,
+    pub dropped: u64,
+    /// Refused by the server (this message only: a recipient it rejects).
+    pub failed: u64,
+    /// Still queued: a delivery is under way elsewhere, or an earlier
+    /// message found the server down.
+    pub not_tried: u64,
+}
+
+enum Prepared {
+    /// Someone else holds the message (a delivery under way).
+    Busy,
+    Dropped,
+    Ready(Box<Message>, Claim),
+}
+
+fn drop_with(app: &mut App, row: &MailRow, reason: &str, now: i64) -> Result<Prepared> {
+    let agent = app.agent.clone();
+    app.store.write(|tx| {
+        tx.mail_dropped(row.id, reason, now)?;
+        tx.audit(
+            &AuditEntry::new(&agent, "mail.deliver", "dropped")
+                .account(Some(row.account_id))
+                .subject(format!("mail:{}", row.id))
+                .detail(reason.to_string()),
+            now,
+        )?;
+        Ok(())
+    })?;
+    Ok(Prepared::Dropped)
+}
+
+/// Claims a queued row and builds its message, re-keying a reset code (with
+/// the fresh code hashed beforehand) in the same transaction as the claim.
+fn prepare(
+    app: &mut App,
+    row: &MailRow,
+    fresh: Option<(Zeroizing<String>, String)>,
+) -> Result<Prepared> {
+    let now = app.now();
+    let claim = new_claim(now);
+    let Some(acc) = app.store.read(|tx| Ok(tx.account(row.account_id)?))? else {
+        return drop_with(app, row, "account_missing", now);
+    };
+    // Claim (and re-key) in one transaction: two retries, or a retry and a
+    // background delivery, can never both send this message.
+    let agent = app.agent.clone();
+    let claimed = app.store.write(|tx| {
+        if !tx.claim_mail(row.id, &claim, now)? {
+            return Ok(Some(Prepared::Busy));
+        }
+        if let (Some(code_id), Some((_, hash))) = (row.code_id, &fresh)
+            && !tx.rekey_code(code_id, hash, now)?
+        {
+            tx.mail_dropped(row.id, "code_expired_or_replaced", now)?;
+            tx.audit(
+                &AuditEntry::new(&agent, "mail.deliver", "dropped")
+                    .account(Some(acc.id))
+                    .subject(format!("mail:{}", row.id))
+                    .detail("code_expired_or_replaced"),
+                now,
+            )?;
+            return Ok(Some(Prepared::Dropped));
+        }
+        Ok(None)
+    })?;
+    if let Some(done) = claimed {
+        return Ok(done);
+    }
+    let to = crate::domain::email::Email::from_stored(row.mail.recipient.clone());
+    let built = match (row.kind, row.code_id, &fresh) {
+        (MailKind::ResetCode, Some(code_id), Some((code, _))) => {
+            let Some(c) = app.store.read(|tx| Ok(tx.code(code_id)?))? else {
+                return drop_with(app, row, "code_expired_or_replaced", now);
+            };
+            app.mailer.reset_message(&ResetMail {
+                to: &to,
+                lang: acc.lang,
+                nit: &acc.nit,
+                code,
+                requested_at: c.created_at,
+                expires_at: c.expires_at,
+                now,
+            })
+        }
+        (MailKind::PasswordChanged, _, _) => app.mailer.changed_message(&ChangedMail {
+            to: &to,
+            lang: acc.lang,
+            kind: acc.kind,
+            nit: &acc.nit,
+            changed_at: row.created_at,
+        }),
+        (MailKind::ChannelSuspended, _, _) => app.mailer.suspended_message(&SuspendedMail {
+            to: &to,
+            lang: acc.lang,
+            kind: acc.kind,
+            nit: &acc.nit,
+            at: row.created_at,
+            until: row.created_at + app.limits.suspension_secs,
+        }),
+        (MailKind::EmailChangedOld | MailKind::EmailChangedNew, _, _) => {
+            let masked = row.detail.clone().unwrap_or_else(|| acc.email.masked());
+            app.mailer.email_changed_message(&EmailChangedMail {
+                to: &to,
+                lang: acc.lang,
+                kind: acc.kind,
+                nit: &acc.nit,
+                new_masked: &masked,
+                to_old: row.kind == MailKind::EmailChangedOld,
+                at: row.created_at,
+            })
+        }
+        _ => return drop_with(app, row, "unknown_kind", now),
+    };
+    match built {
+        Ok(msg) => Ok(Prepared::Ready(Box::new(msg), claim)),
+        // An address lettre refuses (only a hand-edited database has one):
+        // dropped with the reason, the rest of the queue goes on.
+        Err(e) => {
+            let reason = crate::i18n::quote_long(&format!("unbuildable: {e}"));
+            app.store
+                .write(|tx| Ok(tx.mail_dropped(row.id, &reason, now)?))?;
+            Ok(Prepared::Dropped)
+        }
+    }
+}
+
+/// What stopped a retry: the server (down, or refusing our credentials).
+pub struct Stopped {
+    pub error: SendError,
+}
+
+/// Messages prepared per round: their fresh codes are hashed in parallel.
+const ROUND: usize = 64;
+
+/// Delivers everything queued, oldest first. A message the server refuses
+/// is left failed and the next one is tried; a server that cannot be
+/// reached (or refuses our credentials) stops the run, since the rest would
+/// fail the same way.
+pub fn retry(app: &mut App) -> Result<(RetryReport, Option<Stopped>)> {
+    let ids = app.store.read(|tx| Ok(tx.queued_mail_ids()?))?;
+    let mut report = RetryReport::default();
+    let mut done = 0usize;
+    for chunk in ids.chunks(ROUND) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            match app.store.read(|tx| Ok(tx.mail(*id)?))? {
+                Some(row) if row.mail.state == MailState::Queued => rows.push(row),
+                _ => {}
+            }
+        }
+        // A reset message needs a fresh code: generate and hash them all at
+        // once, on every core (an import's invitations are thousands).
+        let wants: Vec<bool> = rows
+            .iter()
+            .map(|r| r.kind == MailKind::ResetCode && r.code_id.is_some())
+            .collect();
+        let mut fresh = fresh_codes(app, &wants)?;
+        for (row, fresh) in rows.iter().zip(fresh.drain(..)) {
+            done += 1;
+            match prepare(app, row, fresh)? {
+                Prepared::Busy => report.not_tried += 1,
+                Prepared::Dropped => report.dropped += 1,
+                Prepared::Ready(msg, claim) => match deliver(app, row.id, &claim.token, &msg)? {
+                    Ok(()) => report.sent += 1,
+                    Err(e) if e.permanent && !e.credentials => report.failed += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        report.not_tried += ids.len().saturating_sub(done) as u64;
+                        return Ok((report, Some(Stopped { error: e })));
+                    }
+                },
+            }
+        }
+    }
+    Ok((report, None))
+}
+
+/// A fresh code and its hash for each `true`, computed in parallel (or
+/// one after the other when no thread can be had).
+fn fresh_codes(app: &App, wants: &[bool]) -> Result<Vec<Option<(Zeroizing<String>, String)>>> {
+    let hasher = &app.hasher;
+    let one = |want: &bool| -> Result<Option<(Zeroizing<String>, String)>> {
+        if !*want {
+            return Ok(None);
+        }
+        let c = Zeroizing::new(code::generate(&mut rand::rng()));
+        let h = hasher.hash(c.as_bytes())?;
+        Ok(Some((c, h)))
+    };
+    crate::ops::par_map(wants, one)
+}

@@ -1,0 +1,424 @@
+//! Password recovery: `request` (manual steps 01–04) and `confirm` (05–06).
+//!
+//! Invariants:
+//! - `request` has one outcome for the outside world whether the account
+//!   exists, the email or type is wrong, the account is disabled, the
+//!   channel suspended, the request throttled or delivery failed; it always
+//!   costs one argon2 hash (the new code's), hit or miss, and never answers
+//!   before `request_min` (100 ms by default), which covers the extra work
+//!   of a hit.
+//! - `confirm` gives one refusal for a wrong, expired, used or dead code, an
+//!   identifier that does not match, a disabled account or a suspended
+//!   channel; it always costs two argon2 evaluations (the code's check and
+//!   the new password's hash, run in parallel), hit or miss.
+//! - Only a confirmation against a live code counts, on the code (5 tries)
+//!   and on the account (20 in a row suspend the channel for 24 h and mail
+//!   the owner): an account with no live code has nothing to guess, and a
+//!   NIT alone must never be enough to switch someone's recovery off.
+//! - Checks on the new password that need only what was typed run before
+//!   the code is touched; checks that need the account run only after the
+//!   code verified, and a refusal then neither spends the code nor counts.
+//! - A successful confirm, in one transaction: the code is used, the
+//!   account's other codes die, the failure counters and any suspension
+//!   clear, the "password changed" notice is queued.
+
+use super::{find_accounts, parallel};
+use crate::app::App;
+use crate::domain::account::{Account, AccountType, Ident};
+use crate::domain::code;
+use crate::domain::email::Email;
+use crate::domain::limits::{ChannelState, ConfirmGate, LoginState};
+use crate::domain::password::{Password, PolicyError};
+use crate::error::Result;
+use crate::mail::queue::{self, new_claim};
+use crate::store::{AuditEntry, CodeState, LiveCode, MailKind, NewCode, NewNotice};
+use zeroize::Zeroizing;
+
+/// What really happened (for the audit log and tests). Never shown: the
+/// printed answer is the same for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestResult {
+    /// A code was issued and its message handed to delivery (which may
+    /// still fail; the message then stays queued).
+    Sent,
+    /// A code was issued; its message could not be built and stays queued.
+    Queued,
+    UnknownAccount,
+    WrongEmail,
+    Throttled,
+    Suspended,
+    Disabled,
+    Ambiguous,
+}
+
+impl RequestResult {
+    pub fn detail(self) -> &'static str {
+        match self {
+            RequestResult::Sent => "sent",
+            RequestResult::Queued => "queued",
+            RequestResult::UnknownAccount => "unknown_account",
+            RequestResult::WrongEmail => "wrong_email",
+            RequestResult::Throttled => "throttled",
+            RequestResult::Suspended => "channel_suspended",
+            RequestResult::Disabled => "disabled",
+            RequestResult::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+pub struct RequestOutcome {
+    /// The typed email, masked: what the answer shows.
+    pub masked_email: String,
+    pub result: RequestResult,
+}
+
+/// Issues a code and mails it, if the account, email and limits allow.
+pub fn request(
+    app: &mut App,
+    kind: AccountType,
+    ident: &Ident,
+    email: &Email,
+) -> Result<RequestOutcome> {
+    let started = std::time::Instant::now();
+    // The code and its hash are made first, always: a miss costs what a hit
+    // costs.
+    let code = Zeroizing::new(code::generate(&mut rand::rng()));
+    let hash = app.hasher.hash(code.as_bytes())?;
+    let now = app.now();
+    let expires_at = now + app.code_ttl_secs;
+    let limits = app.limits;
+    let agent = app.agent.clone();
+    let claim = new_claim(now);
+
+    let (result, issued) = app.store.write(|tx| {
+        let mut found = find_accounts(tx, Some(kind), ident)?;
+        let (result, acc) = if found.len() > 1 {
+            (RequestResult::Ambiguous, None)
+        } else if let Some(acc) = found.pop() {
+            let r = if !acc.email.matches(email) {
+                RequestResult::WrongEmail
+            } else if acc.is_disabled() {
+                RequestResult::Disabled
+            } else if acc.channel.suspended(now) {
+                RequestResult::Suspended
+            } else if !limits.request_allowed(&acc.request_log, now) {
+                RequestResult::Throttled
+            } else {
+                RequestResult::Queued
+            };
+            (r, Some(acc))
+        } else {
+            (RequestResult::UnknownAccount, None)
+        };
+        let account_id = acc.as_ref().map(|a| a.id);
+        let subject = ident.audit_label(acc.as_ref());
+        let issued = match (result, acc) {
+            (RequestResult::Queued, Some(acc)) => {
+                // The stored address, never the typed one.
+                let code_id = tx.insert_code(&NewCode {
+                    account_id: acc.id,
+                    hash: Some(&hash),
+                    now,
+                    expires_at,
+                    recipient: &acc.email,
+                    claim: Some(&claim),
+                })?;
+                tx.set_request_log(acc.id, &limits.record_request(&acc.request_log, now))?;
+                Some((acc, code_id))
+            }
+            _ => None,
+        };
+        tx.audit(
+            &AuditEntry::new(
+                &agent,
+                "reset.request",
+                if issued.is_some() { "ok" } else { "refused" },
+            )
+            .account(account_id)
+            .subject(subject)
+            .detail(result.detail()),
+            now,
+        )?;
+        Ok((result, issued))
+    })?;
+
+    let mut result = result;
+    if let Some((acc, code_id)) = issued {
+        let msg = app.mailer.reset_message(&crate::mail::ResetMail {
+            to: &acc.email,
+            lang: acc.lang,
+            nit: &acc.nit,
+            code: &code,
+            requested_at: now,
+            expires_at,
+            now,
+        });
+        // Delivery problems never change the answer; the message stays
+        // queued for `mail retry`.
+        if let Ok(msg) = msg {
+            queue::dispatch(app, code_id, &claim, &msg);
+            result = RequestResult::Sent;
+        }
+    }
+    // A hit does more than a miss (rows, the message, its delivery): the
+    // answer waits until the floor so its timing says nothing either.
+    if let Some(rest) = app.request_min.checked_sub(started.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    Ok(RequestOutcome {
+        masked_email: email.masked(),
+        result,
+    })
+}
+
+#[derive(Debug)]
+pub enum ConfirmOutcome {
+    Updated(Box<Account>),
+    /// The one refusal (wrong/expired/used/dead code, no match, disabled,
+    /// suspended).
+    Refused,
+    /// The code was right but the account's data refuses the password; the
+    /// code is still usable.
+    Policy(PolicyError),
+}
+
+struct Plan {
+    /// The account with the live code the confirmation is checked against.
+    target: Option<(Account, LiveCode)>,
+    /// An account named but without a live code (for the audit only).
+    named: Option<Account>,
+    gate: Option<ConfirmGate>,
+    ambiguous: bool,
+}
+
+/// Sets a new password with a code.
+pub fn confirm(
+    app: &mut App,
+    kind: Option<AccountType>,
+    ident: &Ident,
+    raw_ident: &str,
+    code_typed: &str,
+    password: &Password,
+) -> Result<ConfirmOutcome> {
+    code::check_form(code_typed)?;
+    // Typed-only policy checks: before the code is touched.
+    app.policy.check_typed(password, Some(raw_ident))?;
+
+    let now = app.now();
+    let limits = app.limits;
+    let agent = app.agent.clone();
+    let claim = new_claim(now);
+
+    // 1. Find the account with a live code and count the attempt.
+    let plan = app.store.write(|tx| {
+        let candidates = find_accounts(tx, kind, ident)?;
+        let mut live = Vec::new();
+        for acc in &candidates {
+            if acc.is_disabled() {
+                continue;
+            }
+            if let Some(c) = tx.live_code(acc.id, now)? {
+                live.push((acc.clone(), c));
+            }
+        }
+        // Several accounts with a live code (a cliente and a proveedor with
+        // the same NIT, or proveedores sharing an email) name no one
+        // account: refused like no match, nothing counted (no guess was
+        // checked), and the refusal's hint depends only on what was typed.
+        let ambiguous = live.len() > 1;
+        let target = if live.len() == 1 { live.pop() } else { None };
+        let named = match (&target, candidates.len()) {
+            (None, 1) => candidates.into_iter().next(),
+            _ => None,
+        };
+        let gate = match &target {
+            Some((acc, code)) => {
+                let g = limits.confirm_gate(acc.channel, code.attempts, now);
+                if let ConfirmGate::Verify { counted } = &g {
+                    tx.set_channel_state(acc.id, counted)?;
+                    tx.count_code_attempt(code.id)?;
+                }
+                Some(g)
+            }
+            None => None,
+        };
+        Ok(Plan {
+            target,
+            named,
+            gate,
+            ambiguous,
+        })
+    })?;
+
+    // 2. Check the code (one argon2 evaluation, hit or miss) while the new
+    // password's hash (made hit or miss too, for a uniform cost) is computed
+    // on another core: two hashes' work in about one hash's wall time.
+    let hasher = &app.hasher;
+    let (new_hash, verified) = parallel(
+        || hasher.hash(password.as_bytes()),
+        || match (&plan.target, plan.gate) {
+            (Some((_, c)), Some(ConfirmGate::Verify { .. })) => match &c.hash {
+                Some(h) => hasher.verify(code_typed.as_bytes(), h),
+                None => {
+                    hasher.burn(code_typed.as_bytes());
+                    false
+                }
+            },
+            _ => {
+                hasher.burn(code_typed.as_bytes());
+                false
+            }
+        },
+    )?;
+    let new_hash = new_hash?;
+
+    // 3. Account-dependent policy, only once the code is known right.
+    let policy = match (&plan.target, verified) {
+        (Some((acc, _)), true) => app
+            .policy
+            .check_account(password, &acc.policy_words())
+            .err(),
+        _ => None,
+    };
+
+    let detail = match (&plan.target, plan.gate) {
+        (None, _) if plan.ambiguous => "ambiguous",
+        (None, _) if plan.named.as_ref().is_some_and(Account::is_disabled) => "disabled",
+        (None, _) if plan.named.is_some() => "no_code",
+        (None, _) => "no_match",
+        (Some(_), Some(ConfirmGate::Suspended)) => "channel_suspended",
+        (Some(_), Some(ConfirmGate::CodeDead)) => "code_dead",
+        (Some(_), _) if verified => "ok",
+        (Some(_), _) => "wrong_code",
+    };
+
+    let mut suspended_now = false;
+    let outcome = app.store.write(|tx| {
+        let named = plan.target.as_ref().map(|(a, _)| a).or(plan.named.as_ref());
+        let account_id = named.map(|a| a.id);
+        let subject = ident.audit_label(named);
+        let entry = |outcome, detail: String| {
+            AuditEntry::new(&agent, "reset.confirm", outcome)
+                .account(account_id)
+                .subject(subject.clone())
+                .detail(detail)
+        };
+        suspended_now = false;
+        match (&plan.target, verified, &policy) {
+            (Some((acc, c)), true, Some(pe)) => {
+                // The password is refused, not the code: the attempt is
+                // given back on the code and the account.
+                tx.refund_code_attempt(c.id)?;
+                if let Some(cur) = tx.account(acc.id)? {
+                    let back = ChannelState {
+                        failures: (cur.channel.failures - 1).max(0),
+                        ..cur.channel
+                    };
+                    tx.set_channel_state(acc.id, &back)?;
+                }
+                tx.audit(&entry("refused", format!("policy:{}", policy_tag(pe))), now)?;
+                Ok((ConfirmOutcome::Policy(pe.clone()), None))
+            }
+            (Some((acc, c)), true, None) => {
+                if !tx.end_code(c.id, CodeState::Used, now)? {
+                    tx.audit(&entry("refused", "code_spent_meanwhile".into()), now)?;
+                    return Ok((ConfirmOutcome::Refused, None));
+                }
+                tx.kill_codes(acc.id, now)?;
+                tx.set_password(acc.id, &new_hash, now)?;
+                tx.set_channel_state(acc.id, &ChannelState::default())?;
+                tx.set_login_state(acc.id, &LoginState::default())?;
+                let mail_id = tx.enqueue_notice(&NewNotice {
+                    account_id: acc.id,
+                    kind: MailKind::PasswordChanged,
+                    recipient: &acc.email,
+                    detail: None,
+                    now,
+                    claim: Some(&claim),
+                })?;
+                tx.audit(&entry("ok", "password_changed".into()), now)?;
+                Ok((ConfirmOutcome::Updated(Box::new(acc.clone())), Some(mail_id)))
+            }
+            (target, _, _) => {
+                let mut notice = None;
+                if let (Some((acc, c)), Some(ConfirmGate::Verify { .. })) = (target, plan.gate) {
+                    // A wrong code against a live one: it counted at the
+                    // gate; now the code may die and the channel suspend.
+                    if let Some(cur) = tx.code(c.id)?
+                        && limits.code_exhausted(cur.attempts)
+                    {
+                        tx.end_code(c.id, CodeState::Exhausted, now)?;
+                    }
+                    if let Some(cur) = tx.account(acc.id)? {
+                        let (next, suspended) = limits.confirm_failed(cur.channel, now);
+                        if suspended {
+                            tx.set_channel_state(acc.id, &next)?;
+                            tx.kill_codes(acc.id, now)?;
+                            notice = Some(tx.enqueue_notice(&NewNotice {
+                                account_id: acc.id,
+                                kind: MailKind::ChannelSuspended,
+                                recipient: &acc.email,
+                                detail: None,
+                                now,
+                                claim: Some(&claim),
+                            })?);
+                            tx.audit(
+                                &AuditEntry::new(&agent, "recovery.suspend", "ok")
+                                    .account(Some(acc.id))
+                                    .subject(acc.nit.as_str())
+                                    .detail(format!("until={}", now + limits.suspension_secs)),
+                                now,
+                            )?;
+                            suspended_now = true;
+                        }
+                    }
+                }
+                tx.audit(&entry("refused", detail.to_string()), now)?;
+                Ok((ConfirmOutcome::Refused, notice))
+            }
+        }
+    })?;
+
+    let (outcome, mail_id) = outcome;
+    if let Some(mail_id) = mail_id {
+        let built = match (&outcome, &plan.target) {
+            (ConfirmOutcome::Updated(acc), _) => {
+                app.mailer.changed_message(&crate::mail::ChangedMail {
+                    to: &acc.email,
+                    lang: acc.lang,
+                    kind: acc.kind,
+                    nit: &acc.nit,
+                    changed_at: now,
+                })
+            }
+            (_, Some((acc, _))) if suspended_now => {
+                app.mailer.suspended_message(&crate::mail::SuspendedMail {
+                    to: &acc.email,
+                    lang: acc.lang,
+                    kind: acc.kind,
+                    nit: &acc.nit,
+                    at: now,
+                    until: now + limits.suspension_secs,
+                })
+            }
+            _ => Err(crate::internal!("no message for mail {mail_id}")),
+        };
+        // A notice that fails stays queued; the outcome is what it is.
+        if let Ok(msg) = built {
+            queue::dispatch(app, mail_id, &claim, &msg);
+        }
+    }
+    Ok(outcome)
+}
+
+/// The audit tag of a policy refusal (`policy:too_short`, …).
+pub fn policy_tag(e: &PolicyError) -> String {
+    match e {
+        PolicyError::Empty => "empty".into(),
+        PolicyError::TooShort { .. } => "too_short".into(),
+        PolicyError::TooLong => "too_long".into(),
+        PolicyError::Guessable => "guessable".into(),
+        PolicyError::BuiltFrom(c) => format!("built_from_{}", c.tag()),
+        PolicyError::Mismatch => "mismatch".into(),
+    }
+}

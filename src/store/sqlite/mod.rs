@@ -1,0 +1,394 @@
+//! The SQLite engine: a local file (or memory, for unit tests).
+//!
+//! Invariants:
+//! - [`Sqlite::open`] takes a path; environment variables and defaults are
+//!   resolved by the caller. A new file is created with mode 0600 (and its
+//!   folders 0700) before SQLite touches it; a folder it had to create is
+//!   removed again if the open then fails.
+//! - A database newer than this program, another program's file, or a file
+//!   that is not a database is refused before anything writes to it (WAL
+//!   mode is only switched on after the checks, because switching it
+//!   rewrites the header).
+//! - Every connection gets `busy_timeout`, `foreign_keys` and WAL.
+//! - A write transaction is `BEGIN IMMEDIATE`: it holds the write lock from
+//!   its first statement, so the state checks and the updates of a limit, or
+//!   the spending of a code, happen under one lock.
+
+mod accounts;
+mod audit;
+mod codes;
+mod mail;
+pub mod migrations;
+mod whole;
+
+use super::{Engine, Error, Mode, Result, Storage, Txn};
+use crate::i18n::{M, t, tf};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct Sqlite {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+/// A transaction; its operations live in one file per aggregate.
+pub struct SqliteTxn<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            match f.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    return Error::Busy(t(M::DbBusy).to_string());
+                }
+                ErrorCode::ReadOnly => return Error::Corrupt(t(M::DbReadOnlyAny).to_string()),
+                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                    return Error::Corrupt(t(M::DbCorrupt).to_string());
+                }
+                _ => {}
+            }
+        }
+        Error::Other(tf(M::DbError, &[("err", &e)]))
+    }
+}
+
+fn db_open_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Other(tf(
+        M::DbCannotOpen,
+        &[("path", &crate::i18n::shown_path(path)), ("err", e)],
+    ))
+}
+
+/// Maps errors met while opening: "not a database" and friends get the
+/// message that says the file was left alone.
+fn open_error(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let shown = crate::i18n::shown_path(path);
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        match f.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return Error::Corrupt(tf(M::DbNotDb, &[("path", &shown)]));
+            }
+            ErrorCode::ReadOnly => {
+                return Error::Corrupt(tf(M::DbReadOnly, &[("path", &shown)]));
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return e.into(),
+            _ => {}
+        }
+    }
+    db_open_error(path, &e)
+}
+
+/// The folders `create_dir_all` would make for `dir`, outermost first, so
+/// a failed open can remove exactly what it created.
+fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        out.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    out.reverse();
+    out
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Another process created it between our check and now: fine.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(|_| ())
+}
+
+/// A database file others can read or write is tightened to 0600 when this
+/// user owns it (with its `-wal` and `-shm`, which SQLite gives the same
+/// mode), and the change is said on stderr; a file owned by someone else is
+/// left as it is, with a warning.
+#[cfg(unix)]
+fn tighten(path: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.mode() & 0o077 == 0 {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let shown = crate::i18n::shown_path(path);
+    if meta.uid() == me {
+        let mut done = true;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                done &= std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).is_ok();
+            }
+        }
+        if done {
+            crate::ui::warn(&tf(
+                M::DbModeTightened,
+                &[("path", &shown), ("mode", &format!("{:o}", meta.mode() & 0o777))],
+            ));
+            return;
+        }
+    }
+    crate::ui::warn(&tf(
+        M::DbModeOpen,
+        &[("path", &shown), ("mode", &format!("{:o}", meta.mode() & 0o777))],
+    ));
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database at `path`, and brings its
+    /// schema up to date.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Sqlite> {
+        let mut created: Vec<PathBuf> = Vec::new();
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::Other(tf(
+                    M::DbIsDir,
+                    &[("path", &crate::i18n::shown_path(path))],
+                )));
+            }
+            // Refuse a file whose owner made it read-only, even when running
+            // as root (who could write it anyway): the mode is the intent.
+            Ok(meta) if meta.permissions().readonly() => {
+                return Err(Error::Corrupt(tf(
+                    M::DbReadOnly,
+                    &[("path", &crate::i18n::shown_path(path))],
+                )));
+            }
+            Ok(_) => {
+                #[cfg(unix)]
+                tighten(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    created = missing_ancestors(parent);
+                }
+                if let Err(e) = create_private_file(path) {
+                    remove_created(&created, None);
+                    return Err(db_open_error(path, &e));
+                }
+            }
+            Err(e) => return Err(db_open_error(path, &e)),
+        }
+        let result = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))
+        .and_then(|conn| {
+            let mut db = Sqlite {
+                conn,
+                path: Some(path.to_path_buf()),
+            };
+            db.prepare(busy_timeout)?;
+            Ok(db)
+        });
+        if result.is_err() && !created.is_empty() {
+            remove_created(&created, Some(path));
+        }
+        result
+    }
+
+    /// A private in-memory database (unit tests, benchmarks).
+    pub fn open_in_memory() -> Result<Sqlite> {
+        let conn = Connection::open_in_memory()?;
+        let mut db = Sqlite { conn, path: None };
+        db.prepare(super::DEFAULT_BUSY_TIMEOUT)?;
+        Ok(db)
+    }
+
+    /// An in-memory database at an older schema version (upgrade tests).
+    #[cfg(test)]
+    pub fn in_memory_at(version: i64) -> Result<Sqlite> {
+        let mut conn = Connection::open_in_memory()?;
+        migrations::migrate_to(&mut conn, version)?;
+        Ok(Sqlite { conn, path: None })
+    }
+
+    #[cfg(test)]
+    pub fn migrate_to(&mut self, version: i64) -> Result<()> {
+        Ok(migrations::migrate_to(&mut self.conn, version)?)
+    }
+
+    fn prepare(&mut self, busy_timeout: Duration) -> Result<()> {
+        let shown = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(":memory:"));
+        let err = |e| open_error(&shown, e);
+        self.conn.busy_timeout(busy_timeout).map_err(err)?;
+        // First read of the file: fails with NOTADB on random bytes.
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        let latest = migrations::latest();
+        // Another program's SQLite file: never migrate it.
+        let app_id: i64 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(err)?;
+        let foreign = if version == 0 {
+            self.conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(err)?
+                > 0
+        } else {
+            app_id != migrations::APPLICATION_ID
+        };
+        let path_shown = crate::i18n::shown_path(&shown);
+        if foreign {
+            return Err(Error::Corrupt(tf(M::DbNotDb, &[("path", &path_shown)])));
+        }
+        if version > latest {
+            return Err(Error::NewerSchema(tf(
+                M::DbNewer,
+                &[("path", &path_shown), ("found", &version), ("known", &latest)],
+            )));
+        }
+        if self.path.is_some() {
+            let mode: String = self
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map_err(err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                self.conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                    .map_err(err)?;
+            }
+            // NORMAL, not FULL: in WAL mode a commit then costs no fsync, so
+            // a path that writes more rows (a known account) takes no longer
+            // than one that writes fewer (an unknown one): with FULL, each
+            // extra commit was an fsync an attacker could time. The database
+            // stays consistent after a power cut; only the last commits may
+            // be lost. Connections do not checkpoint on close either (a short
+            // process would pay it on every command): SQLite's automatic
+            // checkpoint keeps the WAL bounded and `codes purge` truncates it.
+            self.conn
+                .execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(err)?;
+            self.conn
+                .set_db_config(
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                    true,
+                )
+                .map_err(err)?;
+        }
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(err)?;
+        migrations::migrate_to(&mut self.conn, latest).map_err(err)
+    }
+
+    /// Direct access for engine-specific tests (odd states, raw checks).
+    #[doc(hidden)]
+    pub fn raw(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Removes the folders (and file) a failed open created, innermost first;
+/// never anything that was there before.
+fn remove_created(dirs: &[PathBuf], file: Option<&Path>) {
+    if let Some(f) = file {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = f.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+    for d in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+impl Storage for Sqlite {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn begin(&mut self, mode: Mode) -> Result<Box<dyn Txn + '_>> {
+        let behavior = match mode {
+            Mode::Read => TransactionBehavior::Deferred,
+            Mode::Write => TransactionBehavior::Immediate,
+        };
+        let tx = self.conn.transaction_with_behavior(behavior)?;
+        Ok(Box::new(SqliteTxn { tx }))
+    }
+
+    fn compact(&mut self) -> Result<()> {
+        // Best effort: a reader holding an old snapshot only delays it.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(())
+    }
+
+    fn scrub(&mut self) -> Result<()> {
+        // Deleted rows were overwritten (secure_delete is on for the
+        // deleting transaction); folding the WAL in and truncating it
+        // leaves no older copy of those pages in either file.
+        self.compact()
+    }
+}
+
+impl Txn for SqliteTxn<'_> {
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(self.tx.commit()?)
+    }
+}
+
+pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}

@@ -1,0 +1,647 @@
+//! The store's own tests: one suite, run against every engine (taskchampion's
+//! `storage/test.rs` pattern). `cargo test` lists each test twice, under
+//! `store::suite::sqlite::` and `store::suite::postgres::`.
+
+use super::*;
+use crate::domain::account::AccountType;
+use crate::domain::email::Email;
+use crate::domain::lang::Lang;
+use crate::domain::limits::{ChannelState, Limits, LoginState, RequestLog};
+use crate::domain::nit::Nit;
+
+type R = crate::error::Result<()>;
+
+fn sqlite_store() -> Store {
+    Store::in_memory().unwrap()
+}
+
+fn pg_store() -> Option<Store> {
+    let url = crate::testing::fresh_pg_url()?;
+    let loc = Location::parse(std::ffi::OsStr::new(&url), false, None).unwrap();
+    Some(Store::open(&loc, DEFAULT_BUSY_TIMEOUT).unwrap())
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(&mut super::sqlite_store()).unwrap() } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() {
+                if let Some(mut s) = super::pg_store() { super::$name(&mut s).unwrap() }
+            } )*
+        }
+    };
+}
+
+suite!(
+    accounts_are_unique_per_type_and_nit,
+    usernames_are_unique_without_case,
+    lookups_by_nit_username_and_email,
+    counters_round_trip,
+    profile_and_disable,
+    a_new_code_kills_the_old_one,
+    code_attempts_end_and_rekey,
+    purge_takes_finished_codes_oldest_first,
+    mail_ids_are_shared_and_claims_exclusive,
+    mail_lists_newest_first_across_tables,
+    audit_filters,
+    delete_leaves_a_pseudonym,
+    rollback_when_dropped,
+    counts_and_copy_between_engines,
+    schema_is_at_the_latest_version,
+);
+
+fn nit(s: &str) -> Nit {
+    Nit::parse(s).unwrap()
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn add(s: &mut Store, kind: AccountType, n: &str, e: &str, user: Option<&str>) -> i64 {
+    let n = nit(n);
+    let e = email(e);
+    s.write(|tx| {
+        match tx.insert_account(&NewAccount {
+            kind,
+            nit: &n,
+            username: user,
+            email: &e,
+            name: Some("Ana Gómez"),
+            lang: Lang::Es,
+            password_hash: None,
+            now: 1000,
+        })? {
+            InsertAccount::Created(id) => Ok(id),
+            other => panic!("{other:?}"),
+        }
+    })
+    .unwrap()
+}
+
+fn code(s: &mut Store, account: i64, hash: &str, now: i64, expires: i64) -> i64 {
+    let e = email("ana@example.co");
+    s.write(|tx| {
+        Ok(tx.insert_code(&NewCode {
+            account_id: account,
+            hash: Some(hash),
+            now,
+            expires_at: expires,
+            recipient: &e,
+            claim: None,
+        })?)
+    })
+    .unwrap()
+}
+
+fn accounts_are_unique_per_type_and_nit(s: &mut Store) -> R {
+    add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    add(s, AccountType::Proveedor, "900102030", "b@example.co", None);
+    let n = nit("900102030");
+    let e = email("x@example.co");
+    let again = s.write(|tx| {
+        Ok(tx.insert_account(&NewAccount {
+            kind: AccountType::Cliente,
+            nit: &n,
+            username: None,
+            email: &e,
+            name: None,
+            lang: Lang::Es,
+            password_hash: None,
+            now: 0,
+        })?)
+    })?;
+    assert_eq!(again, InsertAccount::Exists);
+    // The refused insert left the transaction usable and wrote nothing.
+    let both = s.read(|tx| Ok(tx.accounts_by_nit(None, &n)?))?;
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[0].kind, AccountType::Cliente, "cliente first");
+    Ok(())
+}
+
+fn usernames_are_unique_without_case(s: &mut Store) -> R {
+    add(s, AccountType::Proveedor, "800003122", "v@acme.co", Some("Acme"));
+    let n = nit("830015428");
+    let e = email("w@acme.co");
+    let r = s.write(|tx| {
+        Ok(tx.insert_account(&NewAccount {
+            kind: AccountType::Proveedor,
+            nit: &n,
+            username: Some("ACME"),
+            email: &e,
+            name: None,
+            lang: Lang::Es,
+            password_hash: None,
+            now: 0,
+        })?)
+    })?;
+    assert_eq!(r, InsertAccount::UsernameTaken);
+    Ok(())
+}
+
+fn lookups_by_nit_username_and_email(s: &mut Store) -> R {
+    let p1 = add(s, AccountType::Proveedor, "800003122", "ventas@acme.co", Some("acme"));
+    let p2 = add(s, AccountType::Proveedor, "830015428", "VENTAS@acme.co", None);
+    let c = add(s, AccountType::Cliente, "800003122", "ventas@acme.co", None);
+    s.read(|tx| {
+        let by_user = tx.accounts_by_username("ACME")?;
+        assert_eq!(by_user.iter().map(|a| a.id).collect::<Vec<_>>(), vec![p1]);
+        let by_mail = tx.accounts_by_email(Some(AccountType::Proveedor), &email("Ventas@ACME.co"))?;
+        assert_eq!(by_mail.iter().map(|a| a.id).collect::<Vec<_>>(), vec![p1, p2]);
+        let any = tx.accounts_by_email(None, &email("ventas@acme.co"))?;
+        assert_eq!(any.len(), 3);
+        let clientes = tx.accounts_by_nit(Some(AccountType::Cliente), &nit("800003122"))?;
+        assert_eq!(clientes.iter().map(|a| a.id).collect::<Vec<_>>(), vec![c]);
+        let mut seen = Vec::new();
+        tx.for_each_account(Some(AccountType::Proveedor), &mut |a| {
+            seen.push(a.id);
+            Ok(())
+        })?;
+        assert_eq!(seen, vec![p1, p2]);
+        Ok(())
+    })
+}
+
+fn counters_round_trip(s: &mut Store) -> R {
+    let id = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let login = LoginState {
+        failures: 6,
+        locked_until: Some(5000),
+    };
+    let channel = ChannelState {
+        failures: 3,
+        suspended_until: Some(9000),
+    };
+    let log = Limits::default().record_request(&RequestLog::default(), 1234);
+    s.write(|tx| {
+        tx.set_login_state(id, &login)?;
+        tx.set_channel_state(id, &channel)?;
+        tx.set_request_log(id, &log)?;
+        tx.set_password(id, "$argon2id$h1", 77)?;
+        tx.set_last_login(id, 88)?;
+        Ok(())
+    })?;
+    let a = s.read(|tx| Ok(tx.account(id)?))?.unwrap();
+    assert_eq!((a.login, a.channel), (login, channel));
+    assert_eq!(a.request_log, log);
+    assert_eq!(a.password_hash.as_deref(), Some("$argon2id$h1"));
+    assert_eq!((a.password_changed_at, a.last_login_at), (Some(77), Some(88)));
+    // A re-hash applies only over the hash it replaces.
+    assert!(!s.write(|tx| Ok(tx.replace_password_hash(id, "$other", "$new")?))?);
+    assert!(s.write(|tx| Ok(tx.replace_password_hash(id, "$argon2id$h1", "$new")?))?);
+    let a = s.read(|tx| Ok(tx.account(id)?))?.unwrap();
+    assert_eq!(a.password_hash.as_deref(), Some("$new"));
+    Ok(())
+}
+
+fn profile_and_disable(s: &mut Store) -> R {
+    let id = add(s, AccountType::Proveedor, "800003122", "a@example.co", Some("uno"));
+    add(s, AccountType::Proveedor, "830015428", "b@example.co", Some("dos"));
+    let e = email("nueva@example.co");
+    let taken = s.write(|tx| {
+        Ok(tx.update_profile(
+            id,
+            &Profile {
+                email: &e,
+                username: Some("DOS"),
+                name: None,
+                lang: Lang::En,
+            },
+        )?)
+    })?;
+    assert_eq!(taken, UpdateProfile::UsernameTaken);
+    let ok = s.write(|tx| {
+        Ok(tx.update_profile(
+            id,
+            &Profile {
+                email: &e,
+                username: Some("UNO"),
+                name: Some("Acme SAS"),
+                lang: Lang::En,
+            },
+        )?)
+    })?;
+    assert_eq!(ok, UpdateProfile::Updated, "its own username, recased, is fine");
+    s.write(|tx| Ok(tx.set_disabled(id, Some((50, Some("ticket 7"))))?))?;
+    let a = s.read(|tx| Ok(tx.account(id)?))?.unwrap();
+    assert_eq!(a.email.as_str(), "nueva@example.co");
+    assert_eq!(a.username.as_deref(), Some("UNO"));
+    assert_eq!(a.lang, Lang::En);
+    let d = a.disabled.unwrap();
+    assert_eq!((d.at, d.reason.as_deref()), (50, Some("ticket 7")));
+    s.write(|tx| Ok(tx.set_disabled(id, None)?))?;
+    assert!(s.read(|tx| Ok(tx.account(id)?))?.unwrap().disabled.is_none());
+    Ok(())
+}
+
+fn a_new_code_kills_the_old_one(s: &mut Store) -> R {
+    let id = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let c1 = code(s, id, "h1", 100, 200);
+    let c2 = code(s, id, "h2", 150, 250);
+    let live = s.read(|tx| Ok(tx.live_code(id, 160)?))?.unwrap();
+    assert_eq!(live.id, c2);
+    let old = s.read(|tx| Ok(tx.code(c1)?))?.unwrap();
+    assert_eq!((old.state, old.ends_at), (CodeState::Replaced, 150));
+    // At its expiry the live code is no longer live, purge or not.
+    assert!(s.read(|tx| Ok(tx.live_code(id, 250)?))?.is_none());
+    // Killing codes ends the live one.
+    assert_eq!(s.write(|tx| Ok(tx.kill_codes(id, 170)?))?, 1);
+    assert!(s.read(|tx| Ok(tx.live_code(id, 171)?))?.is_none());
+    assert_eq!(s.write(|tx| Ok(tx.kill_codes(id, 172)?))?, 0);
+    Ok(())
+}
+
+fn code_attempts_end_and_rekey(s: &mut Store) -> R {
+    let id = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let c = code(s, id, "h1", 100, 1000);
+    for _ in 0..3 {
+        assert!(s.write(|tx| Ok(tx.count_code_attempt(c)?))?);
+    }
+    s.write(|tx| Ok(tx.refund_code_attempt(c)?))?;
+    assert_eq!(s.read(|tx| Ok(tx.code(c)?))?.unwrap().attempts, 2);
+    assert!(s.write(|tx| Ok(tx.rekey_code(c, "h2", 200)?))?);
+    assert_eq!(
+        s.read(|tx| Ok(tx.live_code(id, 200)?))?.unwrap().hash.as_deref(),
+        Some("h2")
+    );
+    // Used only while unexpired, and only once.
+    assert!(!s.write(|tx| Ok(tx.end_code(c, CodeState::Used, 1000)?))?);
+    assert!(s.write(|tx| Ok(tx.end_code(c, CodeState::Used, 300)?))?);
+    assert!(!s.write(|tx| Ok(tx.end_code(c, CodeState::Used, 301)?))?);
+    assert!(!s.write(|tx| Ok(tx.count_code_attempt(c)?))?, "not pending");
+    assert!(!s.write(|tx| Ok(tx.rekey_code(c, "h3", 302)?))?);
+    let used = s.read(|tx| Ok(tx.code(c)?))?.unwrap();
+    assert_eq!((used.state, used.ends_at), (CodeState::Used, 300));
+    let mut states = Vec::new();
+    s.read(|tx| {
+        tx.for_each_code(&mut |r| {
+            states.push((r.kind, r.nit.as_str().to_string(), r.code.state));
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    assert_eq!(
+        states,
+        vec![(AccountType::Cliente, "900102030".to_string(), CodeState::Used)]
+    );
+    Ok(())
+}
+
+fn purge_takes_finished_codes_oldest_first(s: &mut Store) -> R {
+    let ids: Vec<i64> = ["900102030", "800003122", "830015428"]
+        .iter()
+        .map(|n| add(s, AccountType::Cliente, n, "a@example.co", None))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        for j in 0..3 {
+            let t = (i * 10 + j) as i64;
+            code(s, *id, "h", t, t + 100);
+        }
+    }
+    let e = email("a@example.co");
+    let notice = s.write(|tx| {
+        Ok(tx.enqueue_notice(&NewNotice {
+            account_id: ids[0],
+            kind: MailKind::PasswordChanged,
+            recipient: &e,
+            detail: None,
+            now: 5,
+            claim: None,
+        })?)
+    })?;
+    s.write(|tx| Ok(tx.mail_dropped(notice, "x", 50)?))?;
+    // At 1000 every code has ended (replaced or expired).
+    let total = s.read(|tx| Ok(tx.purge_counts(1000)?))?;
+    assert_eq!((total.codes, total.mails), (9, 10));
+    let first = s.write(|tx| Ok(tx.purge_batch(1000, 4)?))?;
+    assert_eq!(first.codes, 4);
+    let mut sum = first.codes;
+    loop {
+        let b = s.write(|tx| Ok(tx.purge_batch(1000, 4)?))?;
+        sum += b.codes;
+        if b.codes < 4 {
+            break;
+        }
+    }
+    assert_eq!(sum, 9);
+    let left = s.read(|tx| Ok(tx.purge_counts(1000)?))?;
+    assert_eq!((left.codes, left.mails), (0, 0));
+    // Live codes are never purged.
+    let live = code(s, ids[0], "h", 2000, 3000);
+    assert_eq!(s.write(|tx| Ok(tx.purge_batch(2500, 100)?))?.codes, 0);
+    assert!(s.read(|tx| Ok(tx.code(live)?))?.is_some());
+    Ok(())
+}
+
+fn mail_ids_are_shared_and_claims_exclusive(s: &mut Store) -> R {
+    let id = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let c = code(s, id, "h", 10, 1000);
+    let e = email("a@example.co");
+    let n = s.write(|tx| {
+        Ok(tx.enqueue_notice(&NewNotice {
+            account_id: id,
+            kind: MailKind::EmailChangedOld,
+            recipient: &e,
+            detail: Some("n****@x.co"),
+            now: 11,
+            claim: None,
+        })?)
+    })?;
+    assert_ne!(c, n, "one id space for codes and notices");
+    assert_eq!(s.read(|tx| Ok(tx.queued_mail_ids()?))?, vec![c, n]);
+    let m = s.read(|tx| Ok(tx.mail(n)?))?.unwrap();
+    assert_eq!((m.kind, m.detail.as_deref()), (MailKind::EmailChangedOld, Some("n****@x.co")));
+    assert_eq!(s.read(|tx| Ok(tx.mail(c)?))?.unwrap().code_id, Some(c));
+    for id in [c, n] {
+        let a = Claim {
+            token: "a".into(),
+            until: 20,
+        };
+        let b = Claim {
+            token: "b".into(),
+            until: 40,
+        };
+        assert!(s.write(|tx| Ok(tx.claim_mail(id, &a, 10)?))?);
+        assert!(!s.write(|tx| Ok(tx.claim_mail(id, &b, 15)?))?, "held");
+        assert!(!s.write(|tx| Ok(tx.mail_sent(id, "b", 15)?))?, "not b's");
+        assert!(s.write(|tx| Ok(tx.claim_mail(id, &b, 20)?))?, "lapsed");
+        assert!(!s.write(|tx| Ok(tx.renew_claim(id, &a)?))?);
+        assert!(s.write(|tx| Ok(tx.mail_failed(id, "b", "boom")?))?);
+        assert!(s.write(|tx| Ok(tx.claim_mail(id, &a, 21)?))?, "free after a failure");
+        assert!(s.write(|tx| Ok(tx.mail_sent(id, "a", 22)?))?);
+        let m = s.read(|tx| Ok(tx.mail(id)?))?.unwrap();
+        assert_eq!(m.mail.state, MailState::Sent);
+        assert_eq!(m.mail.attempts, 2);
+        assert_eq!(m.mail.last_error, None);
+        assert_eq!(m.mail.finished_at, Some(22));
+        assert!(!s.write(|tx| Ok(tx.claim_mail(id, &b, 100)?))?, "sent is final");
+    }
+    assert!(s.read(|tx| Ok(tx.queued_mail_ids()?))?.is_empty());
+    Ok(())
+}
+
+fn mail_lists_newest_first_across_tables(s: &mut Store) -> R {
+    let id = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let e = email("a@example.co");
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        if i % 2 == 0 {
+            expected.push(code(s, id, "h", i, i + 100));
+        } else {
+            expected.push(s.write(|tx| {
+                Ok(tx.enqueue_notice(&NewNotice {
+                    account_id: id,
+                    kind: MailKind::PasswordChanged,
+                    recipient: &e,
+                    detail: None,
+                    now: i,
+                    claim: None,
+                })?)
+            })?);
+        }
+    }
+    expected.reverse();
+    let mut seen = Vec::new();
+    s.read(|tx| {
+        tx.for_each_mail(&mut |m| {
+            seen.push((m.id, m.kind));
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    assert_eq!(seen.iter().map(|x| x.0).collect::<Vec<_>>(), expected);
+    assert_eq!(seen[0].1, MailKind::ResetCode);
+    assert_eq!(seen[1].1, MailKind::PasswordChanged);
+    Ok(())
+}
+
+fn audit_filters(s: &mut Store) -> R {
+    let a = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let b = add(s, AccountType::Cliente, "800003122", "b@example.co", None);
+    let rows = [
+        (100, "ana", Some(a), "login", "ok"),
+        (200, "ana", Some(b), "login", "refused"),
+        (300, "luis", Some(a), "reset.request", "ok"),
+        (400, "luis", Some(a), "reset.confirm", "ok"),
+        (500, "ana", None, "codes.purge", "ok"),
+        (600, "ana", Some(a), "resetx", "ok"),
+    ];
+    s.write(|tx| {
+        for (at, agent, acc, event, outcome) in rows {
+            tx.audit(&AuditEntry::new(agent, event, outcome).account(acc), at)?;
+        }
+        Ok(())
+    })?;
+    let ats = |s: &mut Store, f: AuditFilter| -> Vec<i64> {
+        let mut v = Vec::new();
+        s.read(|tx| {
+            tx.for_each_audit(&f, &mut |r| {
+                v.push(r.at);
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .unwrap();
+        v
+    };
+    assert_eq!(ats(s, AuditFilter::default()), vec![600, 500, 400, 300, 200, 100]);
+    let of_a = AuditFilter {
+        account_id: Some(a),
+        ..Default::default()
+    };
+    assert_eq!(ats(s, of_a.clone()), vec![600, 400, 300, 100]);
+    assert_eq!(
+        ats(s, AuditFilter { limit: Some(2), ..of_a }),
+        vec![600, 400],
+        "the limit applies after the filter"
+    );
+    assert_eq!(
+        ats(s, AuditFilter { since: Some(200), until: Some(400), ..Default::default() }),
+        vec![300, 200]
+    );
+    assert_eq!(
+        ats(s, AuditFilter { event: Some("reset".into()), ..Default::default() }),
+        vec![400, 300],
+        "a group is a prefix up to a dot"
+    );
+    assert_eq!(
+        ats(s, AuditFilter { event: Some("login".into()), agent: Some("ana".into()), ..Default::default() }),
+        vec![200, 100]
+    );
+    Ok(())
+}
+
+fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
+    let a = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let keep = add(s, AccountType::Cliente, "800003122", "b@example.co", None);
+    code(s, a, "h", 10, 1000);
+    let e = email("a@example.co");
+    s.write(|tx| {
+        tx.enqueue_notice(&NewNotice {
+            account_id: a,
+            kind: MailKind::PasswordChanged,
+            recipient: &e,
+            detail: None,
+            now: 1,
+            claim: None,
+        })?;
+        tx.audit(&AuditEntry::new("ag", "user.add", "ok").account(Some(a)).subject("900102030"), 1)?;
+        tx.audit(
+            &AuditEntry::new("ag", "user.edit", "ok")
+                .account(Some(a))
+                .subject("900102030")
+                .detail("email: a@example.co -> z@example.co"),
+            2,
+        )?;
+        tx.audit(
+            &AuditEntry::new("ag", "login", "refused")
+                .account(Some(a))
+                .subject("900102030")
+                .detail("wrong_password"),
+            3,
+        )?;
+        tx.audit(&AuditEntry::new("ag", "login", "ok").account(Some(keep)).subject("800003122"), 4)?;
+        Ok(())
+    })?;
+    let n = s.write(|tx| {
+        let n = tx.pseudonymize_audit(a, "borrado-1")?;
+        tx.delete_account(a)?;
+        Ok(n)
+    })?;
+    assert_eq!(n, 3);
+    let mut rows = Vec::new();
+    s.read(|tx| {
+        assert!(tx.account(a)?.is_none());
+        tx.for_each_audit(&AuditFilter::default(), &mut |r| {
+            rows.push(r);
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    for r in rows.iter().filter(|r| r.account_id == Some(a)) {
+        assert_eq!(r.subject.as_deref(), Some("borrado-1"));
+        let d = r.detail.clone().unwrap_or_default();
+        assert!(!d.contains("example.co"), "{d}");
+    }
+    let wrong = rows.iter().find(|r| r.at == 3).unwrap();
+    assert_eq!(wrong.detail.as_deref(), Some("wrong_password"), "tags stay");
+    assert_eq!(rows.iter().find(|r| r.at == 4).unwrap().subject.as_deref(), Some("800003122"));
+    let c = s.read(|tx| Ok(tx.row_counts()?))?;
+    assert_eq!((c.accounts, c.codes, c.mail), (1, 0, 0));
+    Ok(())
+}
+
+fn rollback_when_dropped(s: &mut Store) -> R {
+    let id = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let r: crate::error::Result<()> = s.write(|tx| {
+        tx.set_login_state(
+            id,
+            &LoginState {
+                failures: 3,
+                locked_until: None,
+            },
+        )?;
+        Err(crate::error::Error::Refused("stop".into()))
+    });
+    assert!(r.is_err());
+    assert_eq!(s.read(|tx| Ok(tx.account(id)?))?.unwrap().login.failures, 0);
+    {
+        let mut tx = s.storage().begin(Mode::Write)?;
+        tx.set_login_state(
+            id,
+            &LoginState {
+                failures: 4,
+                locked_until: None,
+            },
+        )?;
+        // Dropped without commit.
+    }
+    assert_eq!(s.read(|tx| Ok(tx.account(id)?))?.unwrap().login.failures, 0);
+    Ok(())
+}
+
+/// Fills a store with a bit of everything.
+fn fill(s: &mut Store) {
+    let a = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let p = add(s, AccountType::Proveedor, "800003122", "p@example.co", Some("acme"));
+    code(s, a, "h1", 10, 100);
+    code(s, a, "h2\\with\nodd", 20, 10_000);
+    let e = email("a@example.co");
+    s.write(|tx| {
+        tx.enqueue_notice(&NewNotice {
+            account_id: p,
+            kind: MailKind::ChannelSuspended,
+            recipient: &e,
+            detail: None,
+            now: 30,
+            claim: None,
+        })?;
+        tx.set_disabled(p, Some((40, Some("línea 1\nlínea 2"))))?;
+        tx.set_request_log(a, &RequestLog::parse("10 20"))?;
+        tx.audit(&AuditEntry::new("ag", "user.add", "ok").account(Some(a)).subject("900102030"), 1)?;
+        tx.audit(&AuditEntry::new("ag", "codes.purge", "ok").detail("codes=0"), 2)?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn records(s: &mut Store) -> Vec<String> {
+    let mut v = Vec::new();
+    s.read(|tx| {
+        tx.dump(&mut |r| {
+            v.push(format!("{r:?}"));
+            Ok(())
+        })?;
+        Ok(())
+    })
+    .unwrap();
+    v
+}
+
+fn counts_and_copy_between_engines(s: &mut Store) -> R {
+    fill(s);
+    let c = s.read(|tx| Ok(tx.counts(50)?))?;
+    assert_eq!(
+        c,
+        Counts {
+            accounts: 2,
+            codes_pending: 1,
+            mail_queued: 3,
+            audit: 2
+        }
+    );
+    // Into a store of each engine, and back: every row the same.
+    let mut targets = vec![sqlite_store()];
+    targets.extend(pg_store());
+    for mut t in targets {
+        let rows = crate::ops::db::copy(s, &mut t, |_, _| {})?;
+        assert_eq!(rows, s.read(|tx| Ok(tx.row_counts()?))?);
+        assert_eq!(records(&mut t), records(s));
+        // New ids continue after the copied ones.
+        let id = add(&mut t, AccountType::Cliente, "899999034", "z@example.co", None);
+        assert!(id > 2);
+        let next = code(&mut t, id, "h", 60, 70);
+        assert!(next > 3);
+        // A second copy into a non-empty target is refused and changes nothing.
+        let before = records(&mut t);
+        assert!(crate::ops::db::copy(s, &mut t, |_, _| {}).is_err());
+        assert_eq!(records(&mut t), before);
+    }
+    Ok(())
+}
+
+fn schema_is_at_the_latest_version(s: &mut Store) -> R {
+    let v = s.schema_version()?;
+    let latest = match s.engine() {
+        Engine::Sqlite => crate::store::sqlite::migrations::latest(),
+        Engine::Postgres => crate::store::postgres::migrations::latest(),
+    };
+    assert_eq!(v, latest);
+    assert_eq!(
+        crate::store::sqlite::migrations::latest(),
+        crate::store::postgres::migrations::latest()
+    );
+    Ok(())
+}
