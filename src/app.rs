@@ -9,11 +9,11 @@
 use crate::cli::Global;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::hash::Hasher;
+use crate::domain::limits::Limits;
 use crate::domain::password::{FLOOR_MIN_LEN, MAX_CHARS, Policy};
 use crate::error::{Error, Result};
 use crate::i18n::{M, t, tf};
 use crate::mail::{self, Mailer, SmtpConfig, Transport};
-use crate::domain::limits::Limits;
 use crate::store::{Location, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -228,9 +228,12 @@ impl Config {
         };
         let background = g.smtp_url.as_deref().filter(|u| !u.is_empty()).map(|url| {
             let mut env: Vec<(&'static str, std::ffi::OsString)> = vec![
-                ("RECUPERA_DB", g.db.clone().map(PathBuf::into_os_string).unwrap_or_else(|| {
-                    db_path_os(&db)
-                })),
+                (
+                    "RECUPERA_DB",
+                    g.db.clone()
+                        .map(PathBuf::into_os_string)
+                        .unwrap_or_else(|| db_path_os(&db)),
+                ),
                 ("RECUPERA_SMTP_URL", url.into()),
                 ("RECUPERA_SMTP_TIMEOUT", smtp_timeout.to_string().into()),
                 (

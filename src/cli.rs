@@ -38,7 +38,13 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     // Database file [default: ~/.local/share/recupera/recupera.db]
-    #[arg(long, global = true, env = "RECUPERA_DB", hide_env_values = true, value_name = "PATH|URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "RECUPERA_DB",
+        hide_env_values = true,
+        value_name = "PATH|URL"
+    )]
     pub db: Option<PathBuf>,
 
     #[arg(long, global = true, env = "RECUPERA_DB_CA_FILE", value_name = "FILE")]

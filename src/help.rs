@@ -268,7 +268,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "Tipo de cuenta, si el NIT tiene cliente y proveedor",
         "Account type, when the NIT has both a cliente and a proveedor",
     ),
-    ("user edit --email", "Email registrado nuevo", "New registered email"),
+    (
+        "user edit --email",
+        "Email registrado nuevo",
+        "New registered email",
+    ),
     (
         "user edit --name",
         "Nombre nuevo (vacío: sin nombre)",

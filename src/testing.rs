@@ -137,7 +137,11 @@ fn start_cluster() -> Result<(String, std::process::ChildStdin), String> {
             data.display()
         )
     } else {
-        format!("{} -D {} stop -m immediate", pg_ctl.display(), data.display())
+        format!(
+            "{} -D {} stop -m immediate",
+            pg_ctl.display(),
+            data.display()
+        )
     };
     let script = format!(
         "cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf {}",
@@ -152,10 +156,7 @@ fn start_cluster() -> Result<(String, std::process::ChildStdin), String> {
         .map_err(|e| e.to_string())?;
     let stdin = child.stdin.take().ok_or("no watchdog stdin")?;
     Ok((
-        format!(
-            "postgresql:///{{db}}?host={}&user=recupera",
-            dir.display()
-        ),
+        format!("postgresql:///{{db}}?host={}&user=recupera", dir.display()),
         stdin,
     ))
 }
@@ -228,7 +229,8 @@ pub fn fresh_pg_url() -> Option<String> {
     );
     let admin = template.replace("{db}", "postgres");
     let created = (|| -> Result<(), String> {
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| e.to_string())?;
+        let mut c =
+            postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| e.to_string())?;
         c.batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(|e| e.to_string())
     })();

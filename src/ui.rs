@@ -69,9 +69,9 @@ pub fn progress(ui: &Ui, label: &str) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {pos}/{len} ({eta})",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(label.to_string());

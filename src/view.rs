@@ -104,12 +104,20 @@ pub fn list_row(a: &Account, now: i64) -> Vec<String> {
 }
 
 /// The rows of `user show`.
-pub fn show_rows(a: &Account, now: i64, limits: &Limits, pending: i64) -> Vec<(&'static str, String)> {
+pub fn show_rows(
+    a: &Account,
+    now: i64,
+    limits: &Limits,
+    pending: i64,
+) -> Vec<(&'static str, String)> {
     let quota = limits.quota(&a.request_log, now);
     let mut rows = vec![
         (t(M::ColType), type_label(a.kind).to_string()),
         ("NIT", a.nit.display()),
-        (t(M::ColUsername), a.username.as_deref().map_or_else(dash, visible)),
+        (
+            t(M::ColUsername),
+            a.username.as_deref().map_or_else(dash, visible),
+        ),
         (t(M::ColEmail), visible(a.email.as_str())),
         (t(M::ColName), a.name.as_deref().map_or_else(dash, visible)),
         (t(M::ColMailLang), a.lang.as_str().to_string()),
@@ -125,7 +133,10 @@ pub fn show_rows(a: &Account, now: i64, limits: &Limits, pending: i64) -> Vec<(&
         ));
     }
     rows.extend([
-        (t(M::ColPassword), yes_no(a.password_hash.is_some()).to_string()),
+        (
+            t(M::ColPassword),
+            yes_no(a.password_hash.is_some()).to_string(),
+        ),
         (
             t(M::ColLockedUntil),
             a.login
@@ -146,15 +157,25 @@ pub fn show_rows(a: &Account, now: i64, limits: &Limits, pending: i64) -> Vec<(&
             match quota.next_at {
                 Some(at) => tf(
                     M::RequestsUsedUntil,
-                    &[("used", &quota.used), ("limit", &quota.limit), ("at", &colombia(at))],
+                    &[
+                        ("used", &quota.used),
+                        ("limit", &quota.limit),
+                        ("at", &colombia(at)),
+                    ],
                 ),
-                None => tf(M::RequestsUsed, &[("used", &quota.used), ("limit", &quota.limit)]),
+                None => tf(
+                    M::RequestsUsed,
+                    &[("used", &quota.used), ("limit", &quota.limit)],
+                ),
             },
         ),
         (t(M::ColFailedLogins), a.login.failures.to_string()),
         (t(M::ColFailedConfirms), a.channel.failures.to_string()),
         (t(M::ColPendingCodes), pending.to_string()),
-        (t(M::ColLastLogin), a.last_login_at.map_or_else(dash, colombia)),
+        (
+            t(M::ColLastLogin),
+            a.last_login_at.map_or_else(dash, colombia),
+        ),
         (t(M::ColCreated), colombia(a.created_at)),
     ]);
     rows

@@ -25,7 +25,11 @@ pub fn run(app: &mut App, ui: &Ui, a: &AuditArgs, agent_filter: Option<String>) 
         ),
         Some(raw) => {
             let ident = input::ident(raw, a.kind)?;
-            Some(app.store.read(|tx| require_account(tx, a.kind, &ident, raw))?.id)
+            Some(
+                app.store
+                    .read(|tx| require_account(tx, a.kind, &ident, raw))?
+                    .id,
+            )
         }
         None => None,
     };

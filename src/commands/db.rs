@@ -9,7 +9,12 @@ use crate::store::{Location, Store};
 use crate::ui::Ui;
 use serde_json::json;
 
-pub fn run(app: &mut App, ui: &Ui, cmd: &DbCommand, ca_file: Option<&std::path::Path>) -> Result<()> {
+pub fn run(
+    app: &mut App,
+    ui: &Ui,
+    cmd: &DbCommand,
+    ca_file: Option<&std::path::Path>,
+) -> Result<()> {
     match cmd {
         DbCommand::Status => run_status(app, ui),
         DbCommand::Copy(a) => run_copy(app, ui, a, ca_file),
@@ -43,7 +48,12 @@ fn run_status(app: &mut App, ui: &Ui) -> Result<()> {
     )
 }
 
-fn run_copy(app: &mut App, ui: &Ui, a: &DbCopyArgs, ca_file: Option<&std::path::Path>) -> Result<()> {
+fn run_copy(
+    app: &mut App,
+    ui: &Ui,
+    a: &DbCopyArgs,
+    ca_file: Option<&std::path::Path>,
+) -> Result<()> {
     // The target is typed on the command line: a password in it is refused.
     let to = Location::parse(&a.to, true, ca_file)?;
     let mut target = Store::open(&to, app.busy_timeout)?;

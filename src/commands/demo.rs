@@ -71,7 +71,9 @@ fn demo_password() -> Zeroizing<String> {
 }
 
 pub fn run(ui: &Ui) -> Result<()> {
-    let dir = tempfile::Builder::new().prefix("recupera-demo-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("recupera-demo-")
+        .tempdir()?;
     let db = dir.path().join("recupera.db");
     let outbox = dir.path().join("outbox");
     let store = Store::open(&Location::Sqlite(db), DEFAULT_BUSY_TIMEOUT)?;
@@ -172,10 +174,7 @@ pub fn run(ui: &Ui) -> Result<()> {
                     "message",
                     &tf(
                         M::LoginOk,
-                        &[
-                            ("type", &type_label(acc.kind)),
-                            ("nit", &acc.nit.display()),
-                        ],
+                        &[("type", &type_label(acc.kind)), ("nit", &acc.nit.display())],
                     ),
                 ),
             ],

@@ -42,7 +42,10 @@ fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
     }
     if report.failed > 0 {
         ui.line(&text)?;
-        return Err(Error::Data(tf(M::MailRejected, &[("failed", &report.failed)])));
+        return Err(Error::Data(tf(
+            M::MailRejected,
+            &[("failed", &report.failed)],
+        )));
     }
     ui.result(json!({"status": "ok", "report": report}), &text)
 }

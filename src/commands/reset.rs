@@ -60,7 +60,12 @@ fn run_request(app: &mut App, ui: &Ui, a: &RequestArgs) -> Result<()> {
     let (ident, raw) = ui.value_or_prompt(a.user.as_deref(), "--user", prompt, |s| {
         input::ident(s, Some(kind)).map(|i| (i, s.to_string()))
     })?;
-    let email = ui.value_or_prompt(a.email.as_deref(), "--email", t(M::PromptEmail), input::email)?;
+    let email = ui.value_or_prompt(
+        a.email.as_deref(),
+        "--email",
+        t(M::PromptEmail),
+        input::email,
+    )?;
     let outcome = request(app, kind, &ident, &email)?;
     request_answer(app, ui, &outcome.masked_email)?;
     // "No cierres esta pantalla": in a terminal, go straight on to step 05.
@@ -102,7 +107,12 @@ fn ask_code(ui: &Ui, given: Option<&str>) -> Result<Zeroizing<String>> {
     })
 }
 
-fn run_confirm(app: &mut App, ui: &Ui, a: &ConfirmArgs, mut form: Option<RequestForm>) -> Result<()> {
+fn run_confirm(
+    app: &mut App,
+    ui: &Ui,
+    a: &ConfirmArgs,
+    mut form: Option<RequestForm>,
+) -> Result<()> {
     // Decide every source before reading stdin.
     if !ui.interactive {
         if a.user.is_none() {

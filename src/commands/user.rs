@@ -45,7 +45,12 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     }
     let kind = ui.account_type(a.kind, a.nit.is_none())?;
     let nit = ui.value_or_prompt(a.nit.as_deref(), "--nit", t(M::PromptNit), input::nit)?;
-    let email = ui.value_or_prompt(a.email.as_deref(), "--email", t(M::PromptEmail), input::email)?;
+    let email = ui.value_or_prompt(
+        a.email.as_deref(),
+        "--email",
+        t(M::PromptEmail),
+        input::email,
+    )?;
     // Decide where the password comes from before reading anything.
     let source = if a.no_password {
         None
@@ -150,7 +155,11 @@ fn run_show(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
         v["pending_codes"] = json!(pending);
         return ui.doc(&v);
     }
-    table::key_values(ui, &show_rows(&acc, now, &app.limits, pending), acc.is_disabled())
+    table::key_values(
+        ui,
+        &show_rows(&acc, now, &app.limits, pending),
+        acc.is_disabled(),
+    )
 }
 
 fn result_for(app: &App, ui: &Ui, status: &str, acc: &Account, msg: M) -> Result<()> {

@@ -321,12 +321,15 @@ mod tests {
                 }
             }
         );
-        assert_eq!(l.confirm_gate(fresh, 4, 10), ConfirmGate::Verify {
-            counted: ChannelState {
-                failures: 1,
-                suspended_until: None
+        assert_eq!(
+            l.confirm_gate(fresh, 4, 10),
+            ConfirmGate::Verify {
+                counted: ChannelState {
+                    failures: 1,
+                    suspended_until: None
+                }
             }
-        });
+        );
         assert_eq!(l.confirm_gate(fresh, 5, 10), ConfirmGate::CodeDead);
         let at_19 = ChannelState {
             failures: 19,
@@ -341,7 +344,10 @@ mod tests {
         assert_eq!(after.suspended_until, Some(10 + DAY));
         assert_eq!(after.failures, 0);
         assert_eq!(l.confirm_gate(after, 0, 11), ConfirmGate::Suspended);
-        assert_eq!(l.confirm_gate(after, 0, 10 + DAY - 1), ConfirmGate::Suspended);
+        assert_eq!(
+            l.confirm_gate(after, 0, 10 + DAY - 1),
+            ConfirmGate::Suspended
+        );
         assert!(matches!(
             l.confirm_gate(after, 0, 10 + DAY),
             ConfirmGate::Verify { .. }

@@ -212,7 +212,11 @@ pub fn time_left(secs: i64, lang: Lang) -> String {
     if secs >= 2 * 3600 {
         tl(M::MailLeftHours, lang, &[("hours", &(secs / 3600))])
     } else {
-        tl(M::MailLeftMinutes, lang, &[("minutes", &(secs / 60).max(1))])
+        tl(
+            M::MailLeftMinutes,
+            lang,
+            &[("minutes", &(secs / 60).max(1))],
+        )
     }
 }
 
@@ -325,7 +329,14 @@ impl Mailer {
     }
 
     /// A notice: a title, one paragraph, a warning line, the footer.
-    fn notice(&self, to: &Email, lang: Lang, subject: &str, body: &str, warn: &str) -> Result<Message> {
+    fn notice(
+        &self,
+        to: &Email,
+        lang: Lang,
+        subject: &str,
+        body: &str,
+        warn: &str,
+    ) -> Result<Message> {
         let footer = self.footer(lang);
         let plain = format!("{subject}\n\n{body}\n\n{warn}\n\n-- \n{footer}\n");
         let html = format!(
@@ -405,7 +416,9 @@ impl Mailer {
     /// Delivers bytes already formatted as a message (the background
     /// delivery of `reset request`), to one recipient.
     pub fn send_raw(&self, to: &str, bytes: &[u8]) -> std::result::Result<(), SendError> {
-        let to: lettre::Address = to.parse().map_err(|e| SendError::temporary(format!("{e}")))?;
+        let to: lettre::Address = to
+            .parse()
+            .map_err(|e| SendError::temporary(format!("{e}")))?;
         let envelope = lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
             .map_err(|e| SendError::temporary(e.to_string()))?;
         match &self.transport {
@@ -544,9 +557,10 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
                 }
                 Ok(())
             } else if mode & 0o022 != 0 {
-                Err(std::io::Error::other(
-                    tf(M::OutboxForeign, &[("mode", &format!("{mode:o}"))]),
-                ))
+                Err(std::io::Error::other(tf(
+                    M::OutboxForeign,
+                    &[("mode", &format!("{mode:o}"))],
+                )))
             } else {
                 Ok(())
             }

@@ -165,11 +165,7 @@ fn record(
                         .mail(mail_id)?
                         .is_some_and(|r| r.mail.attempts >= MAX_ATTEMPTS)
                 {
-                    tx.mail_dropped(
-                        mail_id,
-                        &format!("too many attempts: {}", e.text),
-                        now,
-                    )?;
+                    tx.mail_dropped(mail_id, &format!("too many attempts: {}", e.text), now)?;
                     outcome = "dropped";
                 }
             }

@@ -24,7 +24,9 @@ use crate::domain::password::Password;
 use crate::error::{Error, Result};
 use crate::i18n::{M, tf, type_label};
 use crate::mail::queue::{self, new_claim};
-use crate::store::{AuditEntry, InsertAccount, MailKind, NewAccount, NewNotice, Profile, UpdateProfile};
+use crate::store::{
+    AuditEntry, InsertAccount, MailKind, NewAccount, NewNotice, Profile, UpdateProfile,
+};
 
 /// A new account, validated.
 pub struct NewUser {
@@ -105,7 +107,12 @@ pub fn add(app: &mut App, u: &NewUser, password: Option<&Password>) -> Result<Ac
 /// Clears the login lock, the recovery channel's failures and suspension,
 /// and the request quota: after `user unlock` the customer can log in and
 /// request a code right away, and `user show` says so truthfully.
-pub fn unlock(app: &mut App, kind: Option<AccountType>, ident: &Ident, raw: &str) -> Result<Account> {
+pub fn unlock(
+    app: &mut App,
+    kind: Option<AccountType>,
+    ident: &Ident,
+    raw: &str,
+) -> Result<Account> {
     let now = app.now();
     let agent = app.agent.clone();
     app.store.write(|tx| {
@@ -275,7 +282,10 @@ pub fn edit(
                 now,
                 claim: Some(&claim),
             })?;
-            notices = vec![(to_old, MailKind::EmailChangedOld), (to_new, MailKind::EmailChangedNew)];
+            notices = vec![
+                (to_old, MailKind::EmailChangedOld),
+                (to_new, MailKind::EmailChangedNew),
+            ];
         }
         let detail: Vec<String> = changes
             .iter()
@@ -307,15 +317,17 @@ pub fn edit(
                 MailKind::EmailChangedOld => &old.email,
                 _ => &outcome.account.email,
             };
-            let msg = app.mailer.email_changed_message(&crate::mail::EmailChangedMail {
-                to,
-                lang: outcome.account.lang,
-                kind: outcome.account.kind,
-                nit: &outcome.account.nit,
-                new_masked: &outcome.account.email.masked(),
-                to_old: kind == MailKind::EmailChangedOld,
-                at: now,
-            });
+            let msg = app
+                .mailer
+                .email_changed_message(&crate::mail::EmailChangedMail {
+                    to,
+                    lang: outcome.account.lang,
+                    kind: outcome.account.kind,
+                    nit: &outcome.account.nit,
+                    new_masked: &outcome.account.email.masked(),
+                    to_old: kind == MailKind::EmailChangedOld,
+                    at: now,
+                });
             if let Ok(msg) = msg {
                 queue::dispatch(app, id, &claim, &msg);
             }

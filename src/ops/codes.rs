@@ -20,7 +20,9 @@ pub fn purge(app: &mut App, dry_run: bool) -> Result<PurgeCounts> {
     let agent = app.agent.clone();
     let mut total = PurgeCounts::default();
     loop {
-        let b = app.store.write(|tx| Ok(tx.purge_batch(now, PURGE_BATCH)?))?;
+        let b = app
+            .store
+            .write(|tx| Ok(tx.purge_batch(now, PURGE_BATCH)?))?;
         total.codes += b.codes;
         total.mails += b.mails;
         if b.codes < PURGE_BATCH && b.mails.saturating_sub(b.codes) < PURGE_BATCH {

@@ -23,7 +23,12 @@ pub enum LoginOutcome {
 }
 
 /// Checks a password. Never says why a login was refused.
-pub fn login(app: &mut App, kind: AccountType, ident: &Ident, password: &str) -> Result<LoginOutcome> {
+pub fn login(
+    app: &mut App,
+    kind: AccountType,
+    ident: &Ident,
+    password: &str,
+) -> Result<LoginOutcome> {
     if password.len() > MAX_BYTES * 4 {
         // No stored password can be this long; refuse without hashing.
         return Err(Error::Data(t(M::PwTooLong).to_string()));

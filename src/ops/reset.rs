@@ -55,7 +55,7 @@ impl RequestResult {
     pub fn detail(self) -> &'static str {
         match self {
             RequestResult::Sent => "sent",
-            RequestResult::Queued => "queued",
+            RequestResult::Queued => "issued",
             RequestResult::UnknownAccount => "unknown_account",
             RequestResult::WrongEmail => "wrong_email",
             RequestResult::Throttled => "throttled",
@@ -337,7 +337,10 @@ pub fn confirm(
                     claim: Some(&claim),
                 })?;
                 tx.audit(&entry("ok", "password_changed".into()), now)?;
-                Ok((ConfirmOutcome::Updated(Box::new(acc.clone())), Some(mail_id)))
+                Ok((
+                    ConfirmOutcome::Updated(Box::new(acc.clone())),
+                    Some(mail_id),
+                ))
             }
             (target, _, _) => {
                 let mut notice = None;

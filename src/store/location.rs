@@ -254,7 +254,10 @@ impl PgTarget {
                 self.dbname,
                 dir.display()
             ),
-            PgHost::Tcp(h) => format!("postgresql://{}@{}:{}/{}", self.user, h, self.port, self.dbname),
+            PgHost::Tcp(h) => format!(
+                "postgresql://{}@{}:{}/{}",
+                self.user, h, self.port, self.dbname
+            ),
         }
     }
 
@@ -295,13 +298,24 @@ mod tests {
     fn engine_is_chosen_by_scheme() {
         for s in ["postgres://h/db", "postgresql://h/db", "PostgreSQL://h/db"] {
             assert!(
-                matches!(Location::parse(OsStr::new(s), false, None), Ok(Location::Postgres(_))),
+                matches!(
+                    Location::parse(OsStr::new(s), false, None),
+                    Ok(Location::Postgres(_))
+                ),
                 "{s}"
             );
         }
-        for s in ["recupera.db", "/srv/x/postgresql.db", "./postgres:", "pg://h"] {
+        for s in [
+            "recupera.db",
+            "/srv/x/postgresql.db",
+            "./postgres:",
+            "pg://h",
+        ] {
             assert!(
-                matches!(Location::parse(OsStr::new(s), false, None), Ok(Location::Sqlite(_))),
+                matches!(
+                    Location::parse(OsStr::new(s), false, None),
+                    Ok(Location::Sqlite(_))
+                ),
                 "{s}"
             );
         }
@@ -311,7 +325,10 @@ mod tests {
     fn unix_socket_forms() {
         let t = parse("postgresql:///recupera?host=/tmp/pg%20dir&user=recupera").unwrap();
         assert_eq!(t.host, PgHost::Socket(PathBuf::from("/tmp/pg dir")));
-        assert_eq!((t.user.as_str(), t.dbname.as_str()), ("recupera", "recupera"));
+        assert_eq!(
+            (t.user.as_str(), t.dbname.as_str()),
+            ("recupera", "recupera")
+        );
         assert_eq!(t.tls, PgTls::Off);
         assert_eq!(t.server(), "/tmp/pg dir/.s.PGSQL.5432");
         let t = parse("postgresql://%2Frun%2Fpostgresql/db").unwrap();
@@ -323,13 +340,17 @@ mod tests {
         assert_eq!(parse("postgresql://127.0.0.1/db").unwrap().tls, PgTls::Off);
         assert_eq!(parse("postgresql://[::1]:5433/db").unwrap().port, 5433);
         assert_eq!(
-            parse("postgresql://localhost/db?sslmode=require").unwrap().tls,
+            parse("postgresql://localhost/db?sslmode=require")
+                .unwrap()
+                .tls,
             PgTls::Verified
         );
         let remote = parse("postgresql://db.example.co/recupera").unwrap();
         assert_eq!(remote.tls, PgTls::Verified, "a remote host always gets TLS");
         assert_eq!(
-            parse("postgresql://db.example.co/r?sslmode=prefer").unwrap().tls,
+            parse("postgresql://db.example.co/r?sslmode=prefer")
+                .unwrap()
+                .tls,
             PgTls::Verified
         );
         assert!(matches!(
@@ -355,11 +376,21 @@ mod tests {
         let e = PgTarget::parse("postgresql://ana:s3cr3t@h/r", true, None, &env(&[])).unwrap_err();
         assert!(matches!(e, Error::Config(_)));
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        let e = PgTarget::parse("postgresql://ana@h/r?password=s3cr3t", true, None, &env(&[]))
-            .unwrap_err();
+        let e = PgTarget::parse(
+            "postgresql://ana@h/r?password=s3cr3t",
+            true,
+            None,
+            &env(&[]),
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        let t =
-            PgTarget::parse("postgresql://ana@h/r", true, None, &env(&[("PGPASSWORD", "x")])).unwrap();
+        let t = PgTarget::parse(
+            "postgresql://ana@h/r",
+            true,
+            None,
+            &env(&[("PGPASSWORD", "x")]),
+        )
+        .unwrap();
         assert_eq!(t.password.as_deref(), Some("x"));
     }
 
@@ -369,11 +400,19 @@ mod tests {
             "postgresql://",
             false,
             None,
-            &env(&[("PGHOST", "10.1.2.3"), ("PGPORT", "6543"), ("PGUSER", "u"), ("PGDATABASE", "d")]),
+            &env(&[
+                ("PGHOST", "10.1.2.3"),
+                ("PGPORT", "6543"),
+                ("PGUSER", "u"),
+                ("PGDATABASE", "d"),
+            ]),
         )
         .unwrap();
         assert_eq!(t.host, PgHost::Tcp("10.1.2.3".into()));
-        assert_eq!((t.port, t.user.as_str(), t.dbname.as_str()), (6543, "u", "d"));
+        assert_eq!(
+            (t.port, t.user.as_str(), t.dbname.as_str()),
+            (6543, "u", "d")
+        );
         assert_eq!(t.tls, PgTls::Verified);
     }
 }

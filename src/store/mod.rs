@@ -250,10 +250,7 @@ impl MailKind {
 pub(crate) fn bad_value(what: &str, value: &str) -> Error {
     Error::Corrupt(crate::i18n::tf(
         crate::i18n::M::DbBadValue,
-        &[
-            ("what", &what),
-            ("value", &crate::i18n::quote(value)),
-        ],
+        &[("what", &what), ("value", &crate::i18n::quote(value))],
     ))
 }
 

@@ -122,7 +122,13 @@ fn accounts_are_unique_per_type_and_nit(s: &mut Store) -> R {
 }
 
 fn usernames_are_unique_without_case(s: &mut Store) -> R {
-    add(s, AccountType::Proveedor, "800003122", "v@acme.co", Some("Acme"));
+    add(
+        s,
+        AccountType::Proveedor,
+        "800003122",
+        "v@acme.co",
+        Some("Acme"),
+    );
     let n = nit("830015428");
     let e = email("w@acme.co");
     let r = s.write(|tx| {
@@ -142,14 +148,30 @@ fn usernames_are_unique_without_case(s: &mut Store) -> R {
 }
 
 fn lookups_by_nit_username_and_email(s: &mut Store) -> R {
-    let p1 = add(s, AccountType::Proveedor, "800003122", "ventas@acme.co", Some("acme"));
-    let p2 = add(s, AccountType::Proveedor, "830015428", "VENTAS@acme.co", None);
+    let p1 = add(
+        s,
+        AccountType::Proveedor,
+        "800003122",
+        "ventas@acme.co",
+        Some("acme"),
+    );
+    let p2 = add(
+        s,
+        AccountType::Proveedor,
+        "830015428",
+        "VENTAS@acme.co",
+        None,
+    );
     let c = add(s, AccountType::Cliente, "800003122", "ventas@acme.co", None);
     s.read(|tx| {
         let by_user = tx.accounts_by_username("ACME")?;
         assert_eq!(by_user.iter().map(|a| a.id).collect::<Vec<_>>(), vec![p1]);
-        let by_mail = tx.accounts_by_email(Some(AccountType::Proveedor), &email("Ventas@ACME.co"))?;
-        assert_eq!(by_mail.iter().map(|a| a.id).collect::<Vec<_>>(), vec![p1, p2]);
+        let by_mail =
+            tx.accounts_by_email(Some(AccountType::Proveedor), &email("Ventas@ACME.co"))?;
+        assert_eq!(
+            by_mail.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![p1, p2]
+        );
         let any = tx.accounts_by_email(None, &email("ventas@acme.co"))?;
         assert_eq!(any.len(), 3);
         let clientes = tx.accounts_by_nit(Some(AccountType::Cliente), &nit("800003122"))?;
@@ -187,7 +209,10 @@ fn counters_round_trip(s: &mut Store) -> R {
     assert_eq!((a.login, a.channel), (login, channel));
     assert_eq!(a.request_log, log);
     assert_eq!(a.password_hash.as_deref(), Some("$argon2id$h1"));
-    assert_eq!((a.password_changed_at, a.last_login_at), (Some(77), Some(88)));
+    assert_eq!(
+        (a.password_changed_at, a.last_login_at),
+        (Some(77), Some(88))
+    );
     // A re-hash applies only over the hash it replaces.
     assert!(!s.write(|tx| Ok(tx.replace_password_hash(id, "$other", "$new")?))?);
     assert!(s.write(|tx| Ok(tx.replace_password_hash(id, "$argon2id$h1", "$new")?))?);
@@ -197,8 +222,20 @@ fn counters_round_trip(s: &mut Store) -> R {
 }
 
 fn profile_and_disable(s: &mut Store) -> R {
-    let id = add(s, AccountType::Proveedor, "800003122", "a@example.co", Some("uno"));
-    add(s, AccountType::Proveedor, "830015428", "b@example.co", Some("dos"));
+    let id = add(
+        s,
+        AccountType::Proveedor,
+        "800003122",
+        "a@example.co",
+        Some("uno"),
+    );
+    add(
+        s,
+        AccountType::Proveedor,
+        "830015428",
+        "b@example.co",
+        Some("dos"),
+    );
     let e = email("nueva@example.co");
     let taken = s.write(|tx| {
         Ok(tx.update_profile(
@@ -223,7 +260,11 @@ fn profile_and_disable(s: &mut Store) -> R {
             },
         )?)
     })?;
-    assert_eq!(ok, UpdateProfile::Updated, "its own username, recased, is fine");
+    assert_eq!(
+        ok,
+        UpdateProfile::Updated,
+        "its own username, recased, is fine"
+    );
     s.write(|tx| Ok(tx.set_disabled(id, Some((50, Some("ticket 7"))))?))?;
     let a = s.read(|tx| Ok(tx.account(id)?))?.unwrap();
     assert_eq!(a.email.as_str(), "nueva@example.co");
@@ -232,7 +273,12 @@ fn profile_and_disable(s: &mut Store) -> R {
     let d = a.disabled.unwrap();
     assert_eq!((d.at, d.reason.as_deref()), (50, Some("ticket 7")));
     s.write(|tx| Ok(tx.set_disabled(id, None)?))?;
-    assert!(s.read(|tx| Ok(tx.account(id)?))?.unwrap().disabled.is_none());
+    assert!(
+        s.read(|tx| Ok(tx.account(id)?))?
+            .unwrap()
+            .disabled
+            .is_none()
+    );
     Ok(())
 }
 
@@ -263,7 +309,10 @@ fn code_attempts_end_and_rekey(s: &mut Store) -> R {
     assert_eq!(s.read(|tx| Ok(tx.code(c)?))?.unwrap().attempts, 2);
     assert!(s.write(|tx| Ok(tx.rekey_code(c, "h2", 200)?))?);
     assert_eq!(
-        s.read(|tx| Ok(tx.live_code(id, 200)?))?.unwrap().hash.as_deref(),
+        s.read(|tx| Ok(tx.live_code(id, 200)?))?
+            .unwrap()
+            .hash
+            .as_deref(),
         Some("h2")
     );
     // Used only while unexpired, and only once.
@@ -284,7 +333,11 @@ fn code_attempts_end_and_rekey(s: &mut Store) -> R {
     })?;
     assert_eq!(
         states,
-        vec![(AccountType::Cliente, "900102030".to_string(), CodeState::Used)]
+        vec![(
+            AccountType::Cliente,
+            "900102030".to_string(),
+            CodeState::Used
+        )]
     );
     Ok(())
 }
@@ -352,7 +405,10 @@ fn mail_ids_are_shared_and_claims_exclusive(s: &mut Store) -> R {
     assert_ne!(c, n, "one id space for codes and notices");
     assert_eq!(s.read(|tx| Ok(tx.queued_mail_ids()?))?, vec![c, n]);
     let m = s.read(|tx| Ok(tx.mail(n)?))?.unwrap();
-    assert_eq!((m.kind, m.detail.as_deref()), (MailKind::EmailChangedOld, Some("n****@x.co")));
+    assert_eq!(
+        (m.kind, m.detail.as_deref()),
+        (MailKind::EmailChangedOld, Some("n****@x.co"))
+    );
     assert_eq!(s.read(|tx| Ok(tx.mail(c)?))?.unwrap().code_id, Some(c));
     for id in [c, n] {
         let a = Claim {
@@ -369,14 +425,20 @@ fn mail_ids_are_shared_and_claims_exclusive(s: &mut Store) -> R {
         assert!(s.write(|tx| Ok(tx.claim_mail(id, &b, 20)?))?, "lapsed");
         assert!(!s.write(|tx| Ok(tx.renew_claim(id, &a)?))?);
         assert!(s.write(|tx| Ok(tx.mail_failed(id, "b", "boom")?))?);
-        assert!(s.write(|tx| Ok(tx.claim_mail(id, &a, 21)?))?, "free after a failure");
+        assert!(
+            s.write(|tx| Ok(tx.claim_mail(id, &a, 21)?))?,
+            "free after a failure"
+        );
         assert!(s.write(|tx| Ok(tx.mail_sent(id, "a", 22)?))?);
         let m = s.read(|tx| Ok(tx.mail(id)?))?.unwrap();
         assert_eq!(m.mail.state, MailState::Sent);
         assert_eq!(m.mail.attempts, 2);
         assert_eq!(m.mail.last_error, None);
         assert_eq!(m.mail.finished_at, Some(22));
-        assert!(!s.write(|tx| Ok(tx.claim_mail(id, &b, 100)?))?, "sent is final");
+        assert!(
+            !s.write(|tx| Ok(tx.claim_mail(id, &b, 100)?))?,
+            "sent is final"
+        );
     }
     assert!(s.read(|tx| Ok(tx.queued_mail_ids()?))?.is_empty());
     Ok(())
@@ -446,28 +508,57 @@ fn audit_filters(s: &mut Store) -> R {
         .unwrap();
         v
     };
-    assert_eq!(ats(s, AuditFilter::default()), vec![600, 500, 400, 300, 200, 100]);
+    assert_eq!(
+        ats(s, AuditFilter::default()),
+        vec![600, 500, 400, 300, 200, 100]
+    );
     let of_a = AuditFilter {
         account_id: Some(a),
         ..Default::default()
     };
     assert_eq!(ats(s, of_a.clone()), vec![600, 400, 300, 100]);
     assert_eq!(
-        ats(s, AuditFilter { limit: Some(2), ..of_a }),
+        ats(
+            s,
+            AuditFilter {
+                limit: Some(2),
+                ..of_a
+            }
+        ),
         vec![600, 400],
         "the limit applies after the filter"
     );
     assert_eq!(
-        ats(s, AuditFilter { since: Some(200), until: Some(400), ..Default::default() }),
+        ats(
+            s,
+            AuditFilter {
+                since: Some(200),
+                until: Some(400),
+                ..Default::default()
+            }
+        ),
         vec![300, 200]
     );
     assert_eq!(
-        ats(s, AuditFilter { event: Some("reset".into()), ..Default::default() }),
+        ats(
+            s,
+            AuditFilter {
+                event: Some("reset".into()),
+                ..Default::default()
+            }
+        ),
         vec![400, 300],
         "a group is a prefix up to a dot"
     );
     assert_eq!(
-        ats(s, AuditFilter { event: Some("login".into()), agent: Some("ana".into()), ..Default::default() }),
+        ats(
+            s,
+            AuditFilter {
+                event: Some("login".into()),
+                agent: Some("ana".into()),
+                ..Default::default()
+            }
+        ),
         vec![200, 100]
     );
     Ok(())
@@ -487,7 +578,12 @@ fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
             now: 1,
             claim: None,
         })?;
-        tx.audit(&AuditEntry::new("ag", "user.add", "ok").account(Some(a)).subject("900102030"), 1)?;
+        tx.audit(
+            &AuditEntry::new("ag", "user.add", "ok")
+                .account(Some(a))
+                .subject("900102030"),
+            1,
+        )?;
         tx.audit(
             &AuditEntry::new("ag", "user.edit", "ok")
                 .account(Some(a))
@@ -502,7 +598,12 @@ fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
                 .detail("wrong_password"),
             3,
         )?;
-        tx.audit(&AuditEntry::new("ag", "login", "ok").account(Some(keep)).subject("800003122"), 4)?;
+        tx.audit(
+            &AuditEntry::new("ag", "login", "ok")
+                .account(Some(keep))
+                .subject("800003122"),
+            4,
+        )?;
         Ok(())
     })?;
     let n = s.write(|tx| {
@@ -527,7 +628,10 @@ fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
     }
     let wrong = rows.iter().find(|r| r.at == 3).unwrap();
     assert_eq!(wrong.detail.as_deref(), Some("wrong_password"), "tags stay");
-    assert_eq!(rows.iter().find(|r| r.at == 4).unwrap().subject.as_deref(), Some("800003122"));
+    assert_eq!(
+        rows.iter().find(|r| r.at == 4).unwrap().subject.as_deref(),
+        Some("800003122")
+    );
     let c = s.read(|tx| Ok(tx.row_counts()?))?;
     assert_eq!((c.accounts, c.codes, c.mail), (1, 0, 0));
     Ok(())
@@ -565,7 +669,13 @@ fn rollback_when_dropped(s: &mut Store) -> R {
 /// Fills a store with a bit of everything.
 fn fill(s: &mut Store) {
     let a = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
-    let p = add(s, AccountType::Proveedor, "800003122", "p@example.co", Some("acme"));
+    let p = add(
+        s,
+        AccountType::Proveedor,
+        "800003122",
+        "p@example.co",
+        Some("acme"),
+    );
     code(s, a, "h1", 10, 100);
     code(s, a, "h2\\with\nodd", 20, 10_000);
     let e = email("a@example.co");
@@ -580,8 +690,16 @@ fn fill(s: &mut Store) {
         })?;
         tx.set_disabled(p, Some((40, Some("línea 1\nlínea 2"))))?;
         tx.set_request_log(a, &RequestLog::parse("10 20"))?;
-        tx.audit(&AuditEntry::new("ag", "user.add", "ok").account(Some(a)).subject("900102030"), 1)?;
-        tx.audit(&AuditEntry::new("ag", "codes.purge", "ok").detail("codes=0"), 2)?;
+        tx.audit(
+            &AuditEntry::new("ag", "user.add", "ok")
+                .account(Some(a))
+                .subject("900102030"),
+            1,
+        )?;
+        tx.audit(
+            &AuditEntry::new("ag", "codes.purge", "ok").detail("codes=0"),
+            2,
+        )?;
         Ok(())
     })
     .unwrap();
@@ -620,7 +738,13 @@ fn counts_and_copy_between_engines(s: &mut Store) -> R {
         assert_eq!(rows, s.read(|tx| Ok(tx.row_counts()?))?);
         assert_eq!(records(&mut t), records(s));
         // New ids continue after the copied ones.
-        let id = add(&mut t, AccountType::Cliente, "899999034", "z@example.co", None);
+        let id = add(
+            &mut t,
+            AccountType::Cliente,
+            "899999034",
+            "z@example.co",
+            None,
+        );
         assert!(id > 2);
         let next = code(&mut t, id, "h", 60, 70);
         assert!(next > 3);

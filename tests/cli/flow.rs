@@ -1,10 +1,33 @@
-//! The manual's flow over the real binary and a real SQLite file.
+//! The manual's flow over the real binary, on both engines: a real SQLite
+//! file and a real PostgreSQL server.
 
+use crate::engines;
 use crate::util::*;
 
-#[test]
-fn whole_flow_from_registration_to_login() {
-    let env = Env::new();
+engines!(
+    whole_flow_from_registration_to_login,
+    old_password_refused_after_reset_and_code_single_use,
+    expired_code_refused_without_sleeping,
+    code_valid_until_just_before_expiry,
+    five_wrong_submissions_kill_a_code,
+    four_wrong_submissions_leave_the_code_alive,
+    a_new_request_kills_the_old_code,
+    purge_removes_expired_and_used_codes_once,
+    request_answer_is_identical_whatever_the_account,
+    nit_check_digit_vectors_through_the_binary,
+    missing_value_without_terminal_is_a_usage_error_and_never_waits,
+    database_holds_no_code_or_password_in_clear,
+    global_flags_before_or_after_the_command,
+    proveedor_by_nit_username_or_email,
+    same_nit_as_cliente_and_proveedor_is_resolved_by_the_code,
+    account_already_exists_is_bad_data,
+    json_documents_parse,
+    the_code_can_come_from_the_environment_instead_of_argv,
+    demo_runs_the_manual_and_ends_logged_in,
+    data_lands_in_the_engine_named_by_db_status,
+);
+
+fn whole_flow_from_registration_to_login(env: &mut Env) {
     let r = env.add_user("cliente", "900.102.030-4", EMAIL, &["--name", "Ana Gómez"]);
     r.ok().stdout_has("900.102.030-4");
 
@@ -47,9 +70,7 @@ fn whole_flow_from_registration_to_login() {
     assert!(!notice.text.contains(STRONG));
 }
 
-#[test]
-fn old_password_refused_after_reset_and_code_single_use() {
-    let env = Env::new();
+fn old_password_refused_after_reset_and_code_single_use(env: &mut Env) {
     env.run(
         &[
             "user",
@@ -67,33 +88,27 @@ fn old_password_refused_after_reset_and_code_single_use() {
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
     env.confirm(NIT, &code, STRONG2).ok();
-    env.login("cliente", NIT, STRONG)
-        .code(1)
-        .stderr_has("Usuario o contraseña incorrectos.");
+    env.login_refused("cliente", NIT, STRONG);
     env.login("cliente", NIT, STRONG2).ok();
     // The same code a second time.
-    env.confirm(NIT, &code, "otra frase larga distinta del todo")
-        .code(1)
+    env.confirm_refused(NIT, &code, "otra frase larga distinta del todo")
         .stderr_has("el código no es válido");
     env.login("cliente", NIT, STRONG2).ok();
 }
 
-#[test]
-fn expired_code_refused_without_sleeping() {
-    let mut env = Env::new();
+fn expired_code_refused_without_sleeping(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
     env.advance(12 * 3600); // exactly at expiry: no longer valid
-    env.confirm(NIT, &code, STRONG).code(1);
+    env.confirm_refused(NIT, &code, STRONG);
+    assert_eq!(env.codes_in("expired"), 1, "expired before any purge");
     // A fresh code works (the refused attempts are below every limit).
     env.request(NIT, EMAIL).ok();
     env.confirm(NIT, &env.last_code(), STRONG).ok();
 }
 
-#[test]
-fn code_valid_until_just_before_expiry() {
-    let mut env = Env::new();
+fn code_valid_until_just_before_expiry(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
@@ -101,38 +116,34 @@ fn code_valid_until_just_before_expiry() {
     env.confirm(NIT, &code, STRONG).ok();
 }
 
-#[test]
-fn five_wrong_submissions_kill_a_code() {
-    let env = Env::new();
+fn five_wrong_submissions_kill_a_code(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
     let wrong = if code == "zzzzz" { "yyyyy" } else { "zzzzz" };
-    for _ in 0..5 {
-        env.confirm(NIT, wrong, STRONG).code(1);
+    for i in 0..5 {
+        env.confirm_refused(NIT, wrong, STRONG);
+        assert_eq!(env.codes()[0]["attempts"], i + 1);
     }
-    env.confirm(NIT, &code, STRONG).code(1);
-    assert_eq!(
-        env.count("SELECT COUNT(*) FROM codes WHERE state = 'exhausted'"),
-        1
-    );
+    env.confirm_refused(NIT, &code, STRONG);
+    assert_eq!(env.codes_in("exhausted"), 1);
+    assert_eq!(env.codes()[0]["attempts"], 5, "a dead code counts no more");
 }
 
-#[test]
-fn four_wrong_submissions_leave_the_code_alive() {
-    let env = Env::new();
+fn four_wrong_submissions_leave_the_code_alive(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
+    let wrong = if code == "zzzzz" { "yyyyy" } else { "zzzzz" };
     for _ in 0..4 {
-        env.confirm(NIT, "zzzzz", STRONG).code(1);
+        env.confirm_refused(NIT, wrong, STRONG);
     }
+    assert_eq!(env.codes_in("pending"), 1);
     env.confirm(NIT, &code, STRONG).ok();
+    assert_eq!(env.codes_in("used"), 1);
 }
 
-#[test]
-fn a_new_request_kills_the_old_code() {
-    let mut env = Env::new();
+fn a_new_request_kills_the_old_code(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let first = env.last_code();
@@ -140,13 +151,13 @@ fn a_new_request_kills_the_old_code() {
     env.request(NIT, EMAIL).ok();
     let second = env.last_code();
     assert_eq!(env.mails().len(), 2);
-    env.confirm(NIT, &first, STRONG).code(1);
+    assert_ne!(first, second);
+    assert_eq!(env.codes_in("replaced"), 1);
+    env.confirm_refused(NIT, &first, STRONG);
     env.confirm(NIT, &second, STRONG).ok();
 }
 
-#[test]
-fn purge_removes_expired_and_used_codes_once() {
-    let mut env = Env::new();
+fn purge_removes_expired_and_used_codes_once(env: &mut Env) {
     env.add_cliente();
     env.add_user("cliente", "800003122", "b@example.co", &[])
         .ok();
@@ -159,32 +170,24 @@ fn purge_removes_expired_and_used_codes_once() {
     env.advance(11 * 3600);
     env.request("830015428", "c@example.co").ok();
     env.advance(2 * 3600);
-    assert_eq!(env.count("SELECT COUNT(*) FROM codes"), 3);
+    let states: Vec<String> = env.codes().iter().map(|c| c["state"].to_string()).collect();
+    assert_eq!(states, ["\"pending\"", "\"expired\"", "\"used\""]);
 
-    let dry = env.run(&["--json", "codes", "purge", "--dry-run"], None);
-    assert_eq!(dry.ok().json()["codes"], 2);
-    assert_eq!(
-        env.count("SELECT COUNT(*) FROM codes"),
-        3,
-        "dry run changes nothing"
-    );
+    let dry = env.cli(["--json", "codes", "purge", "--dry-run"]).ok();
+    assert_eq!(dry.json()["codes"], 2);
+    assert_eq!(env.codes().len(), 3, "dry run changes nothing");
 
-    let r = env.run(&["codes", "purge", "--json"], None);
-    let v = r.ok().json();
+    let v = env.cli(["codes", "purge", "--json"]).ok().json();
     assert_eq!(v["codes"], 2);
     assert_eq!(v["dry_run"], false);
-    assert_eq!(env.count("SELECT COUNT(*) FROM codes"), 1);
-    assert_eq!(
-        env.count("SELECT COUNT(*) FROM codes WHERE state = 'pending'"),
-        1
-    );
-    let again = env.run(&["--json", "codes", "purge"], None);
-    assert_eq!(again.ok().json()["codes"], 0);
+    assert_eq!(env.codes().len(), 1);
+    assert_eq!(env.codes_in("pending"), 1);
+    let again = env.cli(["--json", "codes", "purge"]).ok();
+    assert_eq!(again.json()["codes"], 0);
+    assert_eq!(env.audit_count("codes.purge", Some("ok")), 2);
 }
 
-#[test]
-fn request_answer_is_identical_whatever_the_account() {
-    let mut env = Env::new();
+fn request_answer_is_identical_whatever_the_account(env: &mut Env) {
     env.add_cliente();
     env.add_user(
         "proveedor",
@@ -236,40 +239,55 @@ fn request_answer_is_identical_whatever_the_account() {
             "reset", "request", "--type", "cliente", "--nit", NIT, "--email", EMAIL,
         ],
     ];
+    // Text answers: the real account first, then every miss.
     let mut answers = Vec::new();
-    let mut json_answers = Vec::new();
     for args in &cases {
         let r = env.run(args, None);
         answers.push((r.code, r.stdout.clone(), r.stderr.clone()));
-        let mut json_args = vec!["--json"];
-        json_args.extend_from_slice(args);
-        env.advance(1);
-        let j = env.run(&json_args, None);
-        json_answers.push((j.code, j.stdout.clone(), j.stderr.clone()));
     }
+    // The masked email differs only when the typed email differs.
+    let normalise = |s: &str| {
+        s.replace("[a****@example.com.co]", "[a****@example.co]")
+            .replace("a****@example.com.co", "a****@example.co")
+    };
     for a in &answers[1..] {
-        // The masked email differs only when the typed email differs.
-        let normalise = |s: &str| s.replace("[a****@example.com.co]", "[a****@example.co]");
         assert_eq!(
             (a.0, normalise(&a.1), &a.2),
             (answers[0].0, answers[0].1.clone(), &answers[0].2)
         );
     }
+    assert_eq!(answers[0].0, 0);
+    assert_eq!(
+        env.mails().len(),
+        1,
+        "only the real request mailed anything"
+    );
+    // JSON answers, a real hit (past the 60 s throttle, so a code is
+    // really issued) against every miss.
+    env.advance(61);
+    let mut json_answers = Vec::new();
+    for args in &cases[..4] {
+        let j = env.cli(args.iter()).json().run();
+        json_answers.push((j.code, normalise(&j.stdout), j.stderr.clone()));
+    }
+    assert_eq!(env.mails().len(), 2, "the JSON hit was a real hit");
     for a in &json_answers[1..] {
-        let normalise = |s: &str| s.replace("a****@example.com.co", "a****@example.co");
-        assert_eq!(
-            (a.0, normalise(&a.1)),
-            (json_answers[0].0, json_answers[0].1.clone())
+        assert_eq!(a, &json_answers[0]);
+    }
+    let details: Vec<String> = env
+        .audit(&["--event", "reset.request"])
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for d in ["issued", "unknown_account", "wrong_email", "throttled"] {
+        assert!(
+            details.iter().any(|x| x == d),
+            "{d} not audited: {details:?}"
         );
     }
-    assert_eq!(answers[0].0, 0);
-    // Only the real request mailed anything.
-    assert_eq!(env.mails().len(), 1);
 }
 
-#[test]
-fn nit_check_digit_vectors_through_the_binary() {
-    let env = Env::new();
+fn nit_check_digit_vectors_through_the_binary(env: &mut Env) {
     for (i, nit) in [
         "800.003.122-6",
         "830.015.428-5",
@@ -319,9 +337,7 @@ fn nit_check_digit_vectors_through_the_binary() {
         .stderr_has("El dígito verificador de 800003122 es 6, no 7");
 }
 
-#[test]
-fn missing_value_without_terminal_is_a_usage_error_and_never_waits() {
-    let env = Env::new();
+fn missing_value_without_terminal_is_a_usage_error_and_never_waits(env: &mut Env) {
     env.add_cliente();
     let cases: &[(&[&str], &str)] = &[
         (&["reset", "request", "--email", EMAIL], "--user"),
@@ -358,33 +374,20 @@ fn missing_value_without_terminal_is_a_usage_error_and_never_waits() {
     }
 }
 
-#[test]
-fn database_holds_no_code_or_password_in_clear() {
-    let env = Env::new();
+fn database_holds_no_code_or_password_in_clear(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
     env.confirm(NIT, &code, STRONG).ok();
     env.request(NIT, EMAIL).ok(); // throttled, still: nothing in clear
-    let mut env2 = env;
-    env2.advance(120);
-    env2.request(NIT, EMAIL).ok();
-    let pending = env2.last_code();
-    env2.login("cliente", NIT, STRONG).ok();
-    let mut bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        let p = format!("{}{suffix}", env2.db.display());
-        if let Ok(b) = std::fs::read(&p) {
-            bytes.extend(b);
-        }
-    }
-    assert!(bytes.len() > 4096);
-    let hay = String::from_utf8_lossy(&bytes);
+    env.advance(120);
+    env.request(NIT, EMAIL).ok();
+    let pending = env.last_code();
+    env.login("cliente", NIT, STRONG).ok();
+    let hay = env.dump();
+    assert!(hay.len() > 1000);
     for secret in [code.as_str(), pending.as_str(), STRONG, "caballo"] {
-        assert!(
-            !hay.contains(secret),
-            "{secret:?} found in the database files"
-        );
+        assert!(!hay.contains(secret), "{secret:?} found in the database");
     }
     // Hashes are there instead.
     assert!(hay.contains("$argon2id$v=19$m=19456,t=2,p=1$"));
@@ -394,12 +397,16 @@ fn database_holds_no_code_or_password_in_clear() {
 #[test]
 fn database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
-    let env = Env::new();
+    let env = Env::sqlite();
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
-    let mode = std::fs::metadata(&env.db).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&env.db_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "db mode {mode:o}");
-    let dir_mode = std::fs::metadata(env.db.parent().unwrap())
+    let dir_mode = std::fs::metadata(env.db_path.parent().unwrap())
         .unwrap()
         .permissions()
         .mode()
@@ -415,7 +422,7 @@ fn database_file_is_private() {
 
 #[test]
 fn default_database_is_in_the_users_data_folder() {
-    let env = Env::new();
+    let env = Env::sqlite();
     let mut c = env.command(&[
         "user",
         "add",
@@ -430,24 +437,42 @@ fn default_database_is_in_the_users_data_folder() {
     r.ok();
     let expected = env.root.join(".local/share/recupera/recupera.db");
     assert!(expected.is_file(), "{} missing", expected.display());
+    // The outbox sits beside the database.
+    let mut c = env.command(&["reset", "request", "--nit", NIT, "--email", EMAIL]);
+    c.env_remove("RECUPERA_DB").env_remove("RECUPERA_OUTBOX");
+    run_command(c, None).ok();
+    assert_eq!(
+        read_mails(&env.root.join(".local/share/recupera/outbox")).len(),
+        1
+    );
+    // XDG_DATA_HOME, when set, is the data folder.
+    let xdg = env.root.join("xdg");
+    let mut c = env.command(&[
+        "user",
+        "add",
+        "--nit",
+        NIT,
+        "--email",
+        EMAIL,
+        "--no-password",
+    ]);
+    c.env_remove("RECUPERA_DB").env("XDG_DATA_HOME", &xdg);
+    run_command(c, None).ok();
+    assert!(xdg.join("recupera/recupera.db").is_file());
 }
 
-#[test]
-fn global_flags_before_or_after_the_command() {
-    let env = Env::new();
+fn global_flags_before_or_after_the_command(env: &mut Env) {
     env.add_cliente();
     let a = env.run(&["--json", "user", "show", NIT], None);
     let b = env.run(&["user", "show", NIT, "--json"], None);
     assert_eq!(a.ok().json(), b.ok().json());
-    let db = env.db.display().to_string();
+    let db = env.db.clone();
     let mut c = env.command(&["user", "show", NIT, "--db", &db, "--json"]);
     c.env_remove("RECUPERA_DB");
     assert_eq!(run_command(c, None).ok().json(), a.json());
 }
 
-#[test]
-fn proveedor_by_nit_username_or_email() {
-    let env = Env::new();
+fn proveedor_by_nit_username_or_email(env: &mut Env) {
     env.run(
         &[
             "user",
@@ -469,7 +494,7 @@ fn proveedor_by_nit_username_or_email() {
         env.login("proveedor", user, STRONG).ok();
     }
     // A cliente login with the proveedor's NIT finds nothing.
-    env.login("cliente", "800003122", STRONG).code(1);
+    env.login_refused("cliente", "800003122", STRONG);
     // Request by username, confirm by email.
     env.run(
         &[
@@ -490,9 +515,7 @@ fn proveedor_by_nit_username_or_email() {
     env.login("proveedor", "acme", STRONG2).ok();
 }
 
-#[test]
-fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code() {
-    let mut env = Env::new();
+fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code(env: &mut Env) {
     env.add_cliente();
     env.add_user("proveedor", NIT, "compras@example.co", &[])
         .ok();
@@ -513,7 +536,7 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code() {
     let code = env.last_code();
     env.confirm(NIT, &code, STRONG).ok();
     env.login("proveedor", NIT, STRONG).ok();
-    env.login("cliente", NIT, STRONG).code(1);
+    env.login_refused("cliente", NIT, STRONG);
     // With live codes on both, the NIT alone is ambiguous: --type settles it.
     env.advance(61);
     env.request(NIT, EMAIL).ok();
@@ -538,7 +561,19 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code() {
     r.code(1).stderr_has("indique --type");
     let unknown = env.confirm("830015428", &c1, STRONG2);
     assert_eq!(unknown.stderr, r.stderr);
-    assert_eq!(env.count("SELECT SUM(failed_confirms) FROM accounts"), 0);
+    for kind in ["cliente", "proveedor"] {
+        assert_eq!(env.account_of(kind, NIT)["failed_confirmations"], 0);
+    }
+    let pending: Vec<_> = env
+        .codes()
+        .into_iter()
+        .filter(|c| c["state"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 2);
+    assert!(
+        pending.iter().all(|c| c["attempts"] == 0),
+        "nothing counted"
+    );
     env.run(
         &[
             "reset",
@@ -556,19 +591,15 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code() {
     .ok();
 }
 
-#[test]
-fn account_already_exists_is_bad_data() {
-    let env = Env::new();
+fn account_already_exists_is_bad_data(env: &mut Env) {
     env.add_cliente();
     env.add_user("cliente", "900.102.030-4", "otra@example.co", &[])
         .code(65)
         .stderr_has("Ya existe una cuenta");
-    assert_eq!(env.count("SELECT COUNT(*) FROM accounts"), 1);
+    assert_eq!(env.status()["accounts"], 1);
 }
 
-#[test]
-fn json_documents_parse() {
-    let env = Env::new();
+fn json_documents_parse(env: &mut Env) {
     let v = env
         .run(
             &[
@@ -633,9 +664,7 @@ fn json_documents_parse() {
     assert_eq!(v["exit_code"], 1);
 }
 
-#[test]
-fn the_code_can_come_from_the_environment_instead_of_argv() {
-    let env = Env::new();
+fn the_code_can_come_from_the_environment_instead_of_argv(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let mut c = env.command(&["reset", "confirm", "--user", NIT, "--password-stdin"]);
@@ -644,14 +673,45 @@ fn the_code_can_come_from_the_environment_instead_of_argv() {
     env.login("cliente", NIT, STRONG).ok();
 }
 
-#[test]
-fn demo_runs_the_manual_and_ends_logged_in() {
-    let env = Env::new();
+fn demo_runs_the_manual_and_ends_logged_in(env: &mut Env) {
     let r = env.run(&["demo"], None);
     r.ok();
     for step in ["01.", "02.", "03.", "04.", "05.", "06.", "07."] {
         assert!(r.stdout.contains(step), "missing step {step}: {}", r.stdout);
     }
     assert!(r.stdout.contains("Sesión iniciada"));
-    assert!(!env.db.exists(), "the demo never touches the real database");
+    assert_eq!(
+        env.status()["accounts"],
+        0,
+        "the demo never touches the real database"
+    );
+}
+
+fn data_lands_in_the_engine_named_by_db_status(env: &mut Env) {
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let s = env.status();
+    let engine = match env.engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+    };
+    assert_eq!(s["engine"], engine);
+    assert_eq!(s["schema_version"], 3);
+    assert_eq!(
+        (s["accounts"].as_i64(), s["codes_pending"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(s["mail_queued"], 0, "the outbox delivered it");
+    assert_eq!(s["audit"], 3, "user.add, reset.request, mail.deliver");
+    // And it is really there, read without recupera.
+    match env.engine {
+        Engine::Sqlite => assert_eq!(env.count("SELECT COUNT(*) FROM accounts"), 1),
+        Engine::Postgres => {
+            let mut c = ::postgres::Client::connect(&env.db, ::postgres::NoTls).unwrap();
+            let row = c.query_one("SELECT nit, email FROM accounts", &[]).unwrap();
+            assert_eq!(row.get::<_, String>(0), NIT);
+            assert_eq!(row.get::<_, String>(1), EMAIL);
+            assert!(!env.db_path.exists(), "no SQLite file was made");
+        }
+    }
 }

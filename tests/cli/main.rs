@@ -1,11 +1,6 @@
-//! Integration tests: the real binary, a real SQLite file, a real SMTP
-//! server, parsed email.
+//! Integration tests: the real binary, a real SQLite file and a real
+//! PostgreSQL server, a real SMTP server, parsed email.
 
-mod abuse;
 mod flow;
-mod output;
-mod pty;
-mod races;
-mod smtp;
 mod smtp_server;
 mod util;

@@ -227,7 +227,13 @@ impl Accounts for PgTxn<'_> {
         }
         self.exec(
             "UPDATE accounts SET email = $2, username = $3, name = $4, lang = $5 WHERE id = $1",
-            &[&id, &p.email.as_str(), &p.username, &p.name, &p.lang.as_str()],
+            &[
+                &id,
+                &p.email.as_str(),
+                &p.username,
+                &p.name,
+                &p.lang.as_str(),
+            ],
         )?;
         Ok(UpdateProfile::Updated)
     }

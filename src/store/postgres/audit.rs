@@ -1,7 +1,9 @@
 //! The audit log on PostgreSQL.
 
 use super::{PgTxn, get};
-use crate::store::{Audit, AuditEntry, AuditFilter, AuditRow, Each, Error, PII_DETAIL_EVENTS, Result};
+use crate::store::{
+    Audit, AuditEntry, AuditFilter, AuditRow, Each, Error, PII_DETAIL_EVENTS, Result,
+};
 use postgres::Row;
 
 pub(super) const COLUMNS: &str = "id, at, agent, account_id, subject, event, outcome, detail";
@@ -46,7 +48,14 @@ impl Audit for PgTxn<'_> {
                  AND ($4::TEXT IS NULL OR event = $4 OR left(event, length($4) + 1) = $4 || '.') \
                  AND ($5::TEXT IS NULL OR agent = $5) ORDER BY id DESC LIMIT $6"
             ),
-            &[&q.account_id, &q.since, &q.until, &q.event, &q.agent, &limit],
+            &[
+                &q.account_id,
+                &q.since,
+                &q.until,
+                &q.event,
+                &q.agent,
+                &limit,
+            ],
             |r| f(from_row(r)?).map_err(Error::stopped),
         )
     }

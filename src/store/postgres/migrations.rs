@@ -132,7 +132,10 @@ pub fn current(client: &mut Client) -> Result<i64> {
     let ours: i64 = row.get(1);
     if !tracked {
         if ours > 0 {
-            return Err(Error::Corrupt(tf(M::DbForeignPg, &[("tables", &OURS.join(", "))])));
+            return Err(Error::Corrupt(tf(
+                M::DbForeignPg,
+                &[("tables", &OURS.join(", "))],
+            )));
         }
         return Ok(0);
     }

@@ -220,18 +220,27 @@ fn connect_error(e: &postgres::Error, server: &str, target: &PgTarget) -> Error 
     {
         return Error::Config(tf(
             M::ConfigDbTls,
-            &[("server", &server), ("err", &crate::i18n::quote_long(&chain))],
+            &[
+                ("server", &server),
+                ("err", &crate::i18n::quote_long(&chain)),
+            ],
         ));
     }
     if lower.contains("password") && lower.contains("missing") {
         return Error::Auth(tf(
             M::DbAuth,
-            &[("server", &server), ("err", &crate::i18n::quote_long(&chain))],
+            &[
+                ("server", &server),
+                ("err", &crate::i18n::quote_long(&chain)),
+            ],
         ));
     }
     Error::Unavailable(tf(
         M::DbUnreachable,
-        &[("server", &server), ("err", &crate::i18n::quote_long(&chain))],
+        &[
+            ("server", &server),
+            ("err", &crate::i18n::quote_long(&chain)),
+        ],
     ))
 }
 
@@ -349,7 +358,10 @@ pub(crate) fn lock_clause(write: bool) -> &'static str {
 }
 
 /// A column of a row, typed; a mismatch is an error, never a panic.
-pub(crate) fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a postgres::Row, i: usize) -> Result<T> {
+pub(crate) fn get<'a, T: postgres::types::FromSql<'a>>(
+    r: &'a postgres::Row,
+    i: usize,
+) -> Result<T> {
     r.try_get(i)
         .map_err(|e| Error::Other(tf(M::DbError, &[("err", &e)])))
 }

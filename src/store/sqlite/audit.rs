@@ -1,7 +1,9 @@
 //! The audit log on SQLite.
 
 use super::SqliteTxn;
-use crate::store::{Audit, AuditEntry, AuditFilter, AuditRow, Each, Error, PII_DETAIL_EVENTS, Result};
+use crate::store::{
+    Audit, AuditEntry, AuditFilter, AuditRow, Each, Error, PII_DETAIL_EVENTS, Result,
+};
 use rusqlite::params;
 
 pub(super) const COLUMNS: &str = "id, at, agent, account_id, subject, event, outcome, detail";

@@ -43,7 +43,9 @@ pub(super) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<CodeRecord> {
 /// The next message id (codes and notices share them; never reused).
 pub(super) fn next_mail_id(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
     Ok(tx
-        .prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'mail' RETURNING value - 1")?
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'mail' RETURNING value - 1",
+        )?
         .query_row([], |r| r.get(0))?)
 }
 

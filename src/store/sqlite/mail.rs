@@ -123,9 +123,9 @@ impl Mail for SqliteTxn<'_> {
         if let Some(c) = crate::store::Codes::code(self, id)? {
             return Ok(Some(code_mail(c)));
         }
-        let mut stmt = self
-            .tx
-            .prepare_cached(&format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE id = ?1"))?;
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {NOTICE_COLUMNS} FROM notices WHERE id = ?1"
+        ))?;
         let mut rows = stmt.query(params![id])?;
         match rows.next()? {
             Some(r) => Ok(Some(notice_mail(notice_from_row(r)?))),

@@ -161,20 +161,27 @@ fn tighten(path: &Path) {
             p.push(suffix);
             let p = PathBuf::from(p);
             if p.exists() {
-                done &= std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).is_ok();
+                done &=
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).is_ok();
             }
         }
         if done {
             crate::ui::warn(&tf(
                 M::DbModeTightened,
-                &[("path", &shown), ("mode", &format!("{:o}", meta.mode() & 0o777))],
+                &[
+                    ("path", &shown),
+                    ("mode", &format!("{:o}", meta.mode() & 0o777)),
+                ],
             ));
             return;
         }
     }
     crate::ui::warn(&tf(
         M::DbModeOpen,
-        &[("path", &shown), ("mode", &format!("{:o}", meta.mode() & 0o777))],
+        &[
+            ("path", &shown),
+            ("mode", &format!("{:o}", meta.mode() & 0o777)),
+        ],
     ));
 }
 
@@ -288,7 +295,11 @@ impl Sqlite {
         if version > latest {
             return Err(Error::NewerSchema(tf(
                 M::DbNewer,
-                &[("path", &path_shown), ("found", &version), ("known", &latest)],
+                &[
+                    ("path", &path_shown),
+                    ("found", &version),
+                    ("known", &latest),
+                ],
             )));
         }
         if self.path.is_some() {
