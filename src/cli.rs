@@ -237,6 +237,68 @@ pub enum UserCommand {
 
     // Delete an account for good (habeas data)
     Delete(UserDeleteArgs),
+
+    // Create accounts from a CSV file
+    Import(UserImportArgs),
+
+    // Write every account as CSV or JSON lines
+    Export(UserExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserImportArgs {
+    #[arg(value_name = "FILE")]
+    pub file: std::ffi::OsString,
+
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "fail")]
+    pub on_conflict: OnConflictArg,
+
+    #[arg(long, value_name = "C")]
+    pub delimiter: Option<String>,
+
+    #[arg(long, value_enum, value_name = "ENCODING", default_value = "utf-8")]
+    pub encoding: EncodingArg,
+
+    #[arg(long)]
+    pub invite: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnConflictArg {
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncodingArg {
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    #[value(name = "windows-1252", alias = "cp1252", alias = "latin1")]
+    Windows1252,
+}
+
+#[derive(Debug, Args)]
+pub struct UserExportArgs {
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "csv")]
+    pub format: ExportFormat,
+
+    #[arg(long)]
+    pub with_hashes: bool,
+
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
 }
 
 #[derive(Debug, Args)]

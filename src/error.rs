@@ -42,6 +42,9 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Data(String),
+    /// Bad data in many places (an import's rows): exit 65, each listed.
+    #[error("{0}")]
+    Rows(String, Vec<RowError>),
     #[error("{0}")]
     MailUnavailable(String),
     #[error("{0}")]
@@ -88,12 +91,20 @@ macro_rules! internal {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// One problem in a file, where it is: `línea N: columna: motivo`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub column: String,
+    pub message: String,
+}
+
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Refused(_) => exit::REFUSED,
             Error::Usage(_) => exit::USAGE,
-            Error::Data(_) => exit::DATA,
+            Error::Data(_) | Error::Rows(..) => exit::DATA,
             Error::MailUnavailable(_) => exit::UNAVAILABLE,
             Error::Config(_) => exit::CONFIG,
             Error::Interrupted(_) => exit::INTERRUPTED,
@@ -116,7 +127,7 @@ impl Error {
         match self {
             Error::Refused(_) => "refused",
             Error::Usage(_) => "usage",
-            Error::Data(_) => "bad_data",
+            Error::Data(_) | Error::Rows(..) => "bad_data",
             Error::MailUnavailable(_) => "mail_unavailable",
             Error::Config(_) => "config",
             Error::Interrupted(_) => "interrupted",

@@ -313,6 +313,76 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "Confirma el borrado sin preguntar (scripts)",
         "Confirm the deletion without asking (scripts)",
     ),
+    (
+        "user import",
+        "Crea cuentas desde un CSV exportado de la plataforma (UTF-8 con o sin BOM, o Windows-1252; separador ; , o tabulador): tipo, nit, email, usuario, nombre, idioma, password_hash. Se valida todo antes de escribir; si hay errores no se escribe nada",
+        "Create accounts from a CSV exported by the platform (UTF-8 with or without BOM, or Windows-1252; separator ; , or tab): tipo, nit, email, usuario, nombre, idioma, password_hash. Everything is checked before writing; with any error nothing is written",
+    ),
+    (
+        "user import #after",
+        "Columnas (en cualquier orden, español o inglés): tipo|type (cliente, proveedor, Cliente Factura), nit (con o sin puntos y dígito verificador), email, usuario|username, nombre|name, idioma|lang, password_hash (argon2id/argon2i o bcrypt $2y$/$2b$/$2a$). Nunca contraseñas en claro.\nEjemplos:\n  recupera user import clientes.csv --dry-run\n  recupera user import clientes.csv --on-conflict skip --invite\n  recupera user import viejo.csv --encoding windows-1252",
+        "Columns (any order, Spanish or English): tipo|type (cliente, proveedor, Cliente Factura), nit (with or without dots and check digit), email, usuario|username, nombre|name, idioma|lang, password_hash (argon2id/argon2i or bcrypt $2y$/$2b$/$2a$). Never plain-text passwords.\nExamples:\n  recupera user import customers.csv --dry-run\n  recupera user import customers.csv --on-conflict skip --invite\n  recupera user import old.csv --encoding windows-1252",
+    ),
+    (
+        "user import <file>",
+        "El archivo CSV, o - para la entrada estándar",
+        "The CSV file, or - for standard input",
+    ),
+    (
+        "user import --dry-run",
+        "Valida y cuenta, sin escribir nada",
+        "Check and count; write nothing",
+    ),
+    (
+        "user import --on-conflict",
+        "Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta)",
+        "A row whose account exists: fail (an error, nothing is imported) or skip (skipped and counted)",
+    ),
+    (
+        "user import --delimiter",
+        "Fuerza el separador: ; , o tab [por omisión: el de la línea de encabezados]",
+        "Force the separator: ; , or tab [default: the header line's]",
+    ),
+    (
+        "user import --encoding",
+        "utf-8 (por omisión) o windows-1252 (CSV de Excel antiguos)",
+        "utf-8 (default) or windows-1252 (older Excel CSV files)",
+    ),
+    (
+        "user import --invite",
+        "A cada cuenta nueva sin contraseña, el correo del manual con un código (por la cola: recupera mail retry)",
+        "To each new account without a password, the manual's email with a code (through the queue: recupera mail retry)",
+    ),
+    (
+        "user export",
+        "Escribe todas las cuentas con las columnas de user import, en CSV (UTF-8, separador ,) o JSON por líneas",
+        "Write every account with user import's columns, as CSV (UTF-8, separator ,) or JSON lines",
+    ),
+    (
+        "user export #after",
+        "Ejemplos:\n  recupera user export > cuentas.csv\n  recupera user export --with-hashes --output respaldo.csv",
+        "Examples:\n  recupera user export > accounts.csv\n  recupera user export --with-hashes --output backup.csv",
+    ),
+    (
+        "user export --format",
+        "csv (por omisión) o jsonl",
+        "csv (default) or jsonl",
+    ),
+    (
+        "user export --with-hashes",
+        "Añade password_hash (solo con --output: los hashes nunca van a la salida estándar)",
+        "Add password_hash (only with --output: hashes never go to standard output)",
+    ),
+    (
+        "user export --output",
+        "Archivo nuevo (permisos 600) en vez de la salida estándar",
+        "A new file (mode 600) instead of standard output",
+    ),
+    (
+        "user export --force",
+        "Sobrescribe el archivo de --output si existe",
+        "Overwrite the --output file if it exists",
+    ),
     // ---- login
     (
         "login",

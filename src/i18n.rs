@@ -544,6 +544,42 @@ catalog! {
     DbCopied => "Copiado de {from} a {to} ({target}) y verificado: {accounts} cuentas, {codes} códigos, {mail} correos, {audit} eventos de auditoría.",
         "Copied from {from} to {to} ({target}) and verified: {accounts} accounts, {codes} codes, {mail} messages, {audit} audit events.";
     ProgressCopy => "Copiando", "Copying";
+    ProgressValidate => "Validando", "Checking";
+    ProgressWrite => "Escribiendo", "Writing";
+    ImportNotUtf8 => "El archivo no es UTF-8 (línea {line}). En Excel, guárdelo como «CSV UTF-8 (delimitado por comas)», o indique --encoding windows-1252.",
+        "The file is not UTF-8 (line {line}). In Excel, save it as \"CSV UTF-8 (Comma delimited)\", or pass --encoding windows-1252.";
+    ImportBadCsv => "CSV mal formado: {err}", "Malformed CSV: {err}";
+    ImportEmpty => "El archivo no tiene línea de encabezados.", "The file has no header line.";
+    ImportPlainPassword => "El archivo tiene una columna de contraseñas en claro ({column}): recupera nunca importa contraseñas. Quítela (los clientes crean la suya con un código, --invite) o exporte password_hash.",
+        "The file has a plain-text password column ({column}): recupera never imports passwords. Remove it (customers set theirs with a code, --invite) or export password_hash.";
+    ImportDuplicateColumn => "La columna {column} aparece dos veces (también la columna {n}).", "The column {column} appears twice (also column {n}).";
+    ImportUnknownColumns => "Columnas desconocidas: {columns}. Se admiten tipo|type, nit, email, usuario|username, nombre|name, idioma|lang, password_hash.",
+        "Unknown columns: {columns}. Accepted: tipo|type, nit, email, usuario|username, nombre|name, idioma|lang, password_hash.";
+    ImportMissingColumn => "Falta la columna {column}.", "The column {column} is missing.";
+    ImportFieldCount => "la fila tiene {got} campos y el encabezado {want}", "the row has {got} fields and the header {want}";
+    ImportTypeMissing => "falta el tipo (cliente o proveedor)", "the type is missing (cliente or proveedor)";
+    ImportTypeBad => "tipo desconocido {value}: use cliente (Cliente Factura) o proveedor", "unknown type {value}: use cliente (Cliente Factura) or proveedor";
+    ImportLangBad => "idioma desconocido {value}: es o en", "unknown language {value}: es or en";
+    ImportHashUnknown => "no es un hash de contraseña (se admiten argon2id, argon2i y bcrypt $2y$, $2b$, $2a$)",
+        "not a password hash (argon2id, argon2i and bcrypt $2y$, $2b$, $2a$ are accepted)";
+    ImportHashMalformed => "hash de contraseña mal formado", "malformed password hash";
+    ImportHashAlgorithm => "algoritmo de hash no admitido (solo argon2id, argon2i y bcrypt)", "unsupported hash algorithm (only argon2id, argon2i and bcrypt)";
+    ImportDuplicateRow => "la misma cuenta ya está en la línea {line}", "the same account is already on line {line}";
+    ImportDuplicateUsername => "el mismo usuario ya está en la línea {line}", "the same username is already on line {line}";
+    ImportInvalid => "El archivo tiene {errors} errores; no se importó nada.", "The file has {errors} errors; nothing was imported.";
+    ImportRowError => "línea {line}: {column}: {message}", "line {line}: {column}: {message}";
+    ImportDone => "Importación terminada: {created} cuentas creadas, {skipped} omitidas (ya existían), {invited} invitaciones en cola.",
+        "Import done: {created} accounts created, {skipped} skipped (already there), {invited} invitations queued.";
+    ImportDry => "Sin escribir nada (--dry-run): se crearían {created} cuentas, se omitirían {skipped}, se invitaría a {invited}.",
+        "Nothing written (--dry-run): {created} accounts would be created, {skipped} skipped, {invited} invited.";
+    ImportInvitesQueued => "Las invitaciones salen con el próximo recupera mail retry (cron).", "The invitations go out with the next recupera mail retry (cron).";
+    ImportCannotRead => "No se puede leer {file}: {err}", "Cannot read {file}: {err}";
+    ImportBadDelimiter => "Separador {value} no admitido: use ; , o tab.", "Separator {value} not supported: use ; , or tab.";
+    ExportHashesNeedFile => "Los hashes de contraseña no van a la salida estándar: indique --output ARCHIVO (se crea con permisos 600).",
+        "Password hashes never go to standard output: give --output FILE (created with mode 600).";
+    ExportExists => "{file} ya existe; use --force para sobrescribirlo.", "{file} already exists; use --force to overwrite it.";
+    ExportCannotWrite => "No se puede crear {file}: {err}", "Cannot create {file}: {err}";
+    ExportDone => "{count} cuentas exportadas a {file}.", "{count} accounts exported to {file}.";
     UsageBadDate => "{flag} espera una fecha AAAA-MM-DD (hora de Colombia) o RFC 3339 (2026-12-01T08:00:00-05:00), no «{value}».",
         "{flag} takes a date YYYY-MM-DD (Colombia time) or RFC 3339 (2026-12-01T08:00:00-05:00), not «{value}».";
     ColRequests => "Solicitudes de código (24 h)", "Code requests (24 h)";

@@ -137,15 +137,33 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code();
             if json {
-                let doc = serde_json::json!({
+                let mut doc = serde_json::json!({
                     "status": "error",
                     "error": e.kind(),
                     "exit_code": code,
                     "message": e.to_string(),
                 });
+                if let Error::Rows(_, rows) = &e {
+                    doc["errors"] = serde_json::json!(rows);
+                }
                 println!("{doc}");
             }
             eprintln!("recupera: {e}");
+            if let Error::Rows(_, rows) = &e {
+                for r in rows {
+                    eprintln!(
+                        "{}",
+                        recupera::i18n::tf(
+                            recupera::i18n::M::ImportRowError,
+                            &[
+                                ("line", &r.line),
+                                ("column", &r.column),
+                                ("message", &r.message)
+                            ],
+                        )
+                    );
+                }
+            }
             ExitCode::from(code)
         }
     }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod codes;
 pub mod db;
 pub mod demo;
+pub mod import;
 pub mod login;
 pub mod mail;
 pub mod reset;

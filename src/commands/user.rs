@@ -28,6 +28,8 @@ pub fn run(app: &mut App, ui: &Ui, cmd: &UserCommand, lang_on_argv: Option<Lang>
         UserCommand::Enable(a) => run_enable(app, ui, a),
         UserCommand::Edit(a) => run_edit(app, ui, a),
         UserCommand::Delete(a) => run_delete(app, ui, a),
+        UserCommand::Import(a) => super::import::run_import(app, ui, a),
+        UserCommand::Export(a) => super::import::run_export(app, ui, a),
     }
 }
 

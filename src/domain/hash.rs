@@ -8,6 +8,11 @@
 //!   miss, so a caller can keep hits and misses the same price.
 //! - The optional pepper is argon2's `secret` input; it never reaches the
 //!   database. Losing it invalidates every stored hash (see README).
+//! - Hashes imported from another platform are accepted as they are: PHC
+//!   argon2id/argon2i strings and bcrypt (`$2y$`, `$2b$`, `$2a$`). They
+//!   verify with their own parameters (bcrypt: PHP's semantics, the first 72
+//!   bytes) and always need a re-hash, so the first successful login turns
+//!   them into argon2id.
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
@@ -82,9 +87,19 @@ impl Hasher {
             .map_err(|e| HashError(e.to_string()))
     }
 
-    /// Checks a secret against a stored PHC string. A malformed stored string
-    /// is a mismatch, and still costs one hash.
+    /// Checks a secret against a stored PHC string (or an imported bcrypt
+    /// hash). A malformed stored string is a mismatch, and still costs one
+    /// hash.
     pub fn verify(&self, secret: &[u8], phc: &str) -> bool {
+        if is_bcrypt(phc) {
+            return match bcrypt::verify(secret, phc) {
+                Ok(ok) => ok,
+                Err(_) => {
+                    self.burn(secret);
+                    false
+                }
+            };
+        }
         match (PasswordHash::new(phc), self.argon2()) {
             (Ok(parsed), Ok(a)) => a.verify_password(secret, &parsed).is_ok(),
             _ => {
@@ -107,6 +122,9 @@ impl Hasher {
     /// True when a stored hash was made with other (older, weaker) parameters
     /// or another algorithm than the current ones.
     pub fn needs_rehash(&self, phc: &str) -> bool {
+        if is_bcrypt(phc) {
+            return true;
+        }
         let Ok(parsed) = PasswordHash::new(phc) else {
             return true;
         };
@@ -124,9 +142,94 @@ impl Hasher {
     }
 }
 
+fn is_bcrypt(s: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| s.starts_with(p))
+}
+
+/// Why an imported password hash was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportHashError {
+    /// Not a PHC argon2 string nor a bcrypt hash.
+    Unknown,
+    /// Looks like one of them but does not parse.
+    Malformed,
+    /// An algorithm we do not accept (argon2d, scrypt, md5…).
+    Algorithm,
+}
+
+/// Checks a hash from an import: a PHC argon2id/argon2i string with valid
+/// parameters, or a 60-character bcrypt hash with a cost of 4–31.
+pub fn check_imported(s: &str) -> Result<(), ImportHashError> {
+    if is_bcrypt(s) {
+        let parts: Result<bcrypt::HashParts, _> = s.parse();
+        return match parts {
+            Ok(p) if s.len() == 60 && (4..=31).contains(&p.get_cost()) => Ok(()),
+            _ => Err(ImportHashError::Malformed),
+        };
+    }
+    let Some(id) = s.strip_prefix('$').and_then(|r| r.split('$').next()) else {
+        return Err(ImportHashError::Unknown);
+    };
+    if id != "argon2id" && id != "argon2i" {
+        return Err(if id.is_empty() {
+            ImportHashError::Unknown
+        } else {
+            ImportHashError::Algorithm
+        });
+    }
+    let parsed = PasswordHash::new(s).map_err(|_| ImportHashError::Malformed)?;
+    Params::try_from(&parsed).map_err(|_| ImportHashError::Malformed)?;
+    if parsed.hash.is_none() || parsed.salt.is_none() {
+        return Err(ImportHashError::Malformed);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_hashes() {
+        let h = Hasher::new(None);
+        // A PHP-style bcrypt hash ($2y$), made by the bcrypt crate.
+        let b = bcrypt::hash_with_result("clave vieja de php", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        assert!(b.starts_with("$2y$04$"));
+        assert_eq!(check_imported(&b), Ok(()));
+        assert!(h.verify(b"clave vieja de php", &b));
+        assert!(!h.verify(b"clave vieja de phq", &b));
+        assert!(h.needs_rehash(&b));
+        // An argon2i hash from another platform verifies and is upgraded.
+        let a = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(4096, 3, 1, None).unwrap(),
+        )
+        .hash_password(b"otra clave")
+        .unwrap()
+        .to_string();
+        assert!(a.starts_with("$argon2i$"), "{a}");
+        assert_eq!(check_imported(&a), Ok(()));
+        assert!(h.verify(b"otra clave", &a));
+        assert!(h.needs_rehash(&a));
+        assert_eq!(check_imported(&h.hash(b"x").unwrap()), Ok(()));
+        for bad in ["", "plaintext", "$2y$10$short", "$argon2id$v=19$garbage"] {
+            assert!(check_imported(bad).is_err(), "{bad}");
+        }
+        for other in [
+            "$scrypt$ln=4,r=8,p=1$c2FsdA$aGFzaA",
+            "$1$abc$def",
+            "$argon2d$v=19$x",
+        ] {
+            assert_eq!(
+                check_imported(other),
+                Err(ImportHashError::Algorithm),
+                "{other}"
+            );
+        }
+    }
 
     #[test]
     fn hash_and_verify() {

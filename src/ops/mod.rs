@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod codes;
 pub mod db;
+pub mod import;
 pub mod login;
 pub mod reset;
 

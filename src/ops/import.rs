@@ -1,0 +1,633 @@
+//! Bulk onboarding: `user import` from a platform's CSV export, and
+//! `user export`.
+//!
+//! Invariants:
+//! - Every row is checked before anything is written: NIT (a given check
+//!   digit must be right), email, type, username, name, language, the
+//!   password hash, duplicates inside the file and conflicts with the
+//!   database. Any invalid row fails the whole import, with every error
+//!   listed by line and column; then nothing is written.
+//! - The write is one transaction: all rows or none.
+//! - Plain-text passwords are never imported: a `password`/`contraseña`
+//!   column is refused before any row is read, and no value of it is ever
+//!   echoed. Hashes are imported as they are (argon2id/argon2i PHC, bcrypt)
+//!   and become argon2id at the account's first login.
+//! - `--invite` queues, for each new account without a password, the
+//!   manual's email with a code, through the mail queue only (never inline);
+//!   the code is issued when `mail retry` prepares the message (the queue
+//!   never holds a code in clear), hashed in parallel there, and counts
+//!   toward the account's request limits like any other.
+//! - The file is UTF-8 (a BOM is fine) unless `--encoding windows-1252`
+//!   says otherwise; a file that is not valid UTF-8 is refused with how to
+//!   fix it. The delimiter (`;`, `,` or tab) is taken from the header line
+//!   unless `--delimiter` forces one.
+
+use crate::app::App;
+use crate::domain::account::{AccountType, NAME_MAX, parse_username};
+use crate::domain::email::Email;
+use crate::domain::hash::{ImportHashError, check_imported};
+use crate::domain::lang::Lang;
+use crate::domain::nit::Nit;
+use crate::error::{Error, Result, email_error, nit_error};
+use crate::i18n::{M, quote, t, tf};
+use crate::store::{AuditEntry, InsertAccount, NewAccount, NewCode};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    Windows1252,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub dry_run: bool,
+    pub on_conflict: OnConflict,
+    pub delimiter: Option<u8>,
+    pub encoding: Encoding,
+    pub invite: bool,
+}
+
+pub use crate::error::RowError;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub status: &'static str,
+    pub created: u64,
+    pub skipped: u64,
+    pub invited: u64,
+    pub errors: Vec<RowError>,
+}
+
+/// The columns recupera knows, by their Spanish and English names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    Type,
+    Nit,
+    Email,
+    Username,
+    Name,
+    Lang,
+    PasswordHash,
+}
+
+impl Column {
+    fn from_header(h: &str) -> Option<Column> {
+        Some(match h {
+            "tipo" | "type" => Column::Type,
+            "nit" => Column::Nit,
+            "email" => Column::Email,
+            "usuario" | "username" => Column::Username,
+            "nombre" | "name" => Column::Name,
+            "idioma" | "lang" => Column::Lang,
+            "password_hash" => Column::PasswordHash,
+            _ => return None,
+        })
+    }
+
+    /// The Spanish name, which `user export` writes.
+    pub fn spanish(self) -> &'static str {
+        match self {
+            Column::Type => "tipo",
+            Column::Nit => "nit",
+            Column::Email => "email",
+            Column::Username => "usuario",
+            Column::Name => "nombre",
+            Column::Lang => "idioma",
+            Column::PasswordHash => "password_hash",
+        }
+    }
+}
+
+/// Headers that hold plain-text passwords: refused, never read.
+const PLAIN_PASSWORD: &[&str] = &[
+    "password",
+    "contraseña",
+    "contrasena",
+    "contraseñas",
+    "clave",
+    "passwd",
+    "pass",
+];
+
+/// A valid row, ready to write.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub line: u64,
+    pub kind: AccountType,
+    pub nit: Nit,
+    pub email: Email,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub lang: Lang,
+    pub password_hash: Option<String>,
+}
+
+/// Bytes to text: UTF-8 (a leading BOM dropped) or Windows-1252.
+pub fn decode(bytes: &[u8], enc: Encoding) -> Result<String> {
+    match enc {
+        Encoding::Utf8 => {
+            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            match std::str::from_utf8(body) {
+                Ok(s) => Ok(s.to_string()),
+                Err(e) => {
+                    let line = 1 + body[..e.valid_up_to()]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count();
+                    Err(Error::Data(tf(M::ImportNotUtf8, &[("line", &line)])))
+                }
+            }
+        }
+        Encoding::Windows1252 => {
+            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(body);
+            Ok(text.into_owned())
+        }
+    }
+}
+
+/// The delimiter of the header line: the most frequent of `;`, `,` and
+/// tab outside quotes (Excel in Colombia writes `;`); `,` if none.
+pub fn detect_delimiter(text: &str) -> u8 {
+    let header = text.lines().next().unwrap_or("");
+    let mut counts = [(b';', 0usize), (b',', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for b in header.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            for c in counts.iter_mut() {
+                if c.0 == b {
+                    c.1 += 1;
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|(d, n)| (*n, *d == b';'))
+        .filter(|(_, n)| *n > 0)
+        .map_or(b',', |(d, _)| *d)
+}
+
+fn fold_header(h: &str) -> String {
+    h.trim().trim_matches('"').trim().to_lowercase()
+}
+
+/// Parses and validates every row (the database's conflicts are checked
+/// later, in [`plan`]). Header problems are errors of the whole file.
+pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| Error::Data(tf(M::ImportBadCsv, &[("err", &quote(&e.to_string()))])))?
+        .clone();
+    if headers.iter().all(|h| h.trim().is_empty()) {
+        return Err(Error::Data(t(M::ImportEmpty).to_string()));
+    }
+    let mut columns: Vec<Option<Column>> = Vec::new();
+    let mut unknown = Vec::new();
+    let mut seen = HashMap::new();
+    for (i, raw) in headers.iter().enumerate() {
+        let h = fold_header(raw);
+        if PLAIN_PASSWORD.contains(&h.as_str()) {
+            return Err(Error::Data(tf(
+                M::ImportPlainPassword,
+                &[("column", &format!("«{}»", quote(raw.trim())))],
+            )));
+        }
+        let col = Column::from_header(&h);
+        match col {
+            Some(c) => {
+                if let Some(prev) = seen.insert(c, i) {
+                    return Err(Error::Data(tf(
+                        M::ImportDuplicateColumn,
+                        &[("column", &quote(raw)), ("n", &(prev + 1))],
+                    )));
+                }
+            }
+            None if h.is_empty() => {}
+            None => unknown.push(format!("«{}»", quote(raw.trim()))),
+        }
+        columns.push(col);
+    }
+    if !unknown.is_empty() {
+        return Err(Error::Data(tf(
+            M::ImportUnknownColumns,
+            &[("columns", &unknown.join(", "))],
+        )));
+    }
+    for needed in [Column::Nit, Column::Email] {
+        if !seen.contains_key(&needed) {
+            return Err(Error::Data(tf(
+                M::ImportMissingColumn,
+                &[("column", &needed.spanish())],
+            )));
+        }
+    }
+    let header_name = |c: Column| -> String {
+        seen.get(&c)
+            .and_then(|i| headers.get(*i))
+            .map_or_else(|| c.spanish().to_string(), |h| h.trim().to_string())
+    };
+
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut in_file: HashMap<(AccountType, String), u64> = HashMap::new();
+    let mut usernames: HashMap<String, u64> = HashMap::new();
+    for rec in rdr.records() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push(RowError {
+                    line,
+                    column: "-".into(),
+                    message: tf(M::ImportBadCsv, &[("err", &quote(&e.to_string()))]),
+                });
+                continue;
+            }
+        };
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        if rec.len() > columns.len() {
+            errors.push(RowError {
+                line,
+                column: "-".into(),
+                message: tf(
+                    M::ImportFieldCount,
+                    &[("got", &rec.len()), ("want", &columns.len())],
+                ),
+            });
+            continue;
+        }
+        let get = |c: Column| -> &str {
+            seen.get(&c)
+                .and_then(|i| rec.get(*i))
+                .map(str::trim)
+                .unwrap_or("")
+        };
+        let mut row_errs: Vec<(Column, String)> = Vec::new();
+        let mut err = |c: Column, m: String| row_errs.push((c, m));
+        let kind = match get(Column::Type) {
+            "" if !seen.contains_key(&Column::Type) => Some(AccountType::Cliente),
+            "" => {
+                err(Column::Type, t(M::ImportTypeMissing).to_string());
+                None
+            }
+            v => AccountType::parse_loose(v).or_else(|| {
+                err(Column::Type, tf(M::ImportTypeBad, &[("value", &quote(v))]));
+                None
+            }),
+        };
+        let nit = match Nit::parse(get(Column::Nit)) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                err(Column::Nit, nit_error(get(Column::Nit), e).to_string());
+                None
+            }
+        };
+        let email = match Email::parse(get(Column::Email)) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                err(
+                    Column::Email,
+                    email_error(get(Column::Email), e).to_string(),
+                );
+                None
+            }
+        };
+        let username = match get(Column::Username) {
+            "" => None,
+            u => match parse_username(u) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    err(Column::Username, Error::from(e).to_string());
+                    None
+                }
+            },
+        };
+        let name = match get(Column::Name) {
+            "" => None,
+            n if n.chars().count() > NAME_MAX => {
+                err(Column::Name, t(M::NameTooLong).to_string());
+                None
+            }
+            n if n.chars().any(crate::i18n::is_hazard) => {
+                err(Column::Name, t(M::NameInvalid).to_string());
+                None
+            }
+            n => Some(n.to_string()),
+        };
+        let lang = match get(Column::Lang) {
+            "" => Lang::Es,
+            v => Lang::parse(v).unwrap_or_else(|| {
+                err(Column::Lang, tf(M::ImportLangBad, &[("value", &quote(v))]));
+                Lang::Es
+            }),
+        };
+        let password_hash = match get(Column::PasswordHash) {
+            "" => None,
+            h => match check_imported(h) {
+                Ok(()) => Some(h.to_string()),
+                // The hash itself is never echoed.
+                Err(e) => {
+                    err(
+                        Column::PasswordHash,
+                        t(match e {
+                            ImportHashError::Unknown => M::ImportHashUnknown,
+                            ImportHashError::Malformed => M::ImportHashMalformed,
+                            ImportHashError::Algorithm => M::ImportHashAlgorithm,
+                        })
+                        .to_string(),
+                    );
+                    None
+                }
+            },
+        };
+        if let (Some(k), Some(n)) = (kind, &nit)
+            && let Some(first) = in_file.insert((k, n.as_str().to_string()), line)
+        {
+            err(Column::Nit, tf(M::ImportDuplicateRow, &[("line", &first)]));
+        }
+        if let Some(u) = &username
+            && let Some(first) = usernames.insert(u.to_lowercase(), line)
+        {
+            err(
+                Column::Username,
+                tf(M::ImportDuplicateUsername, &[("line", &first)]),
+            );
+        }
+        if !row_errs.is_empty() {
+            errors.extend(row_errs.into_iter().map(|(c, m)| RowError {
+                line,
+                column: header_name(c),
+                message: m,
+            }));
+            continue;
+        }
+        if let (Some(kind), Some(nit), Some(email)) = (kind, nit, email) {
+            rows.push(Row {
+                line,
+                kind,
+                nit,
+                email,
+                username,
+                name,
+                lang,
+                password_hash,
+            });
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    Ok((rows, errors))
+}
+
+/// Checks rows against the database: an account that exists is an error
+/// (or skipped with `--on-conflict skip`); a username held by another
+/// account is always an error. Returns the rows to create.
+pub fn plan(
+    app: &mut App,
+    rows: Vec<Row>,
+    on_conflict: OnConflict,
+    errors: &mut Vec<RowError>,
+) -> Result<(Vec<Row>, u64)> {
+    // One pass over the accounts (a set in memory) instead of a query per
+    // row: 100,000 rows cost one scan, on any engine.
+    let mut existing: HashSet<(AccountType, String)> = HashSet::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    app.store.read(|tx| {
+        existing.clear();
+        taken.clear();
+        tx.for_each_account(None, &mut |a| {
+            if let Some(u) = &a.username {
+                taken.insert(u.to_lowercase());
+            }
+            existing.insert((a.kind, a.nit.as_str().to_string()));
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut skipped = 0;
+    for r in rows {
+        if existing.contains(&(r.kind, r.nit.as_str().to_string())) {
+            match on_conflict {
+                OnConflict::Skip => skipped += 1,
+                OnConflict::Fail => errors.push(RowError {
+                    line: r.line,
+                    column: "nit".into(),
+                    message: tf(
+                        M::AccountExists,
+                        &[
+                            ("type", &crate::i18n::type_label(r.kind)),
+                            ("nit", &r.nit.display()),
+                        ],
+                    ),
+                }),
+            }
+            continue;
+        }
+        if let Some(u) = &r.username
+            && taken.contains(&u.to_lowercase())
+        {
+            errors.push(RowError {
+                line: r.line,
+                column: "usuario".into(),
+                message: tf(M::UsernameTaken, &[("username", &quote(u))]),
+            });
+            continue;
+        }
+        out.push(r);
+    }
+    errors.sort_by_key(|e| e.line);
+    Ok((out, skipped))
+}
+
+/// Writes the planned rows in one transaction. `progress(done)` after each.
+pub fn write(
+    app: &mut App,
+    rows: &[Row],
+    invite: bool,
+    skipped: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(u64, u64)> {
+    let now = app.now();
+    let agent = app.agent.clone();
+    let limits = app.limits;
+    let expires_at = now + app.code_ttl_secs;
+    app.store.write(|tx| {
+        let mut created = 0u64;
+        let mut invited = 0u64;
+        for r in rows {
+            let id = match tx.insert_account(&NewAccount {
+                kind: r.kind,
+                nit: &r.nit,
+                username: r.username.as_deref(),
+                email: &r.email,
+                name: r.name.as_deref(),
+                lang: r.lang,
+                password_hash: r.password_hash.as_deref(),
+                now,
+            })? {
+                InsertAccount::Created(id) => id,
+                // Someone created it since the check: the whole import fails.
+                InsertAccount::Exists => {
+                    return Err(crate::ops::accounts::exists_error(r.kind, &r.nit));
+                }
+                InsertAccount::UsernameTaken => {
+                    return Err(crate::ops::accounts::username_taken_error(
+                        r.username.as_deref().unwrap_or(""),
+                    ));
+                }
+            };
+            created += 1;
+            if invite && r.password_hash.is_none() {
+                tx.insert_code(&NewCode {
+                    account_id: id,
+                    hash: None,
+                    now,
+                    expires_at,
+                    recipient: &r.email,
+                    claim: None,
+                })?;
+                tx.set_request_log(
+                    id,
+                    &limits.record_request(&crate::domain::limits::RequestLog::default(), now),
+                )?;
+                invited += 1;
+            }
+            progress(created);
+        }
+        tx.audit(
+            &AuditEntry::new(&agent, "user.import", "ok").detail(format!(
+                "created={created} skipped={skipped} invited={invited}"
+            )),
+            now,
+        )?;
+        Ok((created, invited))
+    })
+}
+
+/// The columns `user export` writes, in order.
+pub fn export_columns(with_hashes: bool) -> Vec<Column> {
+    let mut c = vec![
+        Column::Type,
+        Column::Nit,
+        Column::Email,
+        Column::Username,
+        Column::Name,
+        Column::Lang,
+    ];
+    if with_hashes {
+        c.push(Column::PasswordHash);
+    }
+    c
+}
+
+/// A field of an account for `user export` (`None`: empty).
+pub fn export_field(a: &crate::domain::account::Account, c: Column) -> Option<String> {
+    match c {
+        Column::Type => Some(a.kind.as_str().to_string()),
+        Column::Nit => Some(a.nit.as_str().to_string()),
+        Column::Email => Some(a.email.as_str().to_string()),
+        Column::Username => a.username.clone(),
+        Column::Name => a.name.clone(),
+        Column::Lang => Some(a.lang.as_str().to_string()),
+        Column::PasswordHash => a.password_hash.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_from_the_header() {
+        assert_eq!(detect_delimiter("tipo;nit;email\n1,2;3"), b';');
+        assert_eq!(detect_delimiter("nit,email"), b',');
+        assert_eq!(detect_delimiter("nit\temail\tnombre"), b'\t');
+        assert_eq!(detect_delimiter("\"a;b\",nit,email"), b',');
+        assert_eq!(detect_delimiter("nit"), b',');
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(decode(b"\xEF\xBB\xBFnit", Encoding::Utf8).unwrap(), "nit");
+        assert_eq!(
+            decode(b"nombre\nJos\xE9", Encoding::Windows1252).unwrap(),
+            "nombre\nJosé"
+        );
+        let e = decode(b"nombre\nJos\xE9", Encoding::Utf8).unwrap_err();
+        assert!(matches!(e, Error::Data(_)));
+    }
+
+    #[test]
+    fn headers_and_rows() {
+        let (rows, errors) = parse(
+            "Tipo;NIT;Email;Usuario;Nombre;Idioma\n\
+             Cliente Factura;900.102.030-4;ana@example.co;;Ana Gómez;es\n\
+             PROVEEDOR;800003122;v@acme.co;acme;\"Acme; S.A.S \"\"la buena\"\"\";en\n\
+             proveedor;830015428-1;x@acme.co;ACME;;fr\n\
+             cliente;900102030;otra@example.co;;;\n",
+            b';',
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].name.as_deref(), Some("Acme; S.A.S \"la buena\""));
+        assert_eq!(rows[1].lang, Lang::En);
+        let lines: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![(4, "NIT"), (4, "Idioma"), (4, "Usuario"), (5, "NIT")],
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].message.contains("2"),
+            "names the first line: {:?}",
+            errors[3]
+        );
+    }
+
+    #[test]
+    fn refused_headers() {
+        for (text, want) in [
+            (
+                "nit,email,contraseña\n1,a@b.co,secreto123",
+                M::ImportPlainPassword,
+            ),
+            ("nit,email,telefono\n", M::ImportUnknownColumns),
+            ("nit,nit,email\n", M::ImportDuplicateColumn),
+            ("nit,nombre\n", M::ImportMissingColumn),
+        ] {
+            let e = parse(text, b',').unwrap_err().to_string();
+            let head = M::text(want, crate::i18n::lang());
+            let stem: String = head
+                .split('{')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(12)
+                .collect();
+            assert!(e.starts_with(&stem), "{text:?}: {e}");
+            assert!(
+                !e.contains("secreto123"),
+                "a password value is never echoed"
+            );
+        }
+    }
+}
