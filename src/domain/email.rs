@@ -48,7 +48,11 @@ impl Email {
         if s.len() > MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // Controls, spaces and invisible characters (zero-width, bidi,
+        // soft hyphen) would make two addresses look alike to a person.
+        if s.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || is_invisible(c))
+        {
             return Err(EmailError::Invalid);
         }
         // RFC 5322 allows quoted local parts (`"a@evil.co"@good.co`) and
@@ -104,6 +108,19 @@ impl Email {
         let first: String = self.local_part().chars().take(1).collect();
         format!("{first}****@{}", self.domain())
     }
+}
+
+/// Format characters that show as nothing: zero-width spaces and joiners,
+/// bidi marks, embeddings, overrides and isolates, the soft hyphen, the
+/// word joiner and the BOM.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}')
 }
 
 impl fmt::Display for Email {
@@ -172,6 +189,10 @@ mod tests {
             "\"a@evil.com\"@good.co",
             "\"juan\"@gmail.com",
             "josé@empresa.co",
+            "a@ex\u{200B}ample.co",
+            "a\u{200D}b@example.co",
+            "a@example.co\u{202E}",
+            "a@exam\u{00AD}ple.co",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }

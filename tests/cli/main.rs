@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a real SQLite file and a real
 //! PostgreSQL server, a real SMTP server, parsed email.
 
+mod desk;
 mod flow;
 mod import;
 mod smtp_server;
