@@ -339,7 +339,11 @@ catalog! {
     PurgeDone => "Códigos eliminados: {codes}.", "Codes deleted: {codes}.";
     PurgeDry => "Códigos que se eliminarían: {codes} (--dry-run: no se cambió nada).",
         "Codes that would be deleted: {codes} (--dry-run: nothing changed).";
-    Interrupted => "Cancelado: no se guardó nada.", "Cancelled: nothing was saved.";
+    Interrupted => "Cancelado.", "Cancelled.";
+    SavedButNoOutput => "recupera: hecho y guardado, pero no se pudo escribir la respuesta: {err}",
+        "recupera: done and saved, but the answer could not be written: {err}";
+    StdinIsTerminal => "--password-stdin lee la contraseña de una tubería (printf '%s\\n' \"$CLAVE\" | recupera …); en una terminal, omítalo y se le preguntará sin mostrarla.",
+        "--password-stdin reads the password from a pipe (printf '%s\\n' \"$PASS\" | recupera …); in a terminal, leave it out and you will be asked without echo.";
 
     // --- database ---
     DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";

@@ -6,6 +6,14 @@
 //! in, an operation, the outcome rendered by [`view`]) → [`run`].
 //! `main.rs` only parses arguments and maps errors to exit codes.
 
+// No panic on any path a user or the environment can reach: every
+// `unwrap`/`expect`/`panic!` outside tests is a compile error (the test
+// support module, built only for the test suite, is exempt).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)
+)]
+
 pub mod alloc;
 pub mod app;
 pub mod cli;

@@ -1,12 +1,33 @@
 //! The `recupera` binary: parse, run, map the error to an exit code. The
 //! exit-code table lives in `recupera::error::exit` and is applied only here.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)]
+
 use clap::FromArgMatches;
 use clap::parser::ValueSource;
 use recupera::cli::Cli;
 use recupera::error::{Error, exit};
 use recupera::usage;
+use std::io::Write;
 use std::process::ExitCode;
+
+/// A line on stdout; a closed or full stdout loses it (never a panic).
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}").and_then(|()| o.flush());
+}
+
+/// A line on stderr, foreign text in it made visible (our messages may
+/// span lines; nothing else may move the cursor or reorder text).
+fn err(line: &str) {
+    let shown: String = line
+        .split('\n')
+        .map(recupera::i18n::visible)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{shown}");
+}
 
 /// Large blocks (argon2's 19 MiB) on huge pages: see `recupera::alloc`.
 #[global_allocator]
@@ -18,10 +39,6 @@ fn on_argv(m: &clap::ArgMatches, id: &str) -> bool {
         return true;
     }
     m.subcommand().is_some_and(|(_, sub)| on_argv(sub, id))
-}
-
-fn is_broken_pipe(e: &Error) -> bool {
-    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// A clap error: help and version as clap prints them; usage errors in the
@@ -40,15 +57,18 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
             "exit_code": exit::USAGE,
             "message": msg,
         });
-        println!("{doc}");
+        out(&doc.to_string());
     }
-    eprintln!("recupera: {msg}");
+    err(&format!("recupera: {msg}"));
     ExitCode::from(exit::USAGE)
 }
 
-/// Ctrl-C: show the cursor again (a prompt may have hidden it) and exit
-/// 130. Nothing is half-written: every change is a SQLite transaction,
-/// which an interrupted process never commits.
+/// Ctrl-C, SIGTERM, SIGHUP: the terminal's settings back (a hidden prompt
+/// turns echo off), the cursor shown again, and the process ends: 130 for
+/// Ctrl-C (143 and 129 for the others), or 0 when the command's result was
+/// already shown (Ctrl-C at "¿Iniciar sesión ahora?" after the password
+/// changed). Nothing is half-written: every change is a transaction, which
+/// an interrupted process never commits.
 #[cfg(unix)]
 mod interrupt {
     use std::io::IsTerminal;
@@ -60,7 +80,7 @@ mod interrupt {
     /// password prompt turns echo off and would otherwise leave it off.
     static mut TERMIOS: std::mem::MaybeUninit<libc::termios> = std::mem::MaybeUninit::uninit();
 
-    extern "C" fn on_sigint(_: libc::c_int) {
+    extern "C" fn on_signal(sig: libc::c_int) {
         // Only async-signal-safe calls here: tcsetattr(3), write(2), _exit(2).
         if SAVED.load(Ordering::Acquire) {
             // SAFETY: TERMIOS was fully written before SAVED was set, and is
@@ -77,8 +97,13 @@ mod interrupt {
                 libc::write(2, seq.as_ptr().cast(), seq.len());
             }
         }
+        let code = if recupera::ui::RESULT_SHOWN.load(Ordering::SeqCst) {
+            0
+        } else {
+            128 + sig
+        };
         // SAFETY: terminates the process without running destructors.
-        unsafe { libc::_exit(130) }
+        unsafe { libc::_exit(code) }
     }
 
     pub fn install() {
@@ -93,10 +118,13 @@ mod interrupt {
             }
         }
         TTY.store(std::io::stderr().is_terminal(), Ordering::Relaxed);
-        let handler: extern "C" fn(libc::c_int) = on_sigint;
-        // SAFETY: installs a handler that only calls async-signal-safe functions.
-        unsafe {
-            libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        let handler: extern "C" fn(libc::c_int) = on_signal;
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: installs a handler that only calls async-signal-safe
+            // functions (atomics, tcsetattr, write, _exit).
+            unsafe {
+                libc::signal(sig, handler as libc::sighandler_t);
+            }
         }
     }
 }
@@ -119,10 +147,7 @@ fn main() -> ExitCode {
     };
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return usage_error(&e, &args),
     };
     cli.on_argv = recupera::app::OnArgv {
         db: on_argv(&matches, "db"),
@@ -133,38 +158,49 @@ fn main() -> ExitCode {
     let json = cli.global.json;
     match recupera::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = e.exit_code();
-            if json {
-                let mut doc = serde_json::json!({
-                    "status": "error",
-                    "error": e.kind(),
-                    "exit_code": code,
-                    "message": e.to_string(),
-                });
-                if let Error::Rows(_, rows) = &e {
-                    doc["errors"] = serde_json::json!(rows);
-                }
-                println!("{doc}");
-            }
-            eprintln!("recupera: {e}");
-            if let Error::Rows(_, rows) = &e {
-                for r in rows {
-                    eprintln!(
-                        "{}",
-                        recupera::i18n::tf(
-                            recupera::i18n::M::ImportRowError,
-                            &[
-                                ("line", &r.line),
-                                ("column", &r.column),
-                                ("message", &r.message)
-                            ],
-                        )
-                    );
-                }
-            }
-            ExitCode::from(code)
+        Err(e) => report(&e, json),
+    }
+}
+
+/// Says what went wrong (one JSON document too with `--json`) and picks
+/// the exit code. Output that cannot be written is not a new failure: a
+/// closed pipe ends quietly with the action's own code, and work already
+/// committed is never reported as failed without saying it was saved.
+fn report(e: &Error, json: bool) -> ExitCode {
+    if let Error::Io(io) = e {
+        let saved = recupera::store::committed();
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+        if saved {
+            err(&recupera::i18n::tf(
+                recupera::i18n::M::SavedButNoOutput,
+                &[("err", &io)],
+            ));
+            return ExitCode::from(exit::DB);
         }
     }
+    let code = e.exit_code();
+    if json {
+        let mut doc = serde_json::json!({
+            "status": "error",
+            "error": e.kind(),
+            "exit_code": code,
+            "message": e.to_string(),
+        });
+        if let Error::Rows(_, rows) = e {
+            doc["errors"] = serde_json::json!(rows);
+        }
+        out(&doc.to_string());
+    }
+    err(&format!("recupera: {e}"));
+    if let Error::Rows(_, rows) = e {
+        for r in rows {
+            err(&recupera::i18n::tf(
+                recupera::i18n::M::ImportRowError,
+                &[("line", &r.line), ("column", &r.column), ("message", &r.message)],
+            ));
+        }
+    }
+    ExitCode::from(code)
 }

@@ -13,6 +13,8 @@
 //!   on the terminal (not in captured test output). With
 //!   `RECUPERA_TEST_PG=required` (CI) a missing server fails those tests.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

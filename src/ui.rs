@@ -50,16 +50,14 @@ pub fn warn(msg: &str) {
     let _ = writeln!(err, "recupera: {msg}");
 }
 
-static COMMITTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The command's result has been shown: an interruption from now on
+/// (Ctrl-C at "¿Iniciar sesión ahora?") ends with exit 0, not 130, since
+/// the action is done. Read by the signal handler (an atomic load is
+/// async-signal-safe).
+pub static RESULT_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The command's main change is committed: an interruption from now on
-/// (Ctrl-C at "¿Iniciar sesión ahora?") must not claim nothing was saved.
 pub fn mark_committed() {
-    COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-pub fn committed() -> bool {
-    COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
+    RESULT_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// A progress bar on stderr when it is a terminal (and not `--json`);
@@ -131,8 +129,11 @@ impl Ui {
         Ok(())
     }
 
-    /// Either the text or the JSON document, depending on the mode.
+    /// Either the text or the JSON document, depending on the mode: the
+    /// command's result, after which an interruption is no longer a
+    /// cancellation.
     pub fn result(&self, value: serde_json::Value, text: &str) -> Result<()> {
+        mark_committed();
         if self.json {
             self.doc(&value)
         } else {
@@ -244,6 +245,10 @@ pub struct StdinPassword {
 /// line its confirmation. Only `\n` / `\r\n` are stripped (spaces are part
 /// of a password). More than a few KiB is refused without reading further.
 pub fn read_stdin_password() -> Result<StdinPassword> {
+    // Typed at a terminal, the password would show as it is typed.
+    if std::io::stdin().is_terminal() {
+        return Err(Error::Usage(t(M::StdinIsTerminal).to_string()));
+    }
     let mut buf = Zeroizing::new(Vec::with_capacity(256));
     std::io::stdin()
         .lock()

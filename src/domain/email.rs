@@ -7,8 +7,11 @@
 //! - `,` `;` CR and LF are refused before parsing: they are how a second
 //!   recipient or a header is smuggled into a message.
 //! - Exactly one `@`; the local part is ASCII and unquoted.
-//! - The domain is stored lower-cased; comparisons ignore case, so the
-//!   address a customer types matches the one on file however they cased it.
+//! - The domain is normalised with IDNA (UTS 46: case-folded, NFC, the
+//!   Unicode form of a punycode label) and stored that way, so
+//!   `pepe@ÑANDÚ.co`, `pepe@ñandú.co` and `pepe@xn--and-6ma2c.co` are one
+//!   address; comparisons ignore the local part's case too. Mail is sent to
+//!   the ASCII (punycode) form, which every server accepts.
 
 use std::fmt;
 use std::str::FromStr;
@@ -76,7 +79,14 @@ impl Email {
         if !domain.contains('.') || domain.starts_with('[') {
             return Err(EmailError::Invalid);
         }
-        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+        let (unicode, ok) = idna::domain_to_unicode(domain);
+        if ok.is_err() || idna::domain_to_ascii(&unicode).is_err() || unicode.is_empty() {
+            return Err(EmailError::Invalid);
+        }
+        if unicode.chars().any(|c| c.is_control() || is_invisible(c)) {
+            return Err(EmailError::Invalid);
+        }
+        Ok(Email(format!("{local}@{unicode}")))
     }
 
     /// Rebuilds an address read back from storage (validated when stored).
@@ -94,6 +104,13 @@ impl Email {
 
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// The address with its domain in ASCII (punycode): what goes on the
+    /// wire.
+    pub fn ascii(&self) -> String {
+        let domain = idna::domain_to_ascii(self.domain()).unwrap_or_else(|_| self.domain().to_string());
+        format!("{}@{domain}", self.local_part())
     }
 
     /// Same mailbox, ignoring case.
@@ -196,6 +213,20 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn internationalised_domains_are_one_address() {
+        let upper = Email::parse("pepe@ÑANDÚ.co").unwrap();
+        let lower = Email::parse("pepe@ñandú.co").unwrap();
+        let puny = Email::parse("pepe@xn--and-6ma2c.co").unwrap();
+        assert_eq!(upper.as_str(), "pepe@ñandú.co");
+        assert_eq!(upper, lower);
+        assert_eq!(puny, lower);
+        assert!(upper.matches(&puny));
+        assert_eq!(upper.ascii(), "pepe@xn--and-6ma2c.co");
+        assert_eq!(Email::parse("a@Example.CO").unwrap().ascii(), "a@example.co");
+        assert!(Email::parse("a@xn--zz.co").is_err(), "a broken punycode label");
     }
 
     #[test]

@@ -252,7 +252,7 @@ impl Mailer {
     }
 
     fn envelope(&self, to: &Email, subject: &str) -> Result<lettre::message::MessageBuilder> {
-        let addr: lettre::Address = to.as_str().parse().map_err(|e| crate::internal!("{e}"))?;
+        let addr: lettre::Address = to.ascii().parse().map_err(|e| crate::internal!("{e}"))?;
         Ok(Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, addr))

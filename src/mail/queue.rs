@@ -221,7 +221,7 @@ fn drop_with(app: &mut App, row: &MailRow, reason: &str, now: i64) -> Result<Pre
 fn prepare(
     app: &mut App,
     row: &MailRow,
-    fresh: Option<(Zeroizing<String>, String)>,
+    fresh: Option<Fresh>,
 ) -> Result<Prepared> {
     let now = app.now();
     let claim = new_claim(now);
@@ -362,11 +362,14 @@ pub fn retry(app: &mut App) -> Result<(RetryReport, Option<Stopped>)> {
     Ok((report, None))
 }
 
+/// A code in clear (zeroed on drop) and its hash.
+type Fresh = (Zeroizing<String>, String);
+
 /// A fresh code and its hash for each `true`, computed in parallel (or
 /// one after the other when no thread can be had).
-fn fresh_codes(app: &App, wants: &[bool]) -> Result<Vec<Option<(Zeroizing<String>, String)>>> {
+fn fresh_codes(app: &App, wants: &[bool]) -> Result<Vec<Option<Fresh>>> {
     let hasher = &app.hasher;
-    let one = |want: &bool| -> Result<Option<(Zeroizing<String>, String)>> {
+    let one = |want: &bool| -> Result<Option<Fresh>> {
         if !*want {
             return Ok(None);
         }

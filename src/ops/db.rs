@@ -57,7 +57,7 @@ pub fn copy(
             src.dump(&mut |r: Record| {
                 dst.load(&r)?;
                 done += 1;
-                if done % 1000 == 0 {
+                if done.is_multiple_of(1000) {
                     progress(done, total);
                 }
                 Ok(())

@@ -142,7 +142,7 @@ impl PgTarget {
         let mut host: Option<String> = u
             .host_str()
             .filter(|h| !h.is_empty())
-            .map(|h| decode(h))
+            .map(decode)
             .transpose()?;
         let mut port: Option<u16> = u.port();
         let mut user: Option<String> = Some(decode(u.username())?).filter(|s| !s.is_empty());
@@ -221,10 +221,11 @@ impl PgTarget {
             (Some("require" | "verify-ca" | "verify-full"), _) => PgTls::Verified,
             (None | Some("allow" | "prefer"), false) => PgTls::Verified,
             (Some("disable"), false) => {
-                let PgHost::Tcp(h) = &host else {
-                    unreachable!("a socket is local")
+                let shown = match &host {
+                    PgHost::Tcp(h) => h.clone(),
+                    PgHost::Socket(d) => d.display().to_string(),
                 };
-                return Err(Error::Config(tf(M::ConfigDbPlain, &[("host", h)])));
+                return Err(Error::Config(tf(M::ConfigDbPlain, &[("host", &shown)])));
             }
             (Some(other), _) => return Err(bad_url(&format!("sslmode={other}"))),
         };

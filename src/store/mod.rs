@@ -620,6 +620,14 @@ pub trait Whole {
 
 // ------------------------------------------------------------------ Store
 
+static COMMITTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once this process has committed a write transaction: a later
+/// failure to write the answer must say that the work was saved.
+pub fn committed() -> bool {
+    COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// An open database: the engine behind the interface, and the helpers
 /// every command uses.
 pub struct Store {
@@ -673,6 +681,7 @@ impl Store {
                 let mut tx = self.inner.begin(Mode::Write)?;
                 let out = f(tx.as_mut())?;
                 tx.commit()?;
+                COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(out)
             })();
             match result {

@@ -577,7 +577,7 @@ pub fn run_command(mut c: Command, stdin: Option<&str>) -> Run {
 /// Waits for a child; a hang (not slowness: the bound is generous) fails
 /// the test instead of blocking the suite.
 pub fn wait_with_deadline(child: std::process::Child, limit: Duration) -> Output {
-    let out = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel();
         let id = child.id();
         s.spawn(move || {
@@ -591,8 +591,7 @@ pub fn wait_with_deadline(child: std::process::Child, limit: Duration) -> Output
         let out = child.wait_with_output().unwrap();
         let _ = tx.send(());
         out
-    });
-    out
+    })
 }
 
 /// A message from the outbox, parsed as email.

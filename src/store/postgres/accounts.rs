@@ -65,14 +65,14 @@ impl PgTxn<'_> {
     }
 
     fn username_taken(&mut self, username: &str, except: Option<i64>) -> Result<bool> {
-        Ok(get(
+        get(
             &self.one(
                 "SELECT EXISTS (SELECT 1 FROM accounts WHERE lower(username) = lower($1) \
                  AND ($2::BIGINT IS NULL OR id <> $2))",
                 &[&username, &except],
             )?,
             0,
-        )?)
+        )
     }
 }
 
