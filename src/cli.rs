@@ -410,7 +410,7 @@ pub struct LoginArgs {
     pub kind: Option<AccountType>,
 
     // USUARIO: the NIT without check digit (a proveedor may use username or email)
-    #[arg(long, visible_alias = "nit", value_name = "IDENT")]
+    #[arg(long, alias = "nit", value_name = "IDENT")]
     pub user: Option<String>,
 
     // Read the password from standard input instead of a hidden prompt
@@ -434,7 +434,7 @@ pub struct RequestArgs {
     pub kind: Option<AccountType>,
 
     // "NIT o Usuario": NIT without check digit, or a proveedor's username
-    #[arg(long, visible_alias = "nit", value_name = "IDENT")]
+    #[arg(long, alias = "nit", value_name = "IDENT")]
     pub user: Option<String>,
 
     // The email registered on the account
@@ -449,7 +449,7 @@ pub struct RequestArgs {
 #[derive(Debug, Args)]
 pub struct ConfirmArgs {
     // "NIT, Usuario o email (Proveedor)"
-    #[arg(long, visible_alias = "nit", value_name = "IDENT")]
+    #[arg(long, alias = "nit", value_name = "IDENT")]
     pub user: Option<String>,
 
     // The 5-character code from the email (case-sensitive)

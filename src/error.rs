@@ -34,6 +34,49 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// The exit-code table, the one source for `--help`, the man pages and the
+/// README (a test checks the README against it): code, a word or two for
+/// the help line, the full meaning.
+pub const EXIT_CODES: &[(u8, M, M)] = &[
+    (exit::OK, M::ExitOkShort, M::ExitOk),
+    (exit::REFUSED, M::ExitRefusedShort, M::ExitRefused),
+    (exit::USAGE, M::ExitUsageShort, M::ExitUsage),
+    (exit::DATA, M::ExitDataShort, M::ExitData),
+    (
+        exit::UNAVAILABLE,
+        M::ExitUnavailableShort,
+        M::ExitUnavailable,
+    ),
+    (exit::SOFTWARE, M::ExitSoftwareShort, M::ExitSoftware),
+    (exit::DB, M::ExitDbShort, M::ExitDb),
+    (exit::BUSY, M::ExitBusyShort, M::ExitBusy),
+    (exit::CONFIG, M::ExitConfigShort, M::ExitConfig),
+    (
+        exit::INTERRUPTED,
+        M::ExitInterruptedShort,
+        M::ExitInterrupted,
+    ),
+];
+
+/// "Códigos de salida: 0 hecho · 1 rechazado · …" in `lang`.
+pub fn exit_codes_line(lang: crate::i18n::Lang) -> String {
+    let parts: Vec<String> = EXIT_CODES
+        .iter()
+        .map(|(c, short, _)| format!("{c} {}", short.text(lang)))
+        .collect();
+    format!("{} {}", M::ExitCodesTitle.text(lang), parts.join(" · "))
+}
+
+/// The README's table of exit codes (English), as generated from
+/// [`EXIT_CODES`].
+pub fn exit_codes_markdown() -> String {
+    let mut s = String::from("| code | meaning |\n|---|---|\n");
+    for (c, _, long) in EXIT_CODES {
+        s.push_str(&format!("| {c} | {} |\n", long.text(crate::i18n::Lang::En)));
+    }
+    s
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]

@@ -19,8 +19,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         " #after",
-        "Ejemplos:\n  recupera user add --type cliente --nit 900102030 --email ana@empresa.co --no-password\n  recupera reset request --nit 900102030 --email ana@empresa.co\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  recupera login --user 900102030\n\nCódigos de salida: 0 hecho · 1 rechazado · 2 uso · 65 dato no válido · 69 servidor de correo no disponible · 74 base de datos inutilizable · 75 base de datos ocupada · 78 configuración errónea · 130 cancelado.",
-        "Examples:\n  recupera user add --type cliente --nit 900102030 --email ana@company.co --no-password\n  recupera reset request --nit 900102030 --email ana@company.co\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  recupera login --user 900102030\n\nExit codes: 0 done · 1 refused · 2 usage · 65 bad data · 69 mail server unavailable · 74 database unusable · 75 database busy · 78 bad configuration · 130 cancelled.",
+        "Ejemplos:\n  recupera user add --type cliente --nit 900102030 --email ana@empresa.co --no-password\n  recupera reset request --nit 900102030 --email ana@empresa.co\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  recupera login --user 900102030",
+        "Examples:\n  recupera user add --type cliente --nit 900102030 --email ana@company.co --no-password\n  recupera reset request --nit 900102030 --email ana@company.co\n  recupera reset confirm --user 900102030 --code 7Zx2f\n  recupera login --user 900102030",
     ),
     // ---- global flags
     ("--help", "Muestra esta ayuda", "Show this help"),
@@ -535,13 +535,13 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "audit #after",
-        "Ejemplo:\n  recupera audit --user 900102030 --limit 20",
-        "Example:\n  recupera audit --user 900102030 --limit 20",
+        "Eventos: user.add, user.import, user.edit, user.disable, user.enable, user.unlock, user.delete, login, reset.request, reset.confirm, recovery.suspend, mail.deliver, codes.purge.\nEjemplos:\n  recupera audit --user 900102030 --limit 20\n  recupera audit --since 2026-11-01 --until 2026-11-30 --event reset --format csv > noviembre.csv\n  recupera audit --agent maria --event user",
+        "Events: user.add, user.import, user.edit, user.disable, user.enable, user.unlock, user.delete, login, reset.request, reset.confirm, recovery.suspend, mail.deliver, codes.purge.\nExamples:\n  recupera audit --user 900102030 --limit 20\n  recupera audit --since 2026-11-01 --until 2026-11-30 --event reset --format csv > november.csv\n  recupera audit --agent maria --event user",
     ),
     (
         "audit --user",
-        "Solo los eventos de esta cuenta (NIT, o usuario/email de proveedor)",
-        "Only events of this account (NIT, or a proveedor's username/email)",
+        "Solo los eventos de esta cuenta (NIT, usuario/email de proveedor, o el seudónimo borrado-N de una cuenta borrada). En audit, --agent filtra por agente",
+        "Only events of this account (NIT, a proveedor's username/email, or the borrado-N pseudonym of a deleted account). On audit, --agent filters by agent",
     ),
     (
         "audit --type",
@@ -631,6 +631,125 @@ pub fn lookup(key: &str, lang: Lang) -> Option<&'static str> {
         })
 }
 
+/// The help text of `key` as shown: the catalog's, plus, for the root, the
+/// exit codes generated from `error::EXIT_CODES`.
+fn shown(key: &str, lang: Lang) -> Option<String> {
+    let text = lookup(key, lang)?;
+    if key == " #after" {
+        return Some(format!("{text}\n\n{}", crate::error::exit_codes_line(lang)));
+    }
+    Some(text.to_string())
+}
+
+/// What clap would print in English after a flag's help ([env: …],
+/// [default: …], [possible values: …]), written in `lang` instead.
+fn suffixes(a: &Arg, lang: Lang) -> String {
+    use crate::i18n::M;
+    let mut out = Vec::new();
+    let values: Vec<String> = a
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| v.get_name().to_string())
+        .collect();
+    if !values.is_empty() && a.get_action().takes_values() {
+        out.push(crate::i18n::tl(
+            M::HelpValues,
+            lang,
+            &[("values", &values.join(", "))],
+        ));
+    }
+    let defaults: Vec<String> = a
+        .get_default_values()
+        .iter()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect();
+    if !defaults.is_empty() && a.get_action().takes_values() {
+        out.push(crate::i18n::tl(
+            M::HelpDefault,
+            lang,
+            &[("default", &defaults.join(", "))],
+        ));
+    }
+    let aliases: Vec<String> = a
+        .get_all_aliases()
+        .unwrap_or_default()
+        .iter()
+        .filter(|al| al.len() > 1)
+        .map(|al| format!("--{al}"))
+        .collect();
+    if !aliases.is_empty() {
+        out.push(crate::i18n::tl(
+            M::HelpAlias,
+            lang,
+            &[("alias", &aliases.join(", "))],
+        ));
+    }
+    if let Some(env) = a.get_env() {
+        out.push(crate::i18n::tl(
+            M::HelpEnv,
+            lang,
+            &[("env", &env.to_string_lossy())],
+        ));
+    }
+    out.join(" ")
+}
+
+/// A value's placeholder in `lang` (`<FILE>` is `<ARCHIVO>` in Spanish).
+fn value_name(name: &str, lang: Lang) -> String {
+    if lang == Lang::En {
+        return name.to_string();
+    }
+    match name {
+        "FILE" => "ARCHIVO",
+        "NAME" => "NOMBRE",
+        "HOURS" => "HORAS",
+        "SECS" => "SEGUNDOS",
+        "TYPE" => "TIPO",
+        "LANG" => "IDIOMA",
+        "MAILBOX" => "REMITENTE",
+        "TEXT" => "TEXTO",
+        "USER" => "USUARIO",
+        "DIR" => "CARPETA",
+        "PATH|URL" => "RUTA|URL",
+        "CODE" => "CÓDIGO",
+        "DATE" => "FECHA",
+        "EVENT" => "EVENTO",
+        "FORMAT" => "FORMATO",
+        "WHAT" => "QUÉ",
+        "ENCODING" => "CODIFICACIÓN",
+        other => other,
+    }
+    .to_string()
+}
+
+/// The usage line in `lang`: clap's has English tokens ([OPTIONS],
+/// <COMMAND>).
+fn usage(cmd: &Command, path: &str, lang: Lang) -> String {
+    use crate::i18n::M;
+    let mut s = if path.is_empty() {
+        "recupera".to_string()
+    } else {
+        format!("recupera {path}")
+    };
+    s.push_str(&format!(" [{}]", M::HelpOptions.text(lang)));
+    for a in cmd.get_positionals() {
+        let name = a.get_value_names().and_then(|v| v.first()).map_or_else(
+            || a.get_id().to_string().to_uppercase(),
+            |v| value_name(v, lang),
+        );
+        if a.is_required_set() {
+            s.push_str(&format!(" <{name}>"));
+        } else {
+            s.push_str(&format!(" [{name}]"));
+        }
+    }
+    if cmd.has_subcommands() {
+        s.push_str(&format!(" <{}>", M::HelpCommand.text(lang)));
+    }
+    s
+}
+
 fn join(path: &str, part: &str) -> String {
     if path.is_empty() {
         part.to_string()
@@ -658,14 +777,17 @@ fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
     if let Some(t) = lookup(path, lang) {
         cmd = cmd.about(t);
     }
-    if let Some(t) = lookup(&format!("{path} #after"), lang) {
+    if let Some(t) = shown(&format!("{path} #after"), lang) {
         cmd = cmd.after_help(t);
     }
+    let usage_line = usage(&cmd, path, lang);
     cmd = cmd
         .help_template(template(lang))
+        .override_usage(usage_line)
         .subcommand_help_heading(word(lang, "commands"))
+        .subcommand_value_name(crate::i18n::M::HelpCommand.text(lang))
         .disable_help_subcommand(true);
-    let args: Vec<(String, String, Option<String>, bool)> = cmd
+    let args: Vec<(String, String, Option<String>, bool, String)> = cmd
         .get_arguments()
         .map(|a| {
             (
@@ -673,11 +795,18 @@ fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
                 arg_key(path, a),
                 a.get_help_heading().map(str::to_string),
                 a.is_positional(),
+                suffixes(a, lang),
             )
         })
         .collect();
-    for (id, key, heading, positional) in args {
-        let help = lookup(&key, lang);
+    for (id, key, heading, positional, extra) in args {
+        let help = lookup(&key, lang).map(|h| {
+            if extra.is_empty() {
+                h.to_string()
+            } else {
+                format!("{h} {extra}")
+            }
+        });
         let heading = match heading.as_deref() {
             Some(h) => word(lang, h),
             None if positional => word(lang, "arguments"),
@@ -686,7 +815,28 @@ fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
         // Configuration flags stay out of `-h` (still in `--help`).
         let config = heading == word(lang, "Mail") || heading == word(lang, "Policy");
         cmd = cmd.mut_arg(id, |a| {
-            let a = a.help_heading(heading).hide_short_help(config);
+            // clap's own English tokens are replaced by the suffixes above.
+            let takes = a.get_action().takes_values();
+            let names: Vec<String> = a
+                .get_value_names()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| value_name(v, lang))
+                .collect();
+            let a = if names.is_empty() {
+                a
+            } else {
+                a.value_names(names)
+            };
+            let a = a
+                .help_heading(heading)
+                .hide_short_help(config)
+                .hide_env(true);
+            let a = if takes {
+                a.hide_possible_values(true).hide_default_value(true)
+            } else {
+                a
+            };
             match help {
                 Some(h) => a.help(h),
                 None => a,

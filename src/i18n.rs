@@ -595,6 +595,41 @@ catalog! {
     RequestsUsed => "{used} de {limit}", "{used} of {limit}";
     RequestsUsedUntil => "{used} de {limit}; la próxima se permite desde {at}", "{used} of {limit}; the next is allowed from {at}";
 
+    // --- exit codes (error::EXIT_CODES) ---
+    ExitCodesTitle => "Códigos de salida:", "Exit codes:";
+    ExitOkShort => "hecho", "done";
+    ExitOk => "hecho", "done";
+    ExitRefusedShort => "rechazado", "refused";
+    ExitRefused => "rechazado: inicio de sesión fallido, código no aceptado", "refused: login failed, code rejected";
+    ExitUsageShort => "uso", "usage";
+    ExitUsage => "uso: faltan argumentos o están mal escritos (sin terminal, un valor que falta nombra su opción)",
+        "usage: missing or malformed arguments (without a terminal, a missing value names its flag)";
+    ExitDataShort => "dato no válido", "bad data";
+    ExitData => "dato no válido: NIT, email o contraseña no válidos, confirmación distinta, la cuenta ya existe, un archivo de importación con errores; mail retry: el servidor rechazó algunos mensajes",
+        "bad data: invalid NIT, email or password, confirmation mismatch, account exists, an import file with errors; mail retry: the server refused some messages";
+    ExitUnavailableShort => "servidor no disponible", "server unavailable";
+    ExitUnavailable => "servidor no disponible: el de correo (mail retry) o el de PostgreSQL (nombrando servidor y puerto)",
+        "server unavailable: the mail server (mail retry) or the PostgreSQL server (naming host and port)";
+    ExitSoftwareShort => "error interno", "internal error";
+    ExitSoftware => "error interno (un fallo del programa; nunca 1)", "internal error (a bug; never 1)";
+    ExitDbShort => "base de datos inutilizable", "database unusable";
+    ExitDb => "la base de datos no se puede abrir, está dañada o es más nueva que el programa (no se modifica); o hecho y guardado pero sin poder escribir la respuesta",
+        "the database cannot be opened, is damaged or newer than this program (left untouched); or done and saved but the answer could not be written";
+    ExitBusyShort => "base de datos ocupada", "database busy";
+    ExitBusy => "base de datos ocupada más allá de su espera (o conflictos de PostgreSQL tras los reintentos)",
+        "database busy past its timeout (or PostgreSQL conflicts after the retries)";
+    ExitConfigShort => "configuración errónea", "bad configuration";
+    ExitConfig => "configuración errónea (variables, URL, TLS, credenciales del servidor)", "bad configuration (variables, URLs, TLS, server credentials)";
+    ExitInterruptedShort => "cancelado", "cancelled";
+    ExitInterrupted => "cancelado en una pregunta (Ctrl-C) antes del resultado; tras el resultado, Ctrl-C termina con 0",
+        "cancelled at a prompt (Ctrl-C) before the result; after the result is shown, Ctrl-C ends with 0";
+    HelpValues => "Valores: {values}.", "Values: {values}.";
+    HelpDefault => "[por omisión: {default}]", "[default: {default}]";
+    HelpEnv => "[variable: {env}]", "[variable: {env}]";
+    HelpAlias => "[también {alias}]", "[also {alias}]";
+    HelpOptions => "OPCIONES", "OPTIONS";
+    HelpCommand => "ORDEN", "COMMAND";
+
     // --- misc ---
     Yes => "sí", "yes";
     YesOption => "Sí", "Yes";

@@ -1,7 +1,12 @@
 //! The `recupera` binary: parse, run, map the error to an exit code. The
 //! exit-code table lives in `recupera::error::exit` and is applied only here.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use clap::FromArgMatches;
 use clap::parser::ValueSource;
@@ -198,7 +203,11 @@ fn report(e: &Error, json: bool) -> ExitCode {
         for r in rows {
             err(&recupera::i18n::tf(
                 recupera::i18n::M::ImportRowError,
-                &[("line", &r.line), ("column", &r.column), ("message", &r.message)],
+                &[
+                    ("line", &r.line),
+                    ("column", &r.column),
+                    ("message", &r.message),
+                ],
             ));
         }
     }

@@ -109,7 +109,8 @@ impl Email {
     /// The address with its domain in ASCII (punycode): what goes on the
     /// wire.
     pub fn ascii(&self) -> String {
-        let domain = idna::domain_to_ascii(self.domain()).unwrap_or_else(|_| self.domain().to_string());
+        let domain =
+            idna::domain_to_ascii(self.domain()).unwrap_or_else(|_| self.domain().to_string());
         format!("{}@{domain}", self.local_part())
     }
 
@@ -225,8 +226,14 @@ mod tests {
         assert_eq!(puny, lower);
         assert!(upper.matches(&puny));
         assert_eq!(upper.ascii(), "pepe@xn--and-6ma2c.co");
-        assert_eq!(Email::parse("a@Example.CO").unwrap().ascii(), "a@example.co");
-        assert!(Email::parse("a@xn--zz.co").is_err(), "a broken punycode label");
+        assert_eq!(
+            Email::parse("a@Example.CO").unwrap().ascii(),
+            "a@example.co"
+        );
+        assert!(
+            Email::parse("a@xn--zz.co").is_err(),
+            "a broken punycode label"
+        );
     }
 
     #[test]

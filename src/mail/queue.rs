@@ -218,11 +218,7 @@ fn drop_with(app: &mut App, row: &MailRow, reason: &str, now: i64) -> Result<Pre
 
 /// Claims a queued row and builds its message, re-keying a reset code (with
 /// the fresh code hashed beforehand) in the same transaction as the claim.
-fn prepare(
-    app: &mut App,
-    row: &MailRow,
-    fresh: Option<Fresh>,
-) -> Result<Prepared> {
+fn prepare(app: &mut App, row: &MailRow, fresh: Option<Fresh>) -> Result<Prepared> {
     let now = app.now();
     let claim = new_claim(now);
     let Some(acc) = app.store.read(|tx| Ok(tx.account(row.account_id)?))? else {
