@@ -84,15 +84,16 @@ pub fn default_db_path() -> Result<PathBuf> {
     }
 }
 
-/// `--agent`, else `$USER`, else "?"; control characters removed, 64 chars
-/// at most, so the audit log stays one clean line per event.
+/// `--agent`, else `$USER`, else "?"; 64 characters at most (the caller
+/// makes control and invisible characters visible escapes, so the audit
+/// log shows what was typed, on one line, without a terminal acting on it).
 pub fn agent_name(given: Option<&str>) -> String {
     let raw = given
         .map(str::to_string)
         .or_else(|| std::env::var("USER").ok())
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "?".to_string());
-    raw.chars().filter(|c| !c.is_control()).take(64).collect()
+    raw.chars().take(64).collect()
 }
 
 /// The clock: the system's, except that a binary built for the test suite

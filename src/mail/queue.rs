@@ -61,6 +61,9 @@ pub fn dispatch(app: &mut App, mail_id: i64, claim: &Claim, msg: &Message) {
 fn spawn_delivery(bg: &Background, mail_id: i64, token: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::process::{Command, Stdio};
+    if crate::ops::spawn_refused() {
+        return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+    }
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["mail", "deliver", "--id", &mail_id.to_string()])
@@ -91,9 +94,11 @@ fn spawn_delivery(bg: &Background, mail_id: i64, token: &str, bytes: &[u8]) -> s
     }
     // Reap it if this process outlives it (the interactive flow goes on);
     // without a thread to spare, the child is reaped when we exit.
-    let _ = std::thread::Builder::new().spawn(move || {
-        let _ = child.wait();
-    });
+    if !crate::ops::spawn_refused() {
+        let _ = std::thread::Builder::new().spawn(move || {
+            let _ = child.wait();
+        });
+    }
     Ok(())
 }
 

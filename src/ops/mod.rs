@@ -82,7 +82,11 @@ pub fn parallel<A: Send, B>(
     let job = std::sync::Mutex::new(Some(background));
     let take = || job.lock().unwrap_or_else(|e| e.into_inner()).take();
     std::thread::scope(|s| {
-        let spawned = std::thread::Builder::new().spawn_scoped(s, || take().map(|f| f()));
+        let spawned = if spawn_refused() {
+            Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+        } else {
+            std::thread::Builder::new().spawn_scoped(s, || take().map(|f| f()))
+        };
         let b = here();
         let a = match spawned {
             Ok(handle) => match handle.join() {
@@ -105,6 +109,9 @@ pub fn parallel<A: Send, B>(
 /// The worker pool for CPU-bound batches (hashing), made on first use;
 /// `None` when this process cannot start threads.
 fn pool() -> Option<&'static rayon::ThreadPool> {
+    if spawn_refused() {
+        return None;
+    }
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().build().ok())
         .as_ref()
@@ -121,4 +128,16 @@ pub fn par_map<T: Sync, U: Send>(
         Some(p) if items.len() > 1 => p.install(|| items.par_iter().map(&f).collect()),
         _ => items.iter().map(f).collect(),
     }
+}
+
+/// True when this process must behave as one that cannot start threads or
+/// processes (its limit reached). Only the test build can be told so
+/// (`RECUPERA_TEST_NO_SPAWN`), to check that such a process answers the
+/// same; every other build always tries.
+pub fn spawn_refused() -> bool {
+    #[cfg(feature = "test-clock")]
+    let refused = std::env::var_os("RECUPERA_TEST_NO_SPAWN").is_some();
+    #[cfg(not(feature = "test-clock"))]
+    let refused = false;
+    refused
 }

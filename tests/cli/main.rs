@@ -3,6 +3,7 @@
 
 mod desk;
 mod flow;
+mod hardening;
 mod import;
 mod smtp_server;
 mod util;

@@ -1,0 +1,321 @@
+//! What an adversarial review found, pinned: escapes from foreign text,
+//! panics as oracles, closed and full outputs, files and folders others
+//! could touch, Unicode in identities, and mail that must say the truth.
+
+use crate::engines;
+use crate::util::*;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::Stdio;
+
+engines!(
+    a_process_that_cannot_start_threads_answers_the_same,
+    closed_stdout_ends_with_the_actions_own_code,
+    full_stdout_after_a_reset_says_it_was_saved,
+    foreign_text_never_reaches_the_terminal_raw,
+    internationalised_domains_are_one_address,
+    a_resent_message_tells_the_codes_own_expiry,
+    a_symlinked_outbox_is_refused_and_the_message_waits,
+);
+
+/// A pipe whose reading end is already closed: the first write to it fails
+/// with EPIPE.
+fn closed_pipe() -> Stdio {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) fills two new descriptors; we own both.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fds[0] is ours and closed once, here.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is a fresh descriptor nobody else owns.
+    Stdio::from(unsafe { OwnedFd::from_raw_fd(fds[1]) })
+}
+
+fn run_with_stdout(cmd: Cmd<'_>, stdout: Stdio, stdin: Option<&str>) -> (i32, String) {
+    let mut c = cmd.command();
+    c.stdout(stdout)
+        .stderr(Stdio::piped())
+        .stdin(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(60));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn a_process_that_cannot_start_threads_answers_the_same(env: &mut Env) {
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    // reset confirm hashes the new password on a second thread; without
+    // one it does both hashes here and answers the same.
+    let r = env
+        .cli([
+            "reset",
+            "confirm",
+            "--user",
+            NIT,
+            "--code",
+            &code,
+            "--password-stdin",
+        ])
+        .stdin(&format!("{STRONG}\n"))
+        .env("RECUPERA_TEST_NO_SPAWN", "1")
+        .ok();
+    r.stdout_has("Su contraseña ha sido actualizada.");
+    assert!(!r.stderr.contains("panicked"));
+    env.login("cliente", NIT, STRONG).ok();
+    // And a wrong code without threads is the usual refusal, exit 1.
+    env.advance(61);
+    env.request(NIT, EMAIL).ok();
+    env.cli([
+        "reset",
+        "confirm",
+        "--user",
+        NIT,
+        "--code",
+        "zzzzz",
+        "--password-stdin",
+    ])
+    .stdin(&format!("{STRONG2}\n"))
+    .env("RECUPERA_TEST_NO_SPAWN", "1")
+    .expect_exit(1)
+    .stderr_has(CONFIRM_REFUSED);
+}
+
+fn closed_stdout_ends_with_the_actions_own_code(env: &mut Env) {
+    env.add_cliente_with_password();
+    for i in 0..50 {
+        env.login_refused("cliente", NIT, &format!("clave equivocada {i}"));
+    }
+    let (code, stderr) = run_with_stdout(env.cli(["--json", "audit"]), closed_pipe(), None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // A refused login to a closed stdout is still the refusal: exit 1.
+    let (code, stderr) = run_with_stdout(
+        env.cli(["--json", "login", "--user", NIT, "--password-stdin"]),
+        closed_pipe(),
+        Some("otra clave cualquiera\n"),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // A table too.
+    let (code, stderr) = run_with_stdout(env.cli(["user", "list"]), closed_pipe(), None);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+fn full_stdout_after_a_reset_says_it_was_saved(env: &mut Env) {
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let (exit, stderr) = run_with_stdout(
+        env.cli([
+            "--json",
+            "reset",
+            "confirm",
+            "--user",
+            NIT,
+            "--code",
+            &code,
+            "--password-stdin",
+        ]),
+        Stdio::from(full),
+        Some(&format!("{STRONG}\n")),
+    );
+    assert_eq!(exit, 74, "{stderr}");
+    assert!(stderr.contains("hecho y guardado"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // It was saved indeed.
+    env.login("cliente", NIT, STRONG).ok();
+}
+
+fn foreign_text_never_reaches_the_terminal_raw(env: &mut Env) {
+    env.add_cliente();
+    let evil_agent = "ana\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202E}lista";
+    env.cli(["user", "unlock", NIT, "--agent", evil_agent]).ok();
+    let table = env.cli(["audit"]).ok();
+    assert!(!table.stdout.contains('\u{1b}') && !table.stdout.contains('\u{202E}'));
+    assert!(table.stdout.contains("\\u{1b}"), "{}", table.stdout);
+    // --json keeps JSON escaping: the exact agent comes back.
+    let j = env.audit(&["--event", "user.unlock"]);
+    assert!(
+        j[0]["agent"].as_str().unwrap().contains("\\u{1b}"),
+        "stored made visible"
+    );
+    // Arguments echoed in errors.
+    for args in [
+        vec!["user", "show", "\u{1b}]0;pwned\u{7}"],
+        vec!["reset", "request", "--nit", "9\u{1b}[2J", "--email", EMAIL],
+        vec![
+            "user",
+            "add",
+            "--nit",
+            NIT,
+            "--email",
+            "a\u{1b}[31m@x.co",
+            "--no-password",
+        ],
+        vec!["--db", "/tmp/no\u{1b}[2Jsuch/\u{7}dir/", "user", "list"],
+        vec!["user", "shw\u{1b}[2J"],
+    ] {
+        let r = env.cli(&args).run();
+        assert_ne!(r.code, 0, "{args:?}");
+        for raw in ['\u{1b}', '\u{7}'] {
+            assert!(
+                !r.stderr.contains(raw),
+                "{args:?}: raw control in {:?}",
+                r.stderr
+            );
+            assert!(!r.stdout.contains(raw), "{args:?}");
+        }
+    }
+    // Invisible characters in emails and usernames are refused outright.
+    env.add_user("cliente", "800003122", "a@ex\u{200B}ample.co", &[])
+        .code(65);
+    env.add_user(
+        "proveedor",
+        "800003122",
+        "a@example.co",
+        &["--username", "ac\u{200D}me"],
+    )
+    .code(65);
+}
+
+fn internationalised_domains_are_one_address(env: &mut Env) {
+    env.add_user("cliente", NIT, "pepe@ÑANDÚ.co", &[]).ok();
+    assert_eq!(env.account(NIT)["email"], "pepe@ñandú.co");
+    env.request(NIT, "pepe@ñandú.co").ok();
+    env.advance(61);
+    env.request(NIT, "PEPE@xn--and-6ma2c.co").ok();
+    let mails = env.mails();
+    assert_eq!(mails.len(), 2, "both spellings name the account");
+    assert_eq!(
+        mails[0].to,
+        ["pepe@xn--and-6ma2c.co"],
+        "sent to the ASCII form"
+    );
+}
+
+fn a_resent_message_tells_the_codes_own_expiry(env: &mut Env) {
+    env.add_cliente();
+    // The outbox cannot be written (a file where the folder should be):
+    // the message waits in the queue.
+    std::fs::write(&env.outbox, "no soy una carpeta").unwrap();
+    env.cli(["reset", "request", "--nit", NIT, "--email", EMAIL])
+        .env("RECUPERA_CODE_TTL_HOURS", "2")
+        .ok();
+    assert_eq!(env.queue()[0]["state"], "queued");
+    std::fs::remove_file(&env.outbox).unwrap();
+    env.advance(30 * 60);
+    // Retried under the default settings (12 h), half an hour later.
+    env.cli(["mail", "retry"]).ok();
+    let m = env.mails().pop().unwrap();
+    assert!(m.text.contains("caducará en 90 minutos"), "{}", m.text);
+    assert!(!m.text.contains("12Hrs"));
+    // 24-02-2026 13:46:38 Bogotá + 2 h.
+    assert!(m.text.contains("24-02-2026 15:46:38"), "{}", m.text);
+    env.advance(90 * 60);
+    env.confirm_refused(NIT, &m.code.unwrap(), STRONG);
+}
+
+#[cfg(unix)]
+fn a_symlinked_outbox_is_refused_and_the_message_waits(env: &mut Env) {
+    env.add_cliente();
+    let elsewhere = env.root.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &env.outbox).unwrap();
+    let unknown = env.request("800003122", EMAIL);
+    let known = env.request(NIT, EMAIL);
+    assert_eq!((known.code, &known.stdout), (unknown.code, &unknown.stdout));
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing followed the link"
+    );
+    let q = env.queue();
+    assert_eq!(q[0]["state"], "queued");
+    assert!(
+        q[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("enlace simbólico"),
+        "{q:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn open_files_and_folders_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::sqlite();
+    env.add_cliente();
+    // A database restored with the wrong mode.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = env.db_path.as_os_str().to_owned();
+        p.push(suffix);
+        if std::path::Path::new(&p).exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+    }
+    let r = env.cli(["user", "list"]).ok();
+    r.stderr_has("666").stderr_has("600");
+    let mode = std::fs::metadata(&env.db_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // An outbox others can write, ours: tightened, and said.
+    std::fs::create_dir_all(&env.outbox).unwrap();
+    std::fs::set_permissions(&env.outbox, std::fs::Permissions::from_mode(0o777)).unwrap();
+    env.request(NIT, EMAIL).ok().stderr_has("700");
+    let mode = std::fs::metadata(&env.outbox).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(env.mails().len(), 1);
+    // An outbox that belongs to someone else and others can write: refused.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let foreign = env.root.join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o777)).unwrap();
+        // SAFETY: chown(2) on a path we made; 65534 is nobody.
+        let c = std::ffi::CString::new(foreign.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+        let mut e2 = Env::sqlite();
+        e2.set_env("RECUPERA_OUTBOX", foreign.to_str().unwrap());
+        e2.add_cliente();
+        e2.request(NIT, EMAIL).ok();
+        assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 0);
+        let q = e2.queue();
+        assert!(
+            q[0]["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("otro usuario"),
+            "{q:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_open_leaves_no_folder_and_no_placeholder_is_reread() {
+    let env = Env::sqlite();
+    let target = env.root.join("nonexistent-{err}").join("x");
+    let db = format!("{}/", target.display());
+    let r = env.cli(["--db", &db, "user", "list"]).expect_exit(74);
+    r.stderr_has("nonexistent-{err}");
+    assert!(
+        !env.root.join("nonexistent-{err}").exists(),
+        "the folder it made is gone"
+    );
+}
