@@ -2,5 +2,6 @@
 //! PostgreSQL server, a real SMTP server, parsed email.
 
 mod flow;
+mod smtp;
 mod smtp_server;
 mod util;
