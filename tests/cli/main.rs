@@ -2,6 +2,7 @@
 //! PostgreSQL server, a real SMTP server, parsed email.
 
 mod flow;
+mod output;
 mod smtp;
 mod smtp_server;
 mod util;
