@@ -5,5 +5,7 @@ mod desk;
 mod flow;
 mod hardening;
 mod import;
+mod output;
+mod smtp;
 mod smtp_server;
 mod util;

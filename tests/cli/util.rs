@@ -33,17 +33,19 @@ pub const CONFIRM_REFUSED: &str = "No se pudo actualizar la contraseña";
 pub const LOGIN_REFUSED: &str = "Usuario o contraseña incorrectos.";
 
 /// Instantiates each listed `fn name(env: &mut Env)` once per engine.
+/// Attributes written before a name apply to both instances:
+/// `engines!(a, #[ignore = "BUG: …"] b)`.
 #[macro_export]
 macro_rules! engines {
-    ($($name:ident),* $(,)?) => {
+    ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod sqlite {
-            $( #[test] fn $name() {
+            $( $(#[$meta])* #[test] fn $name() {
                 let mut env = $crate::util::Env::new($crate::util::Engine::Sqlite).unwrap();
                 super::$name(&mut env)
             } )*
         }
         mod postgres {
-            $( #[test] fn $name() {
+            $( $(#[$meta])* #[test] fn $name() {
                 if let Some(mut env) = $crate::util::Env::new($crate::util::Engine::Postgres) {
                     super::$name(&mut env)
                 }
