@@ -340,6 +340,7 @@ catalog! {
     PurgeDry => "Códigos que se eliminarían: {codes} (--dry-run: no se cambió nada).",
         "Codes that would be deleted: {codes} (--dry-run: nothing changed).";
     Interrupted => "Cancelado.", "Cancelled.";
+    InternalPanic => "error interno (un fallo del programa; nada quedó a medias): {err}", "internal error (a bug; nothing was left half-done): {err}";
     SavedButNoOutput => "recupera: hecho y guardado, pero no se pudo escribir la respuesta: {err}",
         "recupera: done and saved, but the answer could not be written: {err}";
     StdinIsTerminal => "--password-stdin lee la contraseña de una tubería (printf '%s\\n' \"$CLAVE\" | recupera …); en una terminal, omítalo y se le preguntará sin mostrarla.",

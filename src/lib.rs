@@ -19,8 +19,8 @@
     )
 )]
 
-pub mod alloc;
 pub mod app;
+pub mod argon2mem;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -42,11 +42,6 @@ pub mod view;
 
 use cli::{Cli, Command};
 
-// The unit tests run with the binary's allocator, so what it changes (where
-// argon2's memory comes from) is tested with the rest.
-#[cfg(test)]
-#[global_allocator]
-static TEST_ALLOCATOR: alloc::HugePages = alloc::HugePages;
 use error::Result;
 
 /// Runs a parsed command line.
@@ -56,6 +51,18 @@ pub fn run(cli: Cli) -> Result<()> {
     let ui = ui::Ui::new(cli.global.json);
     if let Command::Demo = cli.command {
         return commands::demo::run(&ui);
+    }
+    // A command that will hash gets its argon2 memory ready on another
+    // core while this one opens the database (two for reset confirm, which
+    // runs its two hashes at once).
+    let hashes = match &cli.command {
+        Command::Login(_) | Command::Reset(cli::ResetCommand::Request(_)) => 1,
+        Command::Reset(cli::ResetCommand::Confirm(_)) => 2,
+        Command::User(cli::UserCommand::Add(a)) if !a.no_password => 1,
+        _ => 0,
+    };
+    if hashes > 0 {
+        argon2mem::prefault(domain::hash::Hasher::new(None).blocks(), hashes);
     }
     let mut app = app::Config::from_cli(&cli.global, &cli.on_argv)?.open()?;
     let lang_on_argv = cli.on_argv.lang.then_some(lang);

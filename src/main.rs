@@ -34,10 +34,6 @@ fn err(line: &str) {
     let _ = writeln!(e, "{shown}");
 }
 
-/// Large blocks (argon2's 19 MiB) on huge pages: see `recupera::alloc`.
-#[global_allocator]
-static ALLOCATOR: recupera::alloc::HugePages = recupera::alloc::HugePages;
-
 /// True when a global flag was typed on the command line, at any level.
 fn on_argv(m: &clap::ArgMatches, id: &str) -> bool {
     if m.value_source(id) == Some(ValueSource::CommandLine) {
@@ -134,7 +130,21 @@ mod interrupt {
     }
 }
 
+/// A panic is a bug: whatever thread it happens on, say so and exit 70
+/// (never 101, never an abort's 134), without unwinding into a half-done
+/// state. Transactions not committed are rolled back by the database.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = recupera::i18n::tf(recupera::i18n::M::InternalPanic, &[("err", &info)]);
+        err(&format!("recupera: {msg}"));
+        // SAFETY: terminates the process at once; nothing here needs
+        // destructors (the database rolls back what was not committed).
+        unsafe { libc::_exit(i32::from(exit::SOFTWARE)) }
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_hook();
     // Everything this process creates (database, WAL, outbox files) is
     // private to its owner.
     #[cfg(unix)]

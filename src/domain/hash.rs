@@ -8,13 +8,16 @@
 //!   miss, so a caller can keep hits and misses the same price.
 //! - The optional pepper is argon2's `secret` input; it never reaches the
 //!   database. Losing it invalidates every stored hash (see README).
+//! - The 19 MiB of working memory come from `argon2mem` (huge pages,
+//!   faulted in ahead of time), not from the allocator: the same argon2
+//!   computation, without thousands of page faults per hash.
 //! - Hashes imported from another platform are accepted as they are: PHC
 //!   argon2id/argon2i strings and bcrypt (`$2y$`, `$2b$`, `$2a$`). They
 //!   verify with their own parameters (bcrypt: PHP's semantics, the first 72
 //!   bytes) and always need a re-hash, so the first successful login turns
 //!   them into argon2id.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
 use zeroize::Zeroizing;
 
@@ -60,31 +63,53 @@ impl Hasher {
         }
     }
 
-    /// The argon2 context. A pepper argon2 cannot take fails closed: no hash
-    /// is made and nothing verifies (never a silent fallback to no pepper).
-    fn argon2(&self) -> Result<Argon2<'_>, HashError> {
+    /// The argon2 context for `alg`/`version`/`params`. A pepper argon2
+    /// cannot take fails closed: nothing is hashed and nothing verifies
+    /// (never a silent fallback to no pepper).
+    fn context(
+        &self,
+        alg: Algorithm,
+        version: Version,
+        params: Params,
+    ) -> Result<Argon2<'_>, HashError> {
         match &self.pepper {
-            Some(secret) => Argon2::new_with_secret(
-                secret,
-                Algorithm::Argon2id,
-                Version::V0x13,
-                self.params.clone(),
-            )
-            .map_err(|e| HashError(e.to_string())),
-            None => Ok(Argon2::new(
-                Algorithm::Argon2id,
-                Version::V0x13,
-                self.params.clone(),
-            )),
+            Some(secret) => Argon2::new_with_secret(secret, alg, version, params)
+                .map_err(|e| HashError(e.to_string())),
+            None => Ok(Argon2::new(alg, version, params)),
         }
+    }
+
+    /// One argon2 evaluation into `out`, in the dedicated working memory.
+    fn compute(
+        a: &Argon2<'_>,
+        blocks: usize,
+        secret: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), HashError> {
+        crate::argon2mem::with_blocks(blocks, |mem| {
+            a.hash_password_into_with_memory(secret, salt, out, mem)
+        })
+        .map_err(|e| HashError(e.to_string()))
     }
 
     /// Hashes a secret with a fresh salt, returning the PHC string.
     pub fn hash(&self, secret: &[u8]) -> Result<String, HashError> {
-        self.argon2()?
-            .hash_password(secret)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))
+        use rand::RngExt;
+        let salt: [u8; 16] = rand::rng().random();
+        let mut out = [0u8; 32];
+        let params = self.params.clone();
+        let a = self.context(Algorithm::Argon2id, Version::V0x13, params.clone())?;
+        Self::compute(&a, params.block_count(), secret, &salt, &mut out)?;
+        let err = |e: &dyn std::fmt::Display| HashError(e.to_string());
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|e| err(&e))?,
+            salt: Some(Salt::new(&salt).map_err(|e| err(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| err(&e))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Checks a secret against a stored PHC string (or an imported bcrypt
@@ -100,23 +125,53 @@ impl Hasher {
                 }
             };
         }
-        match (PasswordHash::new(phc), self.argon2()) {
-            (Ok(parsed), Ok(a)) => a.verify_password(secret, &parsed).is_ok(),
-            _ => {
+        match self.verify_phc(secret, phc) {
+            Some(ok) => ok,
+            None => {
                 self.burn(secret);
                 false
             }
         }
     }
 
+    /// `None` when the stored string is not a usable argon2 PHC string.
+    fn verify_phc(&self, secret: &[u8], phc: &str) -> Option<bool> {
+        let parsed = PasswordHash::new(phc).ok()?;
+        let alg = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).ok()?;
+        let salt = parsed.salt?;
+        let expected = parsed.hash?;
+        let a = self.context(alg, version, params.clone()).ok()?;
+        let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        Self::compute(&a, params.block_count(), secret, salt.as_ref(), &mut out).ok()?;
+        // Constant time: every byte compared whatever the first difference.
+        let diff = out
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        Some(diff == 0 && out.len() == expected.len())
+    }
+
     /// Does the argon2 work of one verification and throws it away: the cost
     /// of a miss (unknown account, no code, locked account).
     pub fn burn(&self, secret: &[u8]) {
-        let a = self.argon2().unwrap_or_else(|_| {
-            Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-        });
-        let out = a.hash_password_with_salt(secret, BURN_SALT);
+        let params = self.params.clone();
+        let a = self
+            .context(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .unwrap_or_else(|_| Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()));
+        let mut out = [0u8; 32];
+        let _ = Self::compute(&a, params.block_count(), secret, BURN_SALT, &mut out);
         std::hint::black_box(&out);
+    }
+
+    /// Blocks of working memory one evaluation at these parameters needs
+    /// (for `argon2mem::prefault`).
+    pub fn blocks(&self) -> usize {
+        self.params.block_count()
     }
 
     /// True when a stored hash was made with other (older, weaker) parameters
@@ -191,6 +246,7 @@ mod tests {
 
     #[test]
     fn imported_hashes() {
+        use argon2::PasswordHasher;
         let h = Hasher::new(None);
         // A PHP-style bcrypt hash ($2y$), made by the bcrypt crate.
         let b = bcrypt::hash_with_result("clave vieja de php", 4)
@@ -229,6 +285,36 @@ mod tests {
                 "{other}"
             );
         }
+    }
+
+    /// RFC 9106 §5.3: the argon2id test vector (m=32 KiB, t=3, p=4, with
+    /// secret and associated data), through the same `hash_password_into_with_memory`
+    /// and the same dedicated working memory this module uses. A known answer
+    /// from outside this code, not argon2 compared with itself.
+    #[test]
+    fn rfc_9106_argon2id_known_answer() {
+        let params = argon2::ParamsBuilder::new()
+            .m_cost(32)
+            .t_cost(3)
+            .p_cost(4)
+            .output_len(32)
+            .data(argon2::AssociatedData::new(&[4u8; 12]).unwrap())
+            .build()
+            .unwrap();
+        let a = Argon2::new_with_secret(
+            &[3u8; 8],
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params.clone(),
+        )
+        .unwrap();
+        let mut out = [0u8; 32];
+        Hasher::compute(&a, params.block_count(), &[1u8; 32], &[2u8; 16], &mut out).unwrap();
+        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659"
+        );
     }
 
     #[test]
