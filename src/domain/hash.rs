@@ -32,6 +32,9 @@ const BURN_SALT: &[u8; 16] = b"recupera-no-hash";
 pub struct Hasher {
     pepper: Option<Zeroizing<Vec<u8>>>,
     params: Params,
+    /// Evaluations done (argon2 or bcrypt), shared by clones: how tests see
+    /// that a miss really costs what a hit costs.
+    evaluations: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -60,6 +63,7 @@ impl Hasher {
         Hasher {
             pepper: pepper.map(Zeroizing::new),
             params,
+            evaluations: Default::default(),
         }
     }
 
@@ -79,18 +83,32 @@ impl Hasher {
         }
     }
 
-    /// One argon2 evaluation into `out`, in the dedicated working memory.
+    /// Password-hash evaluations this hasher (and its clones) has done.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.evaluations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// One argon2 evaluation into `out`, in the dedicated working memory;
+    /// counted once it has run.
     fn compute(
+        &self,
         a: &Argon2<'_>,
         blocks: usize,
         secret: &[u8],
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), HashError> {
-        crate::argon2mem::with_blocks(blocks, |mem| {
+        let r = crate::argon2mem::with_blocks(blocks, |mem| {
             a.hash_password_into_with_memory(secret, salt, out, mem)
         })
-        .map_err(|e| HashError(e.to_string()))
+        .map_err(|e| HashError(e.to_string()));
+        self.count();
+        r
     }
 
     /// Hashes a secret with a fresh salt, returning the PHC string.
@@ -100,7 +118,7 @@ impl Hasher {
         let mut out = [0u8; 32];
         let params = self.params.clone();
         let a = self.context(Algorithm::Argon2id, Version::V0x13, params.clone())?;
-        Self::compute(&a, params.block_count(), secret, &salt, &mut out)?;
+        self.compute(&a, params.block_count(), secret, &salt, &mut out)?;
         let err = |e: &dyn std::fmt::Display| HashError(e.to_string());
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
@@ -117,6 +135,7 @@ impl Hasher {
     /// hash.
     pub fn verify(&self, secret: &[u8], phc: &str) -> bool {
         if is_bcrypt(phc) {
+            self.count();
             return match bcrypt::verify(secret, phc) {
                 Ok(ok) => ok,
                 Err(_) => {
@@ -147,7 +166,8 @@ impl Hasher {
         let expected = parsed.hash?;
         let a = self.context(alg, version, params.clone()).ok()?;
         let mut out = Zeroizing::new(vec![0u8; expected.len()]);
-        Self::compute(&a, params.block_count(), secret, salt.as_ref(), &mut out).ok()?;
+        self.compute(&a, params.block_count(), secret, salt.as_ref(), &mut out)
+            .ok()?;
         // Constant time: every byte compared whatever the first difference.
         let diff = out
             .iter()
@@ -164,7 +184,7 @@ impl Hasher {
             .context(Algorithm::Argon2id, Version::V0x13, params.clone())
             .unwrap_or_else(|_| Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()));
         let mut out = [0u8; 32];
-        let _ = Self::compute(&a, params.block_count(), secret, BURN_SALT, &mut out);
+        let _ = self.compute(&a, params.block_count(), secret, BURN_SALT, &mut out);
         std::hint::black_box(&out);
     }
 
@@ -309,7 +329,9 @@ mod tests {
         )
         .unwrap();
         let mut out = [0u8; 32];
-        Hasher::compute(&a, params.block_count(), &[1u8; 32], &[2u8; 16], &mut out).unwrap();
+        Hasher::new(None)
+            .compute(&a, params.block_count(), &[1u8; 32], &[2u8; 16], &mut out)
+            .unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,

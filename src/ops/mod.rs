@@ -141,3 +141,131 @@ pub fn spawn_refused() -> bool {
     let refused = false;
     refused
 }
+
+/// The argon2 work of every outcome, counted through the hasher: a miss
+/// that skipped its work (a no-op `burn`) fails here, however fast the
+/// machine.
+#[cfg(test)]
+mod cost {
+    use crate::app::App;
+    use crate::clock::ManualClock;
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::lang::Lang;
+    use crate::domain::nit::Nit;
+    use crate::domain::password::Password;
+    use crate::mail::{DEFAULT_FROM, Mailer, Transport, parse_from};
+    use crate::store::Store;
+    use std::sync::Arc;
+
+    const PW: &str = "caballo tornillo grapa verde";
+
+    fn app(dir: &tempfile::TempDir) -> (App, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let mailer = Mailer {
+            transport: Transport::Outbox(dir.path().join("outbox")),
+            from: parse_from(DEFAULT_FROM).unwrap(),
+            footer: None,
+        };
+        let app = App::with(Store::in_memory().unwrap(), clock.clone(), mailer, "t");
+        (app, clock)
+    }
+
+    fn add(app: &mut App, nit: &str, password: Option<&str>) -> Ident {
+        let n = Nit::parse(nit).unwrap();
+        let pw = password.map(|p| Password::new(p).unwrap());
+        super::accounts::add(
+            app,
+            &super::accounts::NewUser {
+                kind: AccountType::Cliente,
+                nit: n.clone(),
+                email: Email::parse("ana@example.co").unwrap(),
+                username: None,
+                name: None,
+                lang: Lang::Es,
+            },
+            pw.as_ref(),
+        )
+        .unwrap();
+        Ident::Nit(n)
+    }
+
+    /// Evaluations `f` costs.
+    fn cost(app: &mut App, f: impl FnOnce(&mut App)) -> u64 {
+        let before = app.hasher.evaluations();
+        f(app);
+        app.hasher.evaluations() - before
+    }
+
+    #[test]
+    fn every_login_costs_one_evaluation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = app(&dir);
+        let known = add(&mut app, "900102030", Some(PW));
+        let no_pw = add(&mut app, "800003122", None);
+        let unknown = Ident::Nit(Nit::parse("830015428").unwrap());
+        let login = |who: &Ident, pw: &str| {
+            let who = who.clone();
+            let pw = pw.to_string();
+            move |app: &mut App| {
+                super::login::login(app, AccountType::Cliente, &who, &pw).unwrap();
+            }
+        };
+        assert_eq!(cost(&mut app, login(&known, PW)), 1, "right password");
+        assert_eq!(
+            cost(&mut app, login(&known, "otra cosa")),
+            1,
+            "wrong password"
+        );
+        assert_eq!(cost(&mut app, login(&unknown, PW)), 1, "unknown account");
+        assert_eq!(cost(&mut app, login(&no_pw, PW)), 1, "no password");
+        for _ in 0..5 {
+            login(&known, "otra cosa")(&mut app);
+        }
+        assert_eq!(cost(&mut app, login(&known, PW)), 1, "locked");
+    }
+
+    #[test]
+    fn every_request_costs_one_evaluation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = app(&dir);
+        let known = add(&mut app, "900102030", None);
+        let unknown = Ident::Nit(Nit::parse("830015428").unwrap());
+        let right = Email::parse("ana@example.co").unwrap();
+        let wrong = Email::parse("otra@example.co").unwrap();
+        for (who, email, what) in [
+            (&known, &right, "issued"),
+            (&known, &right, "throttled"),
+            (&unknown, &right, "unknown"),
+            (&known, &wrong, "wrong email"),
+        ] {
+            let c = cost(&mut app, |app| {
+                super::reset::request(app, AccountType::Cliente, who, email).unwrap();
+            });
+            assert_eq!(c, 1, "{what}");
+        }
+        clock.advance(61);
+    }
+
+    #[test]
+    fn every_confirm_costs_two_evaluations() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = app(&dir);
+        let known = add(&mut app, "900102030", None);
+        let without = add(&mut app, "800003122", None);
+        let unknown = Ident::Nit(Nit::parse("830015428").unwrap());
+        let email = Email::parse("ana@example.co").unwrap();
+        super::reset::request(&mut app, AccountType::Cliente, &known, &email).unwrap();
+        let pw = Password::new(PW).unwrap();
+        for (who, raw, what) in [
+            (&known, "900102030", "wrong code, live code"),
+            (&without, "800003122", "no live code"),
+            (&unknown, "830015428", "unknown account"),
+        ] {
+            let c = cost(&mut app, |app| {
+                super::reset::confirm(app, None, who, raw, "ZZZZZ", &pw).unwrap();
+            });
+            assert_eq!(c, 2, "{what}");
+        }
+    }
+}

@@ -319,3 +319,32 @@ fn a_failed_open_leaves_no_folder_and_no_placeholder_is_reread() {
         "the folder it made is gone"
     );
 }
+
+#[test]
+fn purge_folds_the_wal_back_into_the_file() {
+    let mut env = Env::sqlite();
+    env.add_cliente();
+    for i in 0..20 {
+        env.add_user(
+            "cliente",
+            &format!("{}", 800_000_000 + i * 7),
+            &format!("c{i}@example.co"),
+            &[],
+        )
+        .ok();
+    }
+    env.request(NIT, EMAIL).ok();
+    let wal = env.db_path.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "writes went to the WAL"
+    );
+    env.advance(13 * 3600);
+    env.cli(["codes", "purge"]).ok();
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        0,
+        "the WAL is folded in and truncated"
+    );
+    assert_eq!(env.status()["accounts"], 21, "nothing lost on the way");
+}
