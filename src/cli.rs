@@ -498,6 +498,13 @@ impl ValueEnum for Lang {
     }
 }
 
+/// The command tree for parsing only (no help texts; see
+/// `help::structure`).
+pub fn parser() -> clap::Command {
+    use clap::CommandFactory;
+    crate::help::structure(Cli::command())
+}
+
 /// The clap command with the help texts of `lang` (see `help.rs`): what
 /// `main` parses with and what the completion and man-page generator renders.
 pub fn command(lang: Lang) -> clap::Command {

@@ -857,7 +857,28 @@ fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
 /// Puts the help texts of `lang` on a command tree, and replaces clap's
 /// English `--help` / `--version` flags with ours.
 pub fn localize(cmd: Command, lang: Lang) -> Command {
-    let cmd = cmd
+    let cmd = structure(cmd);
+    // Global flags after each command's own flags in every help screen.
+    let globals: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.get_id().to_string())
+        .collect();
+    let mut cmd = cmd;
+    for (i, id) in globals.into_iter().enumerate() {
+        cmd = cmd.mut_arg(id, |a| a.display_order(1000 + i));
+    }
+    apply(cmd, "", lang)
+}
+
+/// The command tree as parsing needs it, without any help text: our
+/// `--help`/`--version` flags in place of clap's. Putting two languages'
+/// worth of texts on thirty commands costs a process a good part of its
+/// start-up, and only a help screen (or an error) shows them; `main`
+/// parses with this tree and falls back to [`localize`]'s when it must
+/// show something.
+pub fn structure(cmd: Command) -> Command {
+    cmd
         .disable_help_flag(true)
         .disable_version_flag(true)
         .arg(
@@ -872,18 +893,7 @@ pub fn localize(cmd: Command, lang: Lang) -> Command {
                 .short('V')
                 .long("version")
                 .action(ArgAction::Version),
-        );
-    // Global flags after each command's own flags in every help screen.
-    let globals: Vec<String> = cmd
-        .get_arguments()
-        .filter(|a| a.is_global_set())
-        .map(|a| a.get_id().to_string())
-        .collect();
-    let mut cmd = cmd;
-    for (i, id) in globals.into_iter().enumerate() {
-        cmd = cmd.mut_arg(id, |a| a.display_order(1000 + i));
-    }
-    apply(cmd, "", lang)
+        )
 }
 
 #[cfg(test)]

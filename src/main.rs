@@ -156,9 +156,19 @@ fn main() -> ExitCode {
     interrupt::install();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let lang = usage::early_lang(&args);
-    let matches = match recupera::cli::command(lang).try_get_matches_from(&args) {
+    // Parse with the bare tree; only a help screen, the version or an
+    // error needs the texts, and gets them from the full tree.
+    let matches = match recupera::cli::parser().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => return usage_error(&e, &args),
+        // The version needs no text of ours.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            out(e.render().to_string().trim_end());
+            return ExitCode::SUCCESS;
+        }
+        Err(_) => match recupera::cli::command(lang).try_get_matches_from(&args) {
+            Ok(m) => m,
+            Err(e) => return usage_error(&e, &args),
+        },
     };
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
