@@ -878,8 +878,7 @@ pub fn localize(cmd: Command, lang: Lang) -> Command {
 /// parses with this tree and falls back to [`localize`]'s when it must
 /// show something.
 pub fn structure(cmd: Command) -> Command {
-    cmd
-        .disable_help_flag(true)
+    cmd.disable_help_flag(true)
         .disable_version_flag(true)
         .arg(
             Arg::new("help")
