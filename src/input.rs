@@ -76,3 +76,9 @@ pub fn new_password_from_stdin() -> Result<Password> {
 pub fn password_from_stdin() -> Result<Zeroizing<String>> {
     Ok(read_stdin_password()?.password)
 }
+
+/// The registered email: as given, or asked for in a terminal ("Email"),
+/// or a usage error naming `--email`.
+pub fn email_or_prompt(ui: &Ui, given: Option<&str>) -> Result<Email> {
+    ui.value_or_prompt(given, "--email", t(M::PromptEmail), email)
+}

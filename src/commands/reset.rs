@@ -60,12 +60,7 @@ fn run_request(app: &mut App, ui: &Ui, a: &RequestArgs) -> Result<()> {
     let (ident, raw) = ui.value_or_prompt(a.user.as_deref(), "--user", prompt, |s| {
         input::ident(s, Some(kind)).map(|i| (i, s.to_string()))
     })?;
-    let email = ui.value_or_prompt(
-        a.email.as_deref(),
-        "--email",
-        t(M::PromptEmail),
-        input::email,
-    )?;
+    let email = input::email_or_prompt(ui, a.email.as_deref())?;
     let outcome = request(app, kind, &ident, &email)?;
     request_answer(app, ui, &outcome.masked_email)?;
     // "No cierres esta pantalla": in a terminal, go straight on to step 05.
@@ -207,7 +202,7 @@ fn resend_form(ui: &Ui, kind: Option<AccountType>, ident: &Ident) -> Result<Requ
         (None, Ident::Nit(_)) => ui.account_type(None, true)?,
         (None, _) => AccountType::Proveedor,
     };
-    let email = ui.value_or_prompt(None, "--email", t(M::PromptEmail), input::email)?;
+    let email = input::email_or_prompt(ui, None)?;
     Ok(RequestForm {
         kind,
         ident: ident.clone(),

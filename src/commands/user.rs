@@ -47,12 +47,7 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     }
     let kind = ui.account_type(a.kind, a.nit.is_none())?;
     let nit = ui.value_or_prompt(a.nit.as_deref(), "--nit", t(M::PromptNit), input::nit)?;
-    let email = ui.value_or_prompt(
-        a.email.as_deref(),
-        "--email",
-        t(M::PromptEmail),
-        input::email,
-    )?;
+    let email = input::email_or_prompt(ui, a.email.as_deref())?;
     // Decide where the password comes from before reading anything.
     let source = if a.no_password {
         None

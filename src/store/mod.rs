@@ -672,42 +672,35 @@ impl Store {
     /// back and runs `f` again, at most [`MAX_TXN_ATTEMPTS`] times.
     pub fn write<T>(
         &mut self,
-        mut f: impl FnMut(&mut dyn Txn) -> crate::error::Result<T>,
+        f: impl FnMut(&mut dyn Txn) -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let result = (|| {
-                let mut tx = self.inner.begin(Mode::Write)?;
-                let out = f(tx.as_mut())?;
-                tx.commit()?;
-                COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
-                Ok(out)
-            })();
-            match result {
-                Err(crate::error::Error::Store(Error::Conflict(msg))) => {
-                    if attempt >= MAX_TXN_ATTEMPTS {
-                        return Err(crate::error::Error::Store(Error::Busy(msg)));
-                    }
-                    backoff(attempt);
-                }
-                other => return other,
-            }
-        }
+        self.run(Mode::Write, f)
     }
 
-    /// Runs `f` in a read transaction (one consistent snapshot).
+    /// Runs `f` in a read transaction (one consistent snapshot), retried
+    /// like [`Store::write`].
     pub fn read<T>(
         &mut self,
+        f: impl FnMut(&mut dyn Txn) -> crate::error::Result<T>,
+    ) -> crate::error::Result<T> {
+        self.run(Mode::Read, f)
+    }
+
+    fn run<T>(
+        &mut self,
+        mode: Mode,
         mut f: impl FnMut(&mut dyn Txn) -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let result = (|| {
-                let mut tx = self.inner.begin(Mode::Read)?;
+                let mut tx = self.inner.begin(mode)?;
                 let out = f(tx.as_mut())?;
                 tx.commit()?;
+                if mode == Mode::Write {
+                    COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 Ok(out)
             })();
             match result {
