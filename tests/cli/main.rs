@@ -6,6 +6,7 @@ mod flow;
 mod hardening;
 mod import;
 mod output;
+mod screens;
 mod smtp;
 mod smtp_server;
 mod util;
