@@ -2,6 +2,7 @@
 //! PostgreSQL server, a real SMTP server, parsed email.
 
 mod desk;
+mod engines;
 mod flow;
 mod hardening;
 mod import;
