@@ -1,9 +1,22 @@
 //! The interactive screens, driven through a real pseudo-terminal (expectrl):
-//! what a support agent sees with a customer on the phone.
+//! what a support agent sees with a customer on the phone. Every screen
+//! writes (or must not write) state, so each runs on both engines.
 
+use crate::engines;
 use crate::util::*;
 use expectrl::{ControlCode, Expect, Session};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+engines!(
+    the_manuals_screens_from_request_to_login_in_spanish,
+    the_screens_in_english_with_colour,
+    ctrl_c_at_a_prompt_leaves_nothing_half_done,
+    user_add_and_login_prompt_for_what_is_missing,
+);
+
+/// How long a screen may take to appear, or the program to end: only a
+/// hang reaches it (the machine may be busy; the screens are instant).
+const HANG: Duration = Duration::from_secs(60);
 
 type Pty = expectrl::session::OsSession;
 
@@ -34,16 +47,27 @@ fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
     }
     cmd.env("TERM", "xterm-256color");
     let mut p = Session::spawn(cmd).expect("spawn in a pty");
-    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    p.set_expect_timeout(Some(HANG));
     p
 }
 
 /// Waits for the process to end; returns its exit status as text
-/// (`Exited(pid, 0)`, `Signaled(pid, SIGINT, ..)`).
+/// (`Exited(pid, 0)`, `Signaled(pid, SIGINT, ..)`). A program that never
+/// ends fails the test (and is killed when the session drops) instead of
+/// blocking the suite.
 fn finish(p: &mut Pty) -> String {
     // Drain output so the child never blocks on a full pty buffer.
     let _ = p.expect(expectrl::Eof);
-    format!("{:?}", p.get_process().wait().unwrap())
+    let deadline = Instant::now() + HANG;
+    loop {
+        // waitpid(WNOHANG): reaps the child once it has ended.
+        let status = format!("{:?}", p.get_process().status().unwrap());
+        if status != "StillAlive" {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the program never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn exited(status: &str, code: i32) -> bool {
@@ -58,19 +82,17 @@ fn send(p: &mut Pty, s: &str) {
 /// which throws away anything typed before it: wait until echo is off.
 fn send_secret(p: &mut Pty, s: &str) {
     use expectrl::process::Termios;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + HANG;
     while p.get_process().is_echo().unwrap() {
-        assert!(std::time::Instant::now() < deadline, "echo never went off");
+        assert!(Instant::now() < deadline, "echo never went off");
         std::thread::sleep(Duration::from_millis(5));
     }
     p.send(s).unwrap();
 }
 
-#[test]
-fn the_manuals_screens_from_request_to_login_in_spanish() {
-    let env = Env::new();
+fn the_manuals_screens_from_request_to_login_in_spanish(env: &mut Env) {
     env.add_cliente();
-    let mut p = spawn(&env, &["reset", "request"], false);
+    let mut p = spawn(env, &["reset", "request"], false);
     // 02: Tipo (Select: Enter keeps "Cliente Factura").
     p.expect("Tipo").unwrap();
     p.expect("Cliente Factura").unwrap();
@@ -119,13 +141,25 @@ fn the_manuals_screens_from_request_to_login_in_spanish() {
         .unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
+    // The typos were caught at the prompts: the code was tried once, and
+    // spent; nothing counted against the account.
+    let codes = env.codes();
+    assert_eq!(codes.len(), 1);
+    assert_eq!(
+        (&codes[0]["state"], &codes[0]["attempts"]),
+        (&"used".into(), &1.into())
+    );
+    let acc = env.account(NIT);
+    assert_eq!(acc["failed_confirmations"], 0, "{acc}");
+    assert!(
+        acc["last_login_at"].is_string(),
+        "logged in from the screen: {acc}"
+    );
     // The password typed in the terminal is the one stored.
     env.login("cliente", NIT, STRONG).ok();
 }
 
-#[test]
-fn the_screens_in_english_with_colour() {
-    let env = Env::new();
+fn the_screens_in_english_with_colour(env: &mut Env) {
     env.add_user(
         "proveedor",
         "800003122",
@@ -133,7 +167,7 @@ fn the_screens_in_english_with_colour() {
         &["--username", "acme"],
     )
     .ok();
-    let mut p = spawn(&env, &["--lang", "en", "reset", "request"], true);
+    let mut p = spawn(env, &["--lang", "en", "reset", "request"], true);
     p.expect("Type").unwrap();
     // Down arrow to "Supplier", Enter.
     send(&mut p, "\x1b[B");
@@ -151,20 +185,24 @@ fn the_screens_in_english_with_colour() {
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
     // The code was issued for the proveedor; confirm it by email, later.
+    let codes = env.codes();
+    assert_eq!(codes.len(), 1);
+    assert_eq!(
+        (&codes[0]["type"], &codes[0]["nit"]),
+        (&"proveedor".into(), &"800003122".into())
+    );
     env.confirm("ventas@acme.co", &env.last_code(), STRONG).ok();
 }
 
-#[test]
-fn ctrl_c_at_a_prompt_leaves_nothing_half_done() {
-    let env = Env::new();
+fn ctrl_c_at_a_prompt_leaves_nothing_half_done(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
-    let before = env.snapshot();
+    let before = env.state();
 
     // At the hidden password prompt (line mode).
     let mut p = spawn(
-        &env,
+        env,
         &["reset", "confirm", "--user", NIT, "--code", &code],
         false,
     );
@@ -173,7 +211,7 @@ fn ctrl_c_at_a_prompt_leaves_nothing_half_done() {
     p.send(ControlCode::EndOfText).unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 130), "{status}");
-    assert_eq!(env.snapshot(), before, "nothing written");
+    assert_eq!(env.state(), before, "nothing written");
     {
         use expectrl::process::Termios;
         assert!(
@@ -183,21 +221,19 @@ fn ctrl_c_at_a_prompt_leaves_nothing_half_done() {
     }
 
     // At a selection (raw mode).
-    let mut p = spawn(&env, &["reset", "request"], true);
+    let mut p = spawn(env, &["reset", "request"], true);
     p.expect("Tipo").unwrap();
     p.send(ControlCode::EndOfText).unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 130), "{status}");
-    assert_eq!(env.snapshot(), before, "nothing written");
+    assert_eq!(env.state(), before, "nothing written");
 
     // The code survived both.
     env.confirm(NIT, &code, STRONG).ok();
 }
 
-#[test]
-fn user_add_and_login_prompt_for_what_is_missing() {
-    let env = Env::new();
-    let mut p = spawn(&env, &["user", "add", "--type", "proveedor"], false);
+fn user_add_and_login_prompt_for_what_is_missing(env: &mut Env) {
+    let mut p = spawn(env, &["user", "add", "--type", "proveedor"], false);
     p.expect("NIT (sin dígito verificador)").unwrap();
     send(&mut p, "800003122\r");
     p.expect("Email").unwrap();
@@ -214,9 +250,24 @@ fn user_add_and_login_prompt_for_what_is_missing() {
     p.expect("Cuenta creada: Proveedor 800.003.122-6").unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
+    let acc = env.account_of("proveedor", "acme");
+    assert_eq!(
+        (
+            &acc["nit"],
+            &acc["email"],
+            &acc["username"],
+            &acc["has_password"]
+        ),
+        (
+            &"800003122".into(),
+            &"ventas@acme.co".into(),
+            &"acme".into(),
+            &true.into()
+        ),
+    );
 
     // "Iniciar sesión como Proveedor": the type is asked when nothing is given.
-    let mut p = spawn(&env, &["login"], false);
+    let mut p = spawn(env, &["login"], false);
     p.expect("Tipo").unwrap();
     p.expect("Proveedor").unwrap();
     send(&mut p, "\x1b[B");
@@ -228,4 +279,11 @@ fn user_add_and_login_prompt_for_what_is_missing() {
     p.expect("Usuario o contraseña incorrectos.").unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 1), "{status}");
+    // The proveedor's password was checked, and was wrong; the one typed
+    // at `user add` is the one stored.
+    assert_eq!(env.account_of("proveedor", "acme")["failed_logins"], 1);
+    let logins = env.audit(&["--event", "login"]);
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0]["detail"], "wrong_password");
+    env.login("proveedor", "acme", STRONG).ok();
 }
