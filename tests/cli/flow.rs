@@ -71,18 +71,17 @@ fn whole_flow_from_registration_to_login(env: &mut Env) {
 }
 
 fn old_password_refused_after_reset_and_code_single_use(env: &mut Env) {
-    env.run(
-        &[
-            "user",
-            "add",
-            "--nit",
-            NIT,
-            "--email",
-            EMAIL,
-            "--password-stdin",
-        ],
-        Some(&format!("{STRONG}\n")),
-    )
+    env.cli([
+        "user",
+        "add",
+        "--nit",
+        NIT,
+        "--email",
+        EMAIL,
+        "--password-stdin",
+    ])
+    .stdin(&format!("{STRONG}\n"))
+    .run()
     .ok();
     env.login("cliente", NIT, STRONG).ok();
     env.request(NIT, EMAIL).ok();
@@ -301,8 +300,8 @@ fn nit_check_digit_vectors_through_the_binary(env: &mut Env) {
     .enumerate()
     {
         let email = format!("c{i}@example.co");
-        let r = env.run(
-            &[
+        let r = env
+            .cli([
                 "--json",
                 "user",
                 "add",
@@ -311,9 +310,8 @@ fn nit_check_digit_vectors_through_the_binary(env: &mut Env) {
                 "--email",
                 &email,
                 "--no-password",
-            ],
-            None,
-        );
+            ])
+            .run();
         let v = r.ok().json();
         assert_eq!(v["account"]["nit_display"], *nit);
         assert_eq!(
@@ -321,8 +319,8 @@ fn nit_check_digit_vectors_through_the_binary(env: &mut Env) {
             nit.replace(['.', '-'], "")[..nit.replace(['.', '-'], "").len() - 1]
         );
     }
-    let r = env.run(
-        &[
+    let r = env
+        .cli([
             "user",
             "add",
             "--nit",
@@ -330,9 +328,8 @@ fn nit_check_digit_vectors_through_the_binary(env: &mut Env) {
             "--email",
             "x@example.co",
             "--no-password",
-        ],
-        None,
-    );
+        ])
+        .run();
     r.code(65)
         .stderr_has("El dígito verificador de 800003122 es 6, no 7");
 }
@@ -463,8 +460,8 @@ fn default_database_is_in_the_users_data_folder() {
 
 fn global_flags_before_or_after_the_command(env: &mut Env) {
     env.add_cliente();
-    let a = env.run(&["--json", "user", "show", NIT], None);
-    let b = env.run(&["user", "show", NIT, "--json"], None);
+    let a = env.cli(["--json", "user", "show", NIT]).run();
+    let b = env.cli(["user", "show", NIT, "--json"]).run();
     assert_eq!(a.ok().json(), b.ok().json());
     let db = env.db.clone();
     let mut c = env.command(&["user", "show", NIT, "--db", &db, "--json"]);
@@ -473,22 +470,21 @@ fn global_flags_before_or_after_the_command(env: &mut Env) {
 }
 
 fn proveedor_by_nit_username_or_email(env: &mut Env) {
-    env.run(
-        &[
-            "user",
-            "add",
-            "--type",
-            "proveedor",
-            "--nit",
-            "800003122",
-            "--username",
-            "acme",
-            "--email",
-            "ventas@acme.co",
-            "--password-stdin",
-        ],
-        Some(&format!("{STRONG}\n")),
-    )
+    env.cli([
+        "user",
+        "add",
+        "--type",
+        "proveedor",
+        "--nit",
+        "800003122",
+        "--username",
+        "acme",
+        "--email",
+        "ventas@acme.co",
+        "--password-stdin",
+    ])
+    .stdin(&format!("{STRONG}\n"))
+    .run()
     .ok();
     for user in ["800003122", "acme", "ACME", "ventas@acme.co"] {
         env.login("proveedor", user, STRONG).ok();
@@ -496,19 +492,17 @@ fn proveedor_by_nit_username_or_email(env: &mut Env) {
     // A cliente login with the proveedor's NIT finds nothing.
     env.login_refused("cliente", "800003122", STRONG);
     // Request by username, confirm by email.
-    env.run(
-        &[
-            "reset",
-            "request",
-            "--type",
-            "proveedor",
-            "--user",
-            "acme",
-            "--email",
-            "ventas@acme.co",
-        ],
-        None,
-    )
+    env.cli([
+        "reset",
+        "request",
+        "--type",
+        "proveedor",
+        "--user",
+        "acme",
+        "--email",
+        "ventas@acme.co",
+    ])
+    .run()
     .ok();
     env.confirm("ventas@acme.co", &env.last_code(), STRONG2)
         .ok();
@@ -519,19 +513,17 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code(env: &mut Env) {
     env.add_cliente();
     env.add_user("proveedor", NIT, "compras@example.co", &[])
         .ok();
-    env.run(
-        &[
-            "reset",
-            "request",
-            "--type",
-            "proveedor",
-            "--nit",
-            NIT,
-            "--email",
-            "compras@example.co",
-        ],
-        None,
-    )
+    env.cli([
+        "reset",
+        "request",
+        "--type",
+        "proveedor",
+        "--nit",
+        NIT,
+        "--email",
+        "compras@example.co",
+    ])
+    .run()
     .ok();
     let code = env.last_code();
     env.confirm(NIT, &code, STRONG).ok();
@@ -541,19 +533,17 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code(env: &mut Env) {
     env.advance(61);
     env.request(NIT, EMAIL).ok();
     let c1 = env.last_code();
-    env.run(
-        &[
-            "reset",
-            "request",
-            "--type",
-            "proveedor",
-            "--nit",
-            NIT,
-            "--email",
-            "compras@example.co",
-        ],
-        None,
-    )
+    env.cli([
+        "reset",
+        "request",
+        "--type",
+        "proveedor",
+        "--nit",
+        NIT,
+        "--email",
+        "compras@example.co",
+    ])
+    .run()
     .ok();
     // Refused like no match (exit 1, nothing counted), with a hint that
     // depends only on what was typed.
@@ -574,20 +564,19 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code(env: &mut Env) {
         pending.iter().all(|c| c["attempts"] == 0),
         "nothing counted"
     );
-    env.run(
-        &[
-            "reset",
-            "confirm",
-            "--type",
-            "cliente",
-            "--user",
-            NIT,
-            "--code",
-            &c1,
-            "--password-stdin",
-        ],
-        Some(&format!("{STRONG2}\n")),
-    )
+    env.cli([
+        "reset",
+        "confirm",
+        "--type",
+        "cliente",
+        "--user",
+        NIT,
+        "--code",
+        &c1,
+        "--password-stdin",
+    ])
+    .stdin(&format!("{STRONG2}\n"))
+    .run()
     .ok();
 }
 
@@ -655,10 +644,10 @@ fn json_documents_parse(env: &mut Env) {
     assert_eq!(v["status"], "ok");
     assert_eq!(v["account"]["nit"], NIT);
     // Errors are JSON too, with the exit code.
-    let r = env.run(
-        &["--json", "login", "--user", NIT, "--password-stdin"],
-        Some("nope nope nope nope\n"),
-    );
+    let r = env
+        .cli(["--json", "login", "--user", NIT, "--password-stdin"])
+        .stdin("nope nope nope nope\n")
+        .run();
     let v = r.code(1).json();
     assert_eq!(v["status"], "error");
     assert_eq!(v["exit_code"], 1);
@@ -674,7 +663,7 @@ fn the_code_can_come_from_the_environment_instead_of_argv(env: &mut Env) {
 }
 
 fn demo_runs_the_manual_and_ends_logged_in(env: &mut Env) {
-    let r = env.run(&["demo"], None);
+    let r = env.cli(["demo"]).run();
     r.ok();
     for step in ["01.", "02.", "03.", "04.", "05.", "06.", "07."] {
         assert!(r.stdout.contains(step), "missing step {step}: {}", r.stdout);

@@ -18,9 +18,9 @@ engines!(
 /// hang reaches it (the machine may be busy; the screens are instant).
 const HANG: Duration = Duration::from_secs(60);
 
-type Pty = expectrl::session::OsSession;
+pub(crate) type Pty = expectrl::session::OsSession;
 
-fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
+pub(crate) fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
     // The pty starts with echo off; a real terminal has it on, and the
     // hidden prompts' switching it off is what `send_secret` waits for.
     // `stty echo` runs in the child before exec, so there is no race.
@@ -55,7 +55,7 @@ fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
 /// (`Exited(pid, 0)`, `Signaled(pid, SIGINT, ..)`). A program that never
 /// ends fails the test (and is killed when the session drops) instead of
 /// blocking the suite.
-fn finish(p: &mut Pty) -> String {
+pub(crate) fn finish(p: &mut Pty) -> String {
     // Drain output so the child never blocks on a full pty buffer.
     let _ = p.expect(expectrl::Eof);
     let deadline = Instant::now() + HANG;
@@ -70,17 +70,17 @@ fn finish(p: &mut Pty) -> String {
     }
 }
 
-fn exited(status: &str, code: i32) -> bool {
+pub(crate) fn exited(status: &str, code: i32) -> bool {
     status.starts_with("Exited(") && status.ends_with(&format!(", {code})"))
 }
 
-fn send(p: &mut Pty, s: &str) {
+pub(crate) fn send(p: &mut Pty, s: &str) {
     p.send(s).unwrap();
 }
 
 /// Types at a hidden prompt. The prompt switches echo off with TCSAFLUSH,
 /// which throws away anything typed before it: wait until echo is off.
-fn send_secret(p: &mut Pty, s: &str) {
+pub(crate) fn send_secret(p: &mut Pty, s: &str) {
     use expectrl::process::Termios;
     let deadline = Instant::now() + HANG;
     while p.get_process().is_echo().unwrap() {

@@ -3,9 +3,9 @@
 //! engines.
 
 use crate::engines;
+use crate::pty::{Pty, exited, finish, send, send_secret, spawn};
 use crate::util::*;
-use expectrl::{ControlCode, Expect, Session};
-use std::time::Duration;
+use expectrl::{ControlCode, Expect};
 
 engines!(
     a_misread_code_is_typed_again_and_the_rest_is_kept,
@@ -15,58 +15,8 @@ engines!(
     ctrl_c_after_the_password_changed_is_not_a_cancellation,
 );
 
-type Pty = expectrl::session::OsSession;
-
 const DOWN: &str = "\x1b[B";
 const REFUSED: &str = "No se pudo actualizar la contraseña";
-
-fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
-    // A real terminal has echo on; the hidden prompts turn it off.
-    let cmd = env.command(args);
-    let mut sh = std::process::Command::new("sh");
-    sh.arg("-c")
-        .arg("stty echo && exec \"$0\" \"$@\"")
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => sh.env(k, v),
-            None => sh.env_remove(k),
-        };
-    }
-    if !color {
-        sh.env("NO_COLOR", "1");
-    }
-    sh.env("TERM", "xterm-256color");
-    let mut p = Session::spawn(sh).expect("spawn in a pty");
-    p.set_expect_timeout(Some(Duration::from_secs(30)));
-    p
-}
-
-fn finish(p: &mut Pty) -> String {
-    let _ = p.expect(expectrl::Eof);
-    format!("{:?}", p.get_process().wait().unwrap())
-}
-
-fn exited(status: &str, code: i32) -> bool {
-    status.starts_with("Exited(") && status.ends_with(&format!(", {code})"))
-}
-
-fn send(p: &mut Pty, s: &str) {
-    p.send(s).unwrap();
-}
-
-/// Types at a hidden prompt, once echo is off (typing earlier is thrown
-/// away by the prompt's TCSAFLUSH).
-fn send_secret(p: &mut Pty, s: &str) {
-    use expectrl::process::Termios;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while p.get_process().is_echo().unwrap() {
-        assert!(std::time::Instant::now() < deadline, "echo never went off");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    p.send(s).unwrap();
-}
 
 fn echo_is_on(p: &Pty) -> bool {
     use expectrl::process::Termios;
