@@ -143,6 +143,24 @@ fn install_panic_hook() {
     }));
 }
 
+/// Before anything else: a command that will hash gets argon2's memory
+/// faulted in on the other core while this one parses, opens the database
+/// and reads the password (a guess from the words typed; a wrong guess
+/// only costs a mapping).
+fn prepare_hash_memory(args: &[std::ffi::OsString]) {
+    let has = |w: &str| args.iter().any(|a| a == w);
+    let count = if has("confirm") {
+        2
+    } else if has("login") || has("request") || (has("add") && !has("--no-password")) {
+        1
+    } else {
+        0
+    };
+    if count > 0 && !has("--help") && !has("-h") {
+        recupera::argon2mem::prefault(recupera::domain::hash::Hasher::new(None).blocks(), count);
+    }
+}
+
 fn main() -> ExitCode {
     install_panic_hook();
     // Everything this process creates (database, WAL, outbox files) is
@@ -155,6 +173,7 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     interrupt::install();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    prepare_hash_memory(&args);
     let lang = usage::early_lang(&args);
     // Parse with the bare tree; only a help screen, the version or an
     // error needs the texts, and gets them from the full tree.
