@@ -726,7 +726,7 @@ impl Store {
 
 /// Sleeps a little more on each retry, with jitter so that the processes
 /// that collided do not collide again in step.
-fn backoff(attempt: u32) {
+pub(crate) fn backoff(attempt: u32) {
     use rand::RngExt;
     let base = 2u64 << attempt.min(7);
     let jitter = rand::rng().random_range(0..=base);

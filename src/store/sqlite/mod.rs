@@ -220,19 +220,35 @@ impl Sqlite {
             }
             Err(e) => return Err(db_open_error(path, &e)),
         }
-        let result = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(path, e))
-        .and_then(|conn| {
-            let mut db = Sqlite {
-                conn,
-                path: Some(path.to_path_buf()),
-            };
-            db.prepare(busy_timeout)?;
-            Ok(db)
-        });
+        // Busy while opening is not always waited out by SQLite itself:
+        // processes that meet on a new file (switching it to WAL, running
+        // the first migration) can be told "busy" at once, where waiting
+        // could deadlock. Such an open starts again from a new connection,
+        // within the same patience as any other wait.
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        let result = loop {
+            attempt += 1;
+            let opened = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| open_error(path, e))
+            .and_then(|conn| {
+                let mut db = Sqlite {
+                    conn,
+                    path: Some(path.to_path_buf()),
+                };
+                db.prepare(busy_timeout)?;
+                Ok(db)
+            });
+            match opened {
+                Err(Error::Busy(_)) if started.elapsed() < busy_timeout => {
+                    super::backoff(attempt);
+                }
+                other => break other,
+            }
+        };
         if result.is_err() && !created.is_empty() {
             remove_created(&created, Some(path));
         }
@@ -269,26 +285,24 @@ impl Sqlite {
         self.conn.busy_timeout(busy_timeout).map_err(err)?;
         // First read of the file: fails with NOTADB on random bytes. One
         // statement reads what the checks need (every statement prepared
-        // is start-up time a short process pays).
-        let (version, app_id, mode): (i64, i64, String) = self
+        // is start-up time a short process pays), and from one snapshot:
+        // read apart, another process's migration could commit between
+        // "version 0" and "has tables" and look like another program's file.
+        let (version, app_id, mode, tables): (i64, i64, String, i64) = self
             .conn
             .query_row(
                 "SELECT (SELECT user_version FROM pragma_user_version), \
                  (SELECT application_id FROM pragma_application_id), \
-                 (SELECT journal_mode FROM pragma_journal_mode)",
+                 (SELECT journal_mode FROM pragma_journal_mode), \
+                 (SELECT COUNT(*) FROM sqlite_master)",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map_err(err)?;
         let latest = migrations::latest();
         // Another program's SQLite file: never migrate it.
         let foreign = if version == 0 {
-            self.conn
-                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map_err(err)?
-                > 0
+            tables > 0
         } else {
             app_id != migrations::APPLICATION_ID
         };
