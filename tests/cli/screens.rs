@@ -259,3 +259,67 @@ fn no_color_removes_colour_in_a_terminal() {
     assert!(text.contains("DESHABILI"));
     assert!(!text.contains("\x1b["), "no colour with NO_COLOR: {text:?}");
 }
+
+/// `--no-continue` ends `reset request` after its answer, and `--no-login`
+/// ends `reset confirm` after the reset, in a terminal where both would
+/// otherwise ask (the manual's screens 03 and 06; the other tests here
+/// show the questions without the flags).
+#[test]
+fn no_continue_and_no_login_end_the_session_without_asking() {
+    let env = Env::sqlite();
+    env.add_cliente();
+    let mut p = spawn(
+        &env,
+        &[
+            "reset",
+            "request",
+            "--nit",
+            NIT,
+            "--email",
+            EMAIL,
+            "--no-continue",
+        ],
+        false,
+    );
+    let out = p.expect(expectrl::Eof).unwrap();
+    let text = String::from_utf8_lossy(out.as_bytes()).into_owned();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    assert!(
+        text.contains("Se envió un código de confirmación"),
+        "{text}"
+    );
+    assert!(!text.contains("¿Continuar ahora"), "{text}");
+    assert!(!text.contains("Código"), "{text}");
+
+    let code = env.last_code();
+    let mut p = spawn(
+        &env,
+        &[
+            "reset",
+            "confirm",
+            "--nit",
+            NIT,
+            "--code",
+            &code,
+            "--no-login",
+        ],
+        false,
+    );
+    p.expect("Nueva contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG}\r"));
+    let out = p.expect(expectrl::Eof).unwrap();
+    let text = String::from_utf8_lossy(out.as_bytes()).into_owned();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    assert!(
+        text.contains("Su contraseña ha sido actualizada."),
+        "{text}"
+    );
+    assert!(!text.contains("¿Iniciar sesión ahora?"), "{text}");
+    env.login("cliente", NIT, STRONG).ok();
+    let logins = env.audit(&["--event", "login"]);
+    assert_eq!(logins.len(), 1, "only the one above: {logins:?}");
+}
