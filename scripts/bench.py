@@ -99,9 +99,9 @@ class Db:
             "RECUPERA_AGENT": "bench",
         }
 
-    def cli(self, *args, stdin=None, **extra):
+    def cli(self, *args, stdin=None, check=True, **extra):
         env = dict(self.env, **extra)
-        return run([BIN, *args], env, stdin)
+        return run([BIN, *args], env, stdin, check=check)
 
     def json(self, *args, stdin=None):
         return json.loads(out([BIN, "--json", *args], self.env, stdin))
