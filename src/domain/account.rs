@@ -277,5 +277,88 @@ mod tests {
         assert_eq!(parse_username("123-45"), Err(UsernameError::NoLetter));
         assert_eq!(parse_username("juan@x"), Err(UsernameError::Chars));
         assert_eq!(parse_username(" Acme_1 ").unwrap(), "Acme_1");
+        // The bounds are inclusive: 3 and 64 characters are usernames.
+        assert_eq!(parse_username("abc").unwrap(), "abc");
+        let longest = "a".repeat(USERNAME_MAX);
+        assert_eq!(parse_username(&longest).unwrap(), longest);
+        let too_long = "a".repeat(USERNAME_MAX + 1);
+        assert_eq!(parse_username(&too_long), Err(UsernameError::Length));
+    }
+
+    #[test]
+    fn separators_alone_are_not_a_nit() {
+        // No digit: not NIT-shaped, so it is judged as a username.
+        let p = Some(AccountType::Proveedor);
+        assert_eq!(
+            Ident::parse("...", p),
+            Err(IdentError::Username(UsernameError::NoLetter))
+        );
+        assert!(matches!(Ident::parse("900.102.030", p), Ok(Ident::Nit(_))));
+    }
+
+    fn account(name: Option<&str>, username: Option<&str>) -> Account {
+        Account {
+            id: 7,
+            kind: AccountType::Proveedor,
+            nit: Nit::parse("900102030").unwrap(),
+            username: username.map(str::to_string),
+            email: Email::parse("ventas@acme.co").unwrap(),
+            name: name.map(str::to_string),
+            lang: Lang::Es,
+            password_hash: None,
+            created_at: 0,
+            password_changed_at: None,
+            last_login_at: None,
+            login: LoginState::default(),
+            channel: ChannelState::default(),
+            request_log: RequestLog::default(),
+            live_code_id: None,
+            disabled: None,
+        }
+    }
+
+    #[test]
+    fn audit_labels_never_carry_what_was_typed_for_a_miss() {
+        let a = account(None, None);
+        let typed = Ident::parse("secreto-juan", None).unwrap();
+        assert_eq!(typed.audit_label(Some(&a)), "900102030");
+        assert_eq!(typed.audit_label(None), "username?");
+        let nit = Ident::parse("900102030", None).unwrap();
+        assert_eq!(nit.audit_label(None), "nit?");
+        let email = Ident::parse("x@y.co", None).unwrap();
+        assert_eq!(email.audit_label(None), "email?");
+    }
+
+    #[test]
+    fn disabled_is_the_presence_of_a_disable_record() {
+        let mut a = account(None, None);
+        assert!(!a.is_disabled());
+        a.disabled = Some(Disabled {
+            at: 5,
+            reason: None,
+        });
+        assert!(a.is_disabled());
+    }
+
+    #[test]
+    fn policy_words_cover_every_personal_field() {
+        let a = account(Some("Juan Pérez-Gómez"), Some("acme.sas"));
+        let words = a.policy_words();
+        let words: Vec<(Context, &str)> = words.iter().map(|(c, w)| (*c, w.as_str())).collect();
+        assert_eq!(
+            words,
+            vec![
+                (Context::Nit, "900102030"),
+                (Context::Email, "ventas@acme.co"),
+                (Context::Email, "ventas"),
+                (Context::Username, "acme.sas"),
+                (Context::Name, "Juan Pérez-Gómez"),
+                (Context::Name, "Juan"),
+                (Context::Name, "Pérez"),
+                (Context::Name, "Gómez"),
+            ]
+        );
+        let bare = account(None, None).policy_words();
+        assert_eq!(bare.len(), 3);
     }
 }

@@ -53,9 +53,7 @@ impl Email {
         }
         // Controls, spaces and invisible characters (zero-width, bidi,
         // soft hyphen) would make two addresses look alike to a person.
-        if s.chars()
-            .any(|c| c.is_control() || c.is_whitespace() || is_invisible(c))
-        {
+        if s.chars().any(is_confusable) {
             return Err(EmailError::Invalid);
         }
         // RFC 5322 allows quoted local parts (`"a@evil.co"@good.co`) and
@@ -83,7 +81,9 @@ impl Email {
         if ok.is_err() || idna::domain_to_ascii(&unicode).is_err() || unicode.is_empty() {
             return Err(EmailError::Invalid);
         }
-        if unicode.chars().any(|c| c.is_control() || is_invisible(c)) {
+        // UTS 46 maps some characters to others (U+3000 to a space): the
+        // Unicode form is checked again.
+        if unicode.chars().any(is_confusable) {
             return Err(EmailError::Invalid);
         }
         Ok(Email(format!("{local}@{unicode}")))
@@ -126,6 +126,12 @@ impl Email {
         let first: String = self.local_part().chars().take(1).collect();
         format!("{first}****@{}", self.domain())
     }
+}
+
+/// Characters no address may contain: controls, whitespace of any kind,
+/// and the invisible ones below.
+pub fn is_confusable(c: char) -> bool {
+    c.is_control() || c.is_whitespace() || is_invisible(c)
 }
 
 /// Format characters that show as nothing: zero-width spaces and joiners,
@@ -234,6 +240,52 @@ mod tests {
             Email::parse("a@xn--zz.co").is_err(),
             "a broken punycode label"
         );
+    }
+
+    #[test]
+    fn confusable_characters() {
+        // Control but not whitespace, whitespace but not control, both,
+        // invisible only.
+        for c in [
+            '\u{1}', '\u{7F}', '\u{3000}', '\u{A0}', ' ', '\t', '\u{85}', '\u{200B}',
+        ] {
+            assert!(is_confusable(c), "{:?}", c);
+        }
+        for c in ['a', '.', '-', 'ñ', '@'] {
+            assert!(!is_confusable(c), "{c}");
+        }
+        assert!(Email::parse("a@exa\u{3000}mple.co").is_err());
+        assert!(Email::parse("<juan@gmail.com>").is_err());
+    }
+
+    #[test]
+    fn length_limits_are_inclusive() {
+        let local = "a".repeat(MAX_LOCAL_LEN);
+        assert!(Email::parse(&format!("{local}@gmail.com")).is_ok());
+        assert_eq!(
+            Email::parse(&format!("{local}b@gmail.com")),
+            Err(EmailError::LocalTooLong)
+        );
+        // 254 bytes in all: `a@` then labels of 63 characters.
+        let label = "b".repeat(63);
+        let domain = format!("{label}.{label}.{label}.{}.co", "c".repeat(57));
+        let longest = format!("a@{domain}");
+        assert_eq!(longest.len(), MAX_LEN);
+        assert_eq!(Email::parse(&longest).unwrap().as_str(), longest);
+        assert_eq!(
+            Email::parse(&format!("ab@{domain}")),
+            Err(EmailError::TooLong)
+        );
+    }
+
+    #[test]
+    fn shown_as_the_address() {
+        let e = Email::parse("Ana@Ñandú.co").unwrap();
+        assert_eq!(e.to_string(), "Ana@ñandú.co");
+        assert_eq!(format!("{e:?}"), "Email(Ana@ñandú.co)");
+        assert_eq!(e.local_part(), "Ana");
+        assert_eq!(e.domain(), "ñandú.co");
+        assert!(!e.matches(&Email::parse("ana@nandu.co").unwrap()));
     }
 
     #[test]

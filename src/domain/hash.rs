@@ -291,6 +291,19 @@ mod tests {
         assert!(h.verify(b"otra clave", &a));
         assert!(h.needs_rehash(&a));
         assert_eq!(check_imported(&h.hash(b"x").unwrap()), Ok(()));
+        // Costs outside 4–31 and hashes of the wrong length are malformed.
+        for bad in [
+            b.replacen("$04$", "$03$", 1),
+            b.replacen("$04$", "$32$", 1),
+            format!("{b}A"),
+            b[..59].to_string(),
+        ] {
+            assert_eq!(
+                check_imported(&bad),
+                Err(ImportHashError::Malformed),
+                "{bad}"
+            );
+        }
         for bad in ["", "plaintext", "$2y$10$short", "$argon2id$v=19$garbage"] {
             assert!(check_imported(bad).is_err(), "{bad}");
         }
@@ -360,6 +373,52 @@ mod tests {
         assert!(cur.verify(b"pw", &phc), "old hashes still verify");
         assert!(cur.needs_rehash(&phc));
         assert!(cur.needs_rehash("garbage"));
+    }
+
+    #[test]
+    fn each_parameter_and_the_algorithm_decide_a_rehash() {
+        let cur = Hasher::new(None);
+        assert_eq!(cur.blocks(), M_COST as usize, "one block per KiB");
+        for (m, t, p) in [
+            (M_COST / 2, T_COST, P_COST),
+            (M_COST, T_COST + 1, P_COST),
+            (M_COST, T_COST, P_COST + 1),
+        ] {
+            let phc = Hasher::with_params(None, m, t, p).hash(b"pw").unwrap();
+            assert!(cur.needs_rehash(&phc), "m={m} t={t} p={p}");
+            assert!(cur.verify(b"pw", &phc));
+        }
+        // Current parameters, but argon2i, or argon2id version 0x10.
+        let current = cur.hash(b"pw").unwrap();
+        assert!(!cur.needs_rehash(&current));
+        assert!(cur.needs_rehash(&current.replacen("$argon2id$", "$argon2i$", 1)));
+        assert!(cur.needs_rehash(&current.replacen("$v=19$", "$v=16$", 1)));
+    }
+
+    /// The comparison ORs every byte's difference: two differences that
+    /// would cancel out under XOR (the same bit in two bytes) still fail.
+    #[test]
+    fn a_tampered_hash_never_verifies() {
+        let h = Hasher::new(None);
+        let phc = h.hash(b"pw").unwrap();
+        let mut parsed = PasswordHash::new(&phc).unwrap();
+        let mut bytes = parsed.hash.unwrap().as_bytes().to_vec();
+        bytes[0] ^= 1;
+        bytes[1] ^= 1;
+        parsed.hash = Some(Output::new(&bytes).unwrap());
+        let tampered = parsed.to_string();
+        assert_ne!(tampered, phc);
+        assert!(!h.verify(b"pw", &tampered));
+    }
+
+    #[test]
+    fn debug_never_shows_the_pepper() {
+        let h = Hasher::new(Some(b"pimienta-secreta-0123456789abcdef".to_vec()));
+        let shown = format!("{h:?}");
+        assert!(shown.contains("[set]"), "{shown}");
+        assert!(shown.contains("19456"), "{shown}");
+        assert!(!shown.contains("pimienta"), "{shown}");
+        assert!(format!("{:?}", Hasher::new(None)).contains("None"));
     }
 
     #[test]
