@@ -304,6 +304,11 @@ mod tests {
                 "{bad}"
             );
         }
+        // A salt without a hash, a hash string without either.
+        let (salted, _) = a.rsplit_once('$').unwrap();
+        assert_eq!(check_imported(salted), Err(ImportHashError::Malformed));
+        let (bare, _) = salted.rsplit_once('$').unwrap();
+        assert_eq!(check_imported(bare), Err(ImportHashError::Malformed));
         for bad in ["", "plaintext", "$2y$10$short", "$argon2id$v=19$garbage"] {
             assert!(check_imported(bad).is_err(), "{bad}");
         }

@@ -232,12 +232,11 @@ impl Limits {
     pub fn quota(&self, log: &RequestLog, now: i64) -> Quota {
         let live: Vec<i64> = self.counting(log, now).collect();
         let used = live.len() as i64;
-        let mut next: Option<i64> = None;
-        if let Some(last) = live.last()
-            && now - last < self.request_min_interval_secs
-        {
-            next = Some(last + self.request_min_interval_secs);
-        }
+        // One a minute: free again a minute after the last one (a past
+        // time is dropped by the filter below).
+        let mut next: Option<i64> = live
+            .last()
+            .map(|last| last + self.request_min_interval_secs);
         if used >= self.requests_per_window {
             // The oldest of the last `limit` requests must leave the window.
             let idx = (used - self.requests_per_window) as usize;
@@ -410,5 +409,38 @@ mod tests {
         assert_eq!(log.times(), &[10, 20, 30]);
         assert_eq!(RequestLog::parse(&log.to_stored()), log);
         assert!(RequestLog::parse("").is_empty());
+        assert!(!RequestLog::parse("7").is_empty());
+    }
+
+    #[test]
+    fn a_request_leaves_the_window_exactly_a_day_later() {
+        let l = Limits::default();
+        let t0 = 1_000_000;
+        let log = l.record_request(&RequestLog::default(), t0);
+        assert_eq!(l.quota(&log, t0 + DAY - 1).used, 1);
+        let q = l.quota(&log, t0 + DAY);
+        assert_eq!((q.used, q.next_at), (0, None));
+        assert_eq!(l.record_request(&log, t0 + DAY).times(), &[t0 + DAY]);
+    }
+
+    #[test]
+    fn a_finished_suspension_is_cleared_when_the_channel_is_used() {
+        let l = Limits::default();
+        for ended in [9, 10] {
+            let s = ChannelState {
+                failures: 3,
+                suspended_until: Some(ended),
+            };
+            assert_eq!(
+                l.confirm_gate(s, 0, 10),
+                ConfirmGate::Verify {
+                    counted: ChannelState {
+                        failures: 4,
+                        suspended_until: None
+                    }
+                },
+                "suspension that ended at {ended}"
+            );
+        }
     }
 }
