@@ -259,9 +259,7 @@ impl Limits {
         let mut v: Vec<i64> = self.counting(log, now).collect();
         v.push(now);
         let keep = self.requests_per_window.max(1) as usize;
-        if v.len() > keep {
-            v.drain(..v.len() - keep);
-        }
+        v.drain(..v.len().saturating_sub(keep));
         RequestLog(v)
     }
 }
@@ -410,6 +408,10 @@ mod tests {
         assert_eq!(RequestLog::parse(&log.to_stored()), log);
         assert!(RequestLog::parse("").is_empty());
         assert!(!RequestLog::parse("7").is_empty());
+        // A damaged log with more entries than the limit keeps the newest.
+        let l = Limits::default();
+        let long = RequestLog::parse("1 2 3 4 5 6 7 8");
+        assert_eq!(l.record_request(&long, 9).times(), &[5, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -66,22 +66,19 @@ impl Nit {
                     }
                     dv = Some(String::new());
                 }
-                '0'..='9' => {
-                    let target = dv.as_mut().unwrap_or(&mut body);
-                    // Stop collecting early so a huge input costs nothing.
-                    if target.len() > MAX_DIGITS {
-                        return Err(NitError::TooLong);
-                    }
-                    target.push(c);
-                }
+                // Refused at the first digit too many, so a huge input
+                // costs nothing.
+                '0'..='9' => match dv.as_mut() {
+                    None if body.len() >= MAX_DIGITS => return Err(NitError::TooLong),
+                    None => body.push(c),
+                    Some(d) if !d.is_empty() => return Err(NitError::BadCheckDigitForm),
+                    Some(d) => d.push(c),
+                },
                 other => return Err(NitError::NotDigit(other)),
             }
         }
         if body.is_empty() {
             return Err(NitError::Empty);
-        }
-        if body.len() > MAX_DIGITS {
-            return Err(NitError::TooLong);
         }
         if body.starts_with('0') {
             return Err(NitError::LeadingZero);
@@ -203,6 +200,20 @@ mod tests {
         assert_eq!(Nit::parse("900102030-"), Err(NitError::BadCheckDigitForm));
         assert_eq!(Nit::parse("9-0-1"), Err(NitError::BadCheckDigitForm));
         assert_eq!(Nit::parse("-4"), Err(NitError::Empty));
+        let many = "1".repeat(16);
+        assert_eq!(
+            Nit::parse(&format!("900102030-{many}")),
+            Err(NitError::BadCheckDigitForm)
+        );
+        assert_eq!(Nit::parse(&format!("{many}-7")), Err(NitError::TooLong));
+    }
+
+    #[test]
+    fn shown_grouped_with_the_check_digit() {
+        let n = Nit::parse("900102030").unwrap();
+        assert_eq!(n.to_string(), "900.102.030-4");
+        assert_eq!(format!("{n:?}"), "Nit(900.102.030-4)");
+        assert_eq!(Nit::parse("1").unwrap().to_string(), "1-8");
     }
 
     #[test]

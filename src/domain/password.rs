@@ -403,4 +403,24 @@ mod tests {
             Ok(())
         );
     }
+
+    /// The names scripts see in `built_from_…` reasons.
+    #[test]
+    fn context_tags_are_stable() {
+        let tags: Vec<&str> = [
+            Context::Product,
+            Context::Identifier,
+            Context::Nit,
+            Context::Email,
+            Context::Username,
+            Context::Name,
+        ]
+        .into_iter()
+        .map(Context::tag)
+        .collect();
+        assert_eq!(
+            tags,
+            ["product", "identifier", "nit", "email", "username", "name"]
+        );
+    }
 }
