@@ -333,6 +333,9 @@ mod tests {
         // Full-width letters and the "ﬁ" ligature normalise to ASCII.
         let a = pw("ｃａｂａｌｌｏ-ﬁjo-grapa-verde");
         assert_eq!(a.as_str(), "caballo-fijo-grapa-verde");
+        // What is hashed is the normalised form, and nothing prints it.
+        assert_eq!(a.as_bytes(), b"caballo-fijo-grapa-verde");
+        assert_eq!(format!("{a:?}"), "Password([REDACTED])");
         assert_eq!(confirm(&a, "caballo-fijo-grapa-verde"), Ok(()));
         assert_eq!(
             confirm(&a, "caballo-fijo-grapa-verdE"),
