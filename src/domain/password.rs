@@ -407,6 +407,67 @@ mod tests {
         );
     }
 
+    /// zxcvbn finds the account's data where a plain search does not (a
+    /// l33t or reversed surname): the reason then names the field a typed
+    /// fragment comes from, and a score of exactly 3 is enough.
+    #[test]
+    fn guessable_through_the_account_data() {
+        let p = Policy::default();
+        let words = vec![
+            (Context::Nit, "900102030".to_string()),
+            (Context::Email, "mvalderrama2019@gmail.com".to_string()),
+            (Context::Email, "mvalderrama2019".to_string()),
+            (Context::Name, "Maria Valderrama".to_string()),
+            (Context::Name, "Maria".to_string()),
+            (Context::Name, "Valderrama".to_string()),
+        ];
+        for typed in ["v4lderr4ma-2019", "amarredlav-2019"] {
+            assert_eq!(p.check_typed(&pw(typed), None), Ok(()), "{typed}");
+            assert_eq!(
+                p.check_account(&pw(typed), &words),
+                Err(PolicyError::BuiltFrom(Context::Email)),
+                "{typed}"
+            );
+        }
+        assert_eq!(score(&pw("Tq9#vL2m!x"), &[]), 3);
+        assert_eq!(p.check_account(&pw("Tq9#vL2m!x"), &words), Ok(()));
+    }
+
+    /// A NIT or name part under four characters is not searched for; other
+    /// fields count from three.
+    #[test]
+    fn short_context_words() {
+        let p = Policy::default();
+        let short = vec![
+            (Context::Nit, "900".to_string()),
+            (Context::Name, "Ana".to_string()),
+        ];
+        assert_eq!(
+            p.check_account(&pw("caballo-900-ana-tornillo"), &short),
+            Ok(())
+        );
+        let user = vec![(Context::Username, "ana".to_string())];
+        assert_eq!(
+            p.check_account(&pw("caballo-900-ana-tornillo"), &user),
+            Err(PolicyError::BuiltFrom(Context::Username))
+        );
+    }
+
+    #[test]
+    fn check_all_is_both_checks() {
+        let p = Policy::default();
+        let words = vec![(Context::Name, "Valderrama".to_string())];
+        assert_eq!(
+            p.check_all(&pw("Tq9#vL2m"), None, &words),
+            Err(PolicyError::TooShort { min: 15, got: 8 })
+        );
+        assert_eq!(
+            p.check_all(&pw("valderrama-caballo-grapa"), None, &words),
+            Err(PolicyError::BuiltFrom(Context::Name))
+        );
+        assert_eq!(p.check_all(&pw(STRONG), None, &words), Ok(()));
+    }
+
     /// The names scripts see in `built_from_…` reasons.
     #[test]
     fn context_tags_are_stable() {
