@@ -84,10 +84,11 @@ impl Nit {
             return Err(NitError::LeadingZero);
         }
         if let Some(dv) = dv {
-            if dv.len() != 1 {
+            // A second digit was refused above; here only "none" is left.
+            let Some(&d) = dv.as_bytes().first() else {
                 return Err(NitError::BadCheckDigitForm);
-            }
-            let given = dv.as_bytes()[0] - b'0';
+            };
+            let given = d - b'0';
             let expected = check_digit(&body);
             if given != expected {
                 return Err(NitError::WrongCheckDigit { given, expected });
