@@ -431,3 +431,73 @@ impl Txn for SqliteTxn<'_> {
 pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::hash::Hasher;
+    use crate::store::{CodeState, MailKind, MailState, Store};
+
+    /// Schema 2 to 3 (a code's whole life in one row): a pending code stays
+    /// confirmable with its hash and attempts, its queued message stays
+    /// queued to the same recipient, ended codes and sent notices keep
+    /// their states, the request log moves onto the account, and recovery
+    /// disabled for good after 20 failures becomes a suspension.
+    #[test]
+    fn upgrade_from_schema_2_keeps_every_pending_code() {
+        let mut db = Sqlite::in_memory_at(2).unwrap();
+        let now = 1_750_000_000_i64;
+        let hasher = Hasher::with_params(None, 8, 1, 1);
+        let hash = hasher.hash(b"ABCDE").unwrap();
+        db.conn
+            .execute_batch(&format!(
+                "INSERT INTO accounts (id, kind, nit, email, created_at, failed_confirms) VALUES
+                   (1, 'cliente', '900102030', 'a@example.co', {now}, 3),
+                   (2, 'cliente', '800000001', 'b@example.co', {now}, 20);
+                 INSERT INTO codes (id, account_id, code_hash, created_at, expires_at, ends_at,
+                                    attempts, state) VALUES
+                   (10, 1, '{hash}', {now} - 60, {now} + 840, {now} + 840, 2, 'pending'),
+                   (9, 1, 'x', {now} - 4000, {now} - 3100, {now} - 3500, 0, 'replaced');
+                 INSERT INTO mail_queue (id, account_id, code_id, kind, recipient, created_at,
+                                         state) VALUES
+                   (5, 1, 10, 'reset_code', 'a@example.co', {now} - 60, 'queued'),
+                   (4, 1, 9, 'reset_code', 'a@example.co', {now} - 4000, 'sent'),
+                   (6, 1, NULL, 'password_changed', 'a@example.co', {now} - 100, 'sent');
+                 INSERT INTO reset_requests (account_id, at) VALUES (1, {now} - 4000), (1, {now} - 60);"
+            ))
+            .unwrap();
+        db.migrate_to(migrations::latest()).unwrap();
+        let mut store = Store::from_engine(Box::new(db));
+        store
+            .read(|tx| {
+                let live = tx
+                    .live_code(1, now)?
+                    .expect("the pending code is still live");
+                assert_eq!((live.id, live.attempts), (10, 2));
+                assert!(hasher.verify(b"ABCDE", live.hash.as_deref().unwrap()));
+                let acc = tx.account(1)?.unwrap();
+                assert_eq!(acc.live_code_id, Some(10));
+                assert_eq!(acc.request_log.times(), &[now - 4000, now - 60]);
+                assert_eq!(acc.channel.failures, 3);
+                assert_eq!(tx.code(9)?.unwrap().state, CodeState::Replaced);
+                // A message id is its code's id; notices come after the codes.
+                assert_eq!(tx.queued_mail_ids()?, vec![10]);
+                let m = tx.mail(10)?.unwrap();
+                assert_eq!(
+                    (m.kind, m.mail.recipient.as_str()),
+                    (MailKind::ResetCode, "a@example.co")
+                );
+                assert_eq!(tx.mail(9)?.unwrap().mail.state, MailState::Sent);
+                let notice = tx.mail(16)?.unwrap();
+                assert_eq!(
+                    (notice.kind, notice.mail.state),
+                    (MailKind::PasswordChanged, MailState::Sent)
+                );
+                let off = tx.account(2)?.unwrap();
+                assert_eq!(off.channel.failures, 0);
+                assert!(off.channel.suspended_until.is_some());
+                Ok(())
+            })
+            .unwrap();
+    }
+}
