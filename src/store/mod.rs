@@ -735,3 +735,36 @@ pub(crate) fn backoff(attempt: u32) {
 
 #[cfg(test)]
 pub mod suite;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pending code is shown expired from its expiry second on, whether
+    /// or not a purge has run; ended codes show how they ended.
+    #[test]
+    fn shown_code_states() {
+        let p = CodeState::Pending;
+        assert_eq!(p.shown(100, 99), ShownCodeState::Pending);
+        assert_eq!(p.shown(100, 100), ShownCodeState::Expired);
+        assert_eq!(p.shown(100, 101), ShownCodeState::Expired);
+        assert_eq!(CodeState::Used.shown(100, 50), ShownCodeState::Used);
+        assert_eq!(CodeState::Replaced.shown(100, 50), ShownCodeState::Replaced);
+        assert_eq!(
+            CodeState::Exhausted.shown(100, 50),
+            ShownCodeState::Exhausted
+        );
+        let names: Vec<&str> = ShownCodeState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            ["pending", "expired", "used", "replaced", "exhausted"]
+        );
+    }
+
+    /// The names `db status --json` and error messages use.
+    #[test]
+    fn engine_names() {
+        assert_eq!(Engine::Sqlite.as_str(), "sqlite");
+        assert_eq!(Engine::Postgres.as_str(), "postgres");
+    }
+}
