@@ -78,7 +78,7 @@ impl Email {
             return Err(EmailError::Invalid);
         }
         let (unicode, ok) = idna::domain_to_unicode(domain);
-        if ok.is_err() || idna::domain_to_ascii(&unicode).is_err() || unicode.is_empty() {
+        if ok.is_err() || idna::domain_to_ascii(&unicode).is_err() {
             return Err(EmailError::Invalid);
         }
         // UTS 46 maps some characters to others (U+3000 to a space): the

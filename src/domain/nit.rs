@@ -56,7 +56,8 @@ impl Nit {
     /// an optional `-D` check digit is verified and stripped.
     pub fn parse(input: &str) -> Result<Nit, NitError> {
         let mut body = String::with_capacity(input.len().min(32));
-        let mut dv: Option<String> = None;
+        // None: no `-` yet; Some(None): a `-`, no digit yet.
+        let mut dv: Option<Option<u8>> = None;
         for c in input.trim().chars() {
             match c {
                 '.' | ' ' | ',' => {}
@@ -64,15 +65,15 @@ impl Nit {
                     if dv.is_some() {
                         return Err(NitError::BadCheckDigitForm);
                     }
-                    dv = Some(String::new());
+                    dv = Some(None);
                 }
                 // Refused at the first digit too many, so a huge input
                 // costs nothing.
-                '0'..='9' => match dv.as_mut() {
+                '0'..='9' => match dv {
                     None if body.len() >= MAX_DIGITS => return Err(NitError::TooLong),
                     None => body.push(c),
-                    Some(d) if !d.is_empty() => return Err(NitError::BadCheckDigitForm),
-                    Some(d) => d.push(c),
+                    Some(Some(_)) => return Err(NitError::BadCheckDigitForm),
+                    Some(None) => dv = Some(Some(c as u8 - b'0')),
                 },
                 other => return Err(NitError::NotDigit(other)),
             }
@@ -84,11 +85,9 @@ impl Nit {
             return Err(NitError::LeadingZero);
         }
         if let Some(dv) = dv {
-            // A second digit was refused above; here only "none" is left.
-            let Some(&d) = dv.as_bytes().first() else {
+            let Some(given) = dv else {
                 return Err(NitError::BadCheckDigitForm);
             };
-            let given = d - b'0';
             let expected = check_digit(&body);
             if given != expected {
                 return Err(NitError::WrongCheckDigit { given, expected });
