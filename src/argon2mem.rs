@@ -4,13 +4,17 @@
 //! Why: every `login` and `reset confirm` is a short process whose cost is
 //! dominated by one argon2id evaluation. From the allocator, 19 MiB of fresh
 //! 4 KiB pages cost ~4,900 page faults per hash; one 2 MiB-aligned mapping
-//! with `MADV_HUGEPAGE` costs about ten, and `MADV_POPULATE_WRITE` takes them
-//! all at once, in the kernel, before the hash starts — on another core,
-//! while the process is still opening its database ([`prefault`]).
+//! with `MADV_HUGEPAGE` costs about ten. [`prefault`] makes the mapping on
+//! another thread as soon as the process starts and hands it over once its
+//! first huge page is in; that thread then faults the rest in with
+//! `MADV_POPULATE_WRITE`, in the order the hash writes it, so the kernel's
+//! zeroing runs ahead of the hash instead of before it.
 //!
 //! Invariants:
-//! - This is the only unsafe memory code of the program, and it touches
+//! - This is the program's only unsafe memory management, and it touches
 //!   only these mappings: every other allocation is the system allocator's.
+//! - Faulting pages in never reads or writes their contents, so it may run
+//!   while a hash writes into the same region.
 //! - A region is used by one hash at a time (taken from the pool, put back
 //!   after); two hashes at once (`reset confirm`) get two regions.
 //! - Argon2 writes every block before reading it, so a region reused by a
@@ -20,6 +24,7 @@
 
 use argon2::Block;
 use std::sync::Mutex;
+use std::sync::mpsc::Receiver;
 
 #[cfg(target_os = "linux")]
 mod region {
@@ -42,6 +47,16 @@ mod region {
     impl Region {
         /// Maps, advises huge pages, and (best effort) faults it all in.
         pub fn new(blocks: usize) -> Option<Region> {
+            let r = Region::map(blocks)?;
+            if !r.populate(0, r.bytes()) {
+                r.touch();
+            }
+            Some(r)
+        }
+
+        /// Maps `blocks` blocks, 2 MiB-aligned, advised to be backed by
+        /// huge pages; nothing is faulted in yet.
+        pub fn map(blocks: usize) -> Option<Region> {
             let bytes = blocks.checked_mul(std::mem::size_of::<Block>())?;
             let len = bytes.checked_add(HUGE)?;
             // SAFETY: an anonymous private mapping; no existing memory is touched.
@@ -59,32 +74,45 @@ mod region {
                 return None;
             }
             let aligned = (base as usize).div_ceil(HUGE) * HUGE;
-            let ptr = aligned as *mut Block;
             // SAFETY: [aligned, aligned + bytes) lies inside the mapping just
             // made; the advice only changes how its pages are backed.
             unsafe {
                 libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
-                if libc::madvise(
-                    aligned as *mut libc::c_void,
-                    bytes,
-                    libc::MADV_POPULATE_WRITE,
-                ) != 0
-                {
-                    // Older kernels: touch one byte per page instead.
-                    let p = aligned as *mut u8;
-                    let mut off = 0;
-                    while off < bytes {
-                        p.add(off).write_volatile(0);
-                        off += 4096;
-                    }
-                }
             }
             Some(Region {
-                ptr,
+                ptr: aligned as *mut Block,
                 blocks,
                 base,
                 len,
             })
+        }
+
+        pub fn bytes(&self) -> usize {
+            self.blocks * std::mem::size_of::<Block>()
+        }
+
+        /// Where the blocks start, for [`populate_at`] on another thread.
+        pub fn addr(&self) -> usize {
+            self.ptr as usize
+        }
+
+        /// Faults in `[from, to)` (byte offsets) without touching the
+        /// contents; false when the kernel cannot (before Linux 5.14).
+        pub fn populate(&self, from: usize, to: usize) -> bool {
+            populate_at(self.addr(), from, to.min(self.bytes()))
+        }
+
+        /// Faults every page in by writing one byte to it (the fallback
+        /// for kernels without `MADV_POPULATE_WRITE`), before any hash
+        /// uses the region.
+        fn touch(&self) {
+            let p = self.ptr.cast::<u8>();
+            let mut off = 0;
+            while off < self.bytes() {
+                // SAFETY: inside the mapping, which no one else uses yet.
+                unsafe { p.add(off).write_volatile(0) };
+                off += 4096;
+            }
         }
 
         pub fn blocks(&self) -> usize {
@@ -97,6 +125,55 @@ mod region {
             // by an earlier hash (every bit pattern is a valid Block), and
             // `&mut self` makes this the only reference.
             unsafe { std::slice::from_raw_parts_mut(self.ptr, self.blocks) }
+        }
+    }
+
+    /// `MADV_POPULATE_WRITE` over `[from, to)` of the blocks at `addr`:
+    /// page tables and zeroed pages are made as a write would make them,
+    /// but no byte is read or written, so it may run while a hash writes
+    /// into the same pages (a present page is left as it is).
+    pub fn populate_at(addr: usize, from: usize, to: usize) -> bool {
+        if from >= to {
+            return true;
+        }
+        // SAFETY: the caller names a range of a live region's mapping;
+        // the advice changes no contents.
+        unsafe {
+            libc::madvise(
+                (addr + from) as *mut libc::c_void,
+                to - from,
+                libc::MADV_POPULATE_WRITE,
+            ) == 0
+        }
+    }
+
+    /// Maps `count` regions and hands each over through `tx` as soon as
+    /// its first huge page is in, then faults the rest in, huge page by huge
+    /// page, in the order a hash writes them (all regions side by side: the
+    /// two hashes of `reset confirm` run at once). A hash that overtakes
+    /// this thread takes its own page faults; the two never wait for each
+    /// other otherwise. Without `MADV_POPULATE_WRITE` a region is touched
+    /// all over before it is handed over.
+    pub fn prepare(blocks: usize, count: usize, tx: std::sync::mpsc::Sender<Region>) {
+        let mut live = Vec::new();
+        for _ in 0..count {
+            let Some(r) = Region::map(blocks) else { break };
+            if r.populate(0, HUGE) {
+                live.push((r.addr(), r.bytes()));
+            } else {
+                r.touch();
+            }
+            if tx.send(r).is_err() {
+                return;
+            }
+        }
+        drop(tx);
+        let mut off = HUGE;
+        while live.iter().any(|&(_, n)| off < n) {
+            for &(addr, n) in &live {
+                populate_at(addr, off, (off + HUGE).min(n));
+            }
+            off += HUGE;
         }
     }
 
@@ -129,6 +206,14 @@ mod region {
             &mut self.0
         }
     }
+
+    pub fn prepare(blocks: usize, count: usize, tx: std::sync::mpsc::Sender<Region>) {
+        for _ in 0..count {
+            if tx.send(Region(vec![Block::new(); blocks])).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 use region::Region;
@@ -136,23 +221,34 @@ use region::Region;
 /// Regions not in use, ready for the next hash.
 static POOL: Mutex<Vec<Region>> = Mutex::new(Vec::new());
 
-/// Regions being prepared in the background by [`prefault`].
-static PENDING: Mutex<Option<std::thread::JoinHandle<Vec<Region>>>> = Mutex::new(None);
+/// Regions being prepared in the background by [`prefault`]: each arrives
+/// once mapped, its pages still being faulted in on that thread.
+static PENDING: Mutex<Option<Receiver<Region>>> = Mutex::new(None);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn take(blocks: usize) -> Option<Region> {
-    let pending = lock(&PENDING).take();
-    if let Some(Ok(ready)) = pending.map(|h| h.join()) {
-        lock(&POOL).extend(ready);
+    {
+        let mut pool = lock(&POOL);
+        if let Some(i) = pool.iter().position(|r| r.blocks() == blocks) {
+            return Some(pool.swap_remove(i));
+        }
     }
-    let mut pool = lock(&POOL);
-    if let Some(i) = pool.iter().position(|r| r.blocks() == blocks) {
-        return Some(pool.swap_remove(i));
+    // Held while waiting: two hashes at once receive one region each.
+    let mut pending = lock(&PENDING);
+    if let Some(rx) = pending.as_ref() {
+        while let Ok(r) = rx.recv() {
+            if r.blocks() == blocks {
+                return Some(r);
+            }
+            lock(&POOL).push(r);
+        }
+        // All handed over: a later `prefault` may start another batch.
+        *pending = None;
     }
-    drop(pool);
+    drop(pending);
     Region::new(blocks)
 }
 
@@ -170,7 +266,8 @@ pub fn with_blocks<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
 
 /// Starts preparing `count` regions on another thread (mapping them and
 /// faulting their pages in), so the process's first hashes find their
-/// memory ready. A process that cannot start a thread simply does without.
+/// memory ready, or being made ready just ahead of them. A process that
+/// cannot start a thread simply does without.
 pub fn prefault(blocks: usize, count: usize) {
     if crate::ops::spawn_refused() {
         return;
@@ -179,9 +276,10 @@ pub fn prefault(blocks: usize, count: usize) {
     if pending.is_some() {
         return;
     }
-    let job = move || (0..count).filter_map(|_| Region::new(blocks)).collect();
-    if let Ok(h) = std::thread::Builder::new().spawn(job) {
-        *pending = Some(h);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let job = move || region::prepare(blocks, count, tx);
+    if std::thread::Builder::new().spawn(job).is_ok() {
+        *pending = Some(rx);
     }
 }
 
@@ -205,5 +303,28 @@ mod tests {
             assert_ne!(x.as_ptr() as usize, y);
         });
         assert_eq!(with_blocks(8, |b| b.len()), 8);
+    }
+
+    /// A region handed over while its pages are still being faulted in
+    /// on the preparing thread gives the hash the argon2 crate computes in
+    /// ordinary memory.
+    #[test]
+    fn a_region_still_being_faulted_in_hashes_right() {
+        use argon2::{Algorithm, Argon2, Params, Version};
+        let blocks = 3 * 2048 + 7; // over three huge pages, not a multiple
+        let params = Params::new(blocks as u32, 1, 1, None).unwrap();
+        let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut want = [0u8; 32];
+        a.hash_password_into(b"pw", b"saltsalt", &mut want).unwrap();
+        prefault(blocks, 2);
+        for _ in 0..2 {
+            let got = with_blocks(blocks, |mem| {
+                let mut out = [0u8; 32];
+                a.hash_password_into_with_memory(b"pw", b"saltsalt", &mut out, mem)
+                    .unwrap();
+                out
+            });
+            assert_eq!(got, want);
+        }
     }
 }

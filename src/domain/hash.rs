@@ -67,19 +67,14 @@ impl Hasher {
         }
     }
 
-    /// The argon2 context for `alg`/`version`/`params`. A pepper argon2
-    /// cannot take fails closed: nothing is hashed and nothing verifies
-    /// (never a silent fallback to no pepper).
-    fn context(
-        &self,
-        alg: Algorithm,
-        version: Version,
-        params: Params,
-    ) -> Result<Argon2<'_>, HashError> {
+    /// A pepper argon2 cannot take fails closed: nothing is hashed and
+    /// nothing verifies (never a silent fallback to no pepper).
+    fn check_pepper(&self) -> Result<(), HashError> {
         match &self.pepper {
-            Some(secret) => Argon2::new_with_secret(secret, alg, version, params)
-                .map_err(|e| HashError(e.to_string())),
-            None => Ok(Argon2::new(alg, version, params)),
+            Some(k) if k.len() > argon2::MAX_SECRET_LEN => {
+                Err(HashError("pepper too long".to_string()))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -94,19 +89,33 @@ impl Hasher {
     }
 
     /// One argon2 evaluation into `out`, in the dedicated working memory;
-    /// counted once it has run.
+    /// counted once it has run. On a CPU with AVX-512 the evaluation is our
+    /// kernel's (`argon2-avx512`, the same function), elsewhere the argon2
+    /// crate's. `pepper: false` leaves the pepper out (only [`Self::burn`],
+    /// when the pepper is unusable: the work is still done).
     fn compute(
         &self,
-        a: &Argon2<'_>,
-        blocks: usize,
+        (alg, version): (Algorithm, Version),
+        params: &Params,
+        pepper: bool,
         secret: &[u8],
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), HashError> {
-        let r = crate::argon2mem::with_blocks(blocks, |mem| {
+        let key = self.pepper.as_deref().map(Vec::as_slice).filter(|_| pepper);
+        let r = crate::argon2mem::with_blocks(params.block_count(), |mem| {
+            if argon2_avx512::hash_into(alg, version, params, key, secret, salt, out, mem).is_some()
+            {
+                return Ok(());
+            }
+            let a = match key {
+                Some(k) => Argon2::new_with_secret(k, alg, version, params.clone())
+                    .map_err(|e| HashError(e.to_string()))?,
+                None => Argon2::new(alg, version, params.clone()),
+            };
             a.hash_password_into_with_memory(secret, salt, out, mem)
-        })
-        .map_err(|e| HashError(e.to_string()));
+                .map_err(|e| HashError(e.to_string()))
+        });
         self.count();
         r
     }
@@ -117,8 +126,9 @@ impl Hasher {
         let salt: [u8; 16] = rand::rng().random();
         let mut out = [0u8; 32];
         let params = self.params.clone();
-        let a = self.context(Algorithm::Argon2id, Version::V0x13, params.clone())?;
-        self.compute(&a, params.block_count(), secret, &salt, &mut out)?;
+        self.check_pepper()?;
+        let (alg, v) = (Algorithm::Argon2id, Version::V0x13);
+        self.compute((alg, v), &params, true, secret, &salt, &mut out)?;
         let err = |e: &dyn std::fmt::Display| HashError(e.to_string());
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
@@ -164,10 +174,17 @@ impl Hasher {
         let params = Params::try_from(&parsed).ok()?;
         let salt = parsed.salt?;
         let expected = parsed.hash?;
-        let a = self.context(alg, version, params.clone()).ok()?;
+        self.check_pepper().ok()?;
         let mut out = Zeroizing::new(vec![0u8; expected.len()]);
-        self.compute(&a, params.block_count(), secret, salt.as_ref(), &mut out)
-            .ok()?;
+        self.compute(
+            (alg, version),
+            &params,
+            true,
+            secret,
+            salt.as_ref(),
+            &mut out,
+        )
+        .ok()?;
         // Constant time: every byte compared whatever the first difference.
         let diff = out
             .iter()
@@ -180,11 +197,10 @@ impl Hasher {
     /// of a miss (unknown account, no code, locked account).
     pub fn burn(&self, secret: &[u8]) {
         let params = self.params.clone();
-        let a = self
-            .context(Algorithm::Argon2id, Version::V0x13, params.clone())
-            .unwrap_or_else(|_| Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()));
+        let pepper = self.check_pepper().is_ok();
+        let (alg, v) = (Algorithm::Argon2id, Version::V0x13);
         let mut out = [0u8; 32];
-        let _ = self.compute(&a, params.block_count(), secret, BURN_SALT, &mut out);
+        let _ = self.compute((alg, v), &params, pepper, secret, BURN_SALT, &mut out);
         std::hint::black_box(&out);
     }
 
@@ -325,12 +341,13 @@ mod tests {
         }
     }
 
-    /// RFC 9106 §5.3: the argon2id test vector (m=32 KiB, t=3, p=4, with
-    /// secret and associated data), through the same `hash_password_into_with_memory`
-    /// and the same dedicated working memory this module uses. A known answer
-    /// from outside this code, not argon2 compared with itself.
+    /// RFC 9106 §5.3: the three test vectors (m=32 KiB, t=3, p=4, with
+    /// secret and associated data), through `compute` (so through the
+    /// AVX-512 kernel on a CPU that has it, the argon2 crate elsewhere) and
+    /// the dedicated working memory. A known answer from outside this code,
+    /// not argon2 compared with itself.
     #[test]
-    fn rfc_9106_argon2id_known_answer() {
+    fn rfc_9106_known_answers() {
         let params = argon2::ParamsBuilder::new()
             .m_cost(32)
             .t_cost(3)
@@ -339,22 +356,156 @@ mod tests {
             .data(argon2::AssociatedData::new(&[4u8; 12]).unwrap())
             .build()
             .unwrap();
-        let a = Argon2::new_with_secret(
-            &[3u8; 8],
+        let h = Hasher::new(Some(vec![3u8; 8]));
+        for (alg, tag) in [
+            (
+                Algorithm::Argon2d,
+                "512b391b6f1162975371d30919734294f868e3be3984f3c1a13a4db9fabe4acb",
+            ),
+            (
+                Algorithm::Argon2i,
+                "c814d9d1dc7f37aa13f0d77f2494bda1c8de6b016dd388d29952a4c4672b6ce8",
+            ),
+            (
+                Algorithm::Argon2id,
+                "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659",
+            ),
+        ] {
+            let mut out = [0u8; 32];
+            h.compute(
+                (alg, Version::V0x13),
+                &params,
+                true,
+                &[1u8; 32],
+                &[2u8; 16],
+                &mut out,
+            )
+            .unwrap();
+            let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, tag, "{alg:?}");
+        }
+    }
+
+    /// The AVX-512 kernel is the argon2 crate's function bit for bit, on
+    /// random inputs: every algorithm and version, 1–4 lanes, 1–4 passes,
+    /// memory sizes that are and are not multiples of the segment, output
+    /// lengths on both sides of 64 bytes, with and without a pepper and
+    /// associated data, and once at the production parameters.
+    #[test]
+    fn avx512_kernel_is_the_argon2_crate_function() {
+        use rand::{Rng, RngExt, SeedableRng};
+        if !argon2_avx512::available() {
+            eprintln!(
+                "NOTE: this CPU has no AVX-512F; the argon2 crate hashes here, and the \
+                 kernel must say it is not for this CPU"
+            );
+            let mut out = [0u8; 32];
+            let mut mem = vec![argon2::Block::new(); 64];
+            let p = Params::new(64, 1, 1, None).unwrap();
+            let none = argon2_avx512::hash_into(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                &p,
+                None,
+                b"pw",
+                &[0; 16],
+                &mut out,
+                &mut mem,
+            );
+            assert!(none.is_none());
+            return;
+        }
+        let seed: u64 = rand::rng().random();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        fn bytes(rng: &mut rand::rngs::StdRng, n: std::ops::Range<usize>) -> Vec<u8> {
+            let mut v = vec![0u8; rng.random_range(n)];
+            rng.fill_bytes(&mut v);
+            v
+        }
+        let mut cases: Vec<(Algorithm, Version, u32, u32, u32, usize)> = (0..120)
+            .map(|_| {
+                let p = rng.random_range(1..=4u32);
+                (
+                    [Algorithm::Argon2d, Algorithm::Argon2i, Algorithm::Argon2id]
+                        [rng.random_range(0..3)],
+                    [Version::V0x10, Version::V0x13][rng.random_range(0..2)],
+                    rng.random_range(8 * p..=600),
+                    rng.random_range(1..=4u32),
+                    p,
+                    [4, 16, 32, 63, 64, 65, 100, 128, 1024][rng.random_range(0..9)],
+                )
+            })
+            .collect();
+        cases.push((
             Algorithm::Argon2id,
             Version::V0x13,
-            params.clone(),
-        )
-        .unwrap();
-        let mut out = [0u8; 32];
-        Hasher::new(None)
-            .compute(&a, params.block_count(), &[1u8; 32], &[2u8; 16], &mut out)
-            .unwrap();
-        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659"
+            M_COST,
+            T_COST,
+            P_COST,
+            32,
+        ));
+        for (alg, version, m, t, p, len) in cases {
+            let pwd = bytes(&mut rng, 0..80);
+            let salt = bytes(&mut rng, 8..40);
+            let secret = rng.random_bool(0.5).then(|| bytes(&mut rng, 0..40));
+            let data = bytes(&mut rng, 0..20);
+            let params = argon2::ParamsBuilder::new()
+                .m_cost(m)
+                .t_cost(t)
+                .p_cost(p)
+                .data(argon2::AssociatedData::new(&data).unwrap())
+                .build()
+                .unwrap();
+            let case = format!("seed {seed}: {alg:?} {version:?} m={m} t={t} p={p} out={len}");
+            let mut want = vec![0u8; len];
+            let crate_a = match &secret {
+                Some(k) => Argon2::new_with_secret(k, alg, version, params.clone()).unwrap(),
+                None => Argon2::new(alg, version, params.clone()),
+            };
+            crate_a.hash_password_into(&pwd, &salt, &mut want).unwrap();
+            let mut got = vec![0u8; len];
+            let mut mem = vec![argon2::Block::new(); params.block_count()];
+            argon2_avx512::hash_into(
+                alg,
+                version,
+                &params,
+                secret.as_deref(),
+                &pwd,
+                &salt,
+                &mut got,
+                &mut mem,
+            )
+            .unwrap_or_else(|| panic!("kernel refused {case}"));
+            assert_eq!(got, want, "{case}");
+        }
+        // Inputs the crate refuses are left to the crate (and its error).
+        let p = Params::new(64, 1, 1, None).unwrap();
+        let mut mem = vec![argon2::Block::new(); 64];
+        let refuse = |salt: &[u8], out: &mut [u8], mem: &mut [argon2::Block]| {
+            argon2_avx512::hash_into(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                &p,
+                None,
+                b"pw",
+                salt,
+                out,
+                mem,
+            )
+        };
+        assert!(
+            refuse(&[0; 7], &mut [0; 32], &mut mem).is_none(),
+            "short salt"
         );
+        assert!(
+            refuse(&[0; 16], &mut [0; 3], &mut mem).is_none(),
+            "short output"
+        );
+        assert!(
+            refuse(&[0; 16], &mut [0; 32], &mut mem[..63]).is_none(),
+            "too little memory"
+        );
+        assert!(refuse(&[0; 16], &mut [0; 32], &mut mem).is_some());
     }
 
     #[test]

@@ -1,0 +1,520 @@
+//! Argon2 (RFC 9106) with an AVX-512 compression kernel, chosen at run time.
+//!
+//! Why: a `login` is one argon2id evaluation plus a little overhead, so the
+//! speed of the compression function is the speed of the command. The
+//! argon2 crate has one kernel, its portable code compiled for AVX2; on a
+//! CPU with AVX-512 the same function runs in 512-bit registers with native
+//! 64-bit rotates, and the block just written stays in registers for the
+//! next one (BENCHMARKS.md has the figures).
+//!
+//! Invariants:
+//! - The result is the argon2 crate's, bit for bit: the tests compare the
+//!   two on random inputs of every algorithm, version, lane count and output
+//!   length, and on RFC 9106's known answers.
+//! - Chosen only when the CPU reports AVX-512F at run time (the binary is
+//!   built for any x86-64); otherwise, or for inputs the argon2 crate would
+//!   refuse, [`hash_into`] returns `None` and the caller uses the crate.
+//! - Only the prehash, the first blocks and the final hash are here besides
+//!   the kernel; password-hash parsing and parameter checks stay the crate's
+//!   (`Params` can only hold valid parameters).
+//! - `unsafe` is limited to the 512-bit loads and stores of whole blocks and
+//!   to entering the kernel after the feature check.
+
+use argon2::{Algorithm, Block, Params, Version};
+
+const SYNC_POINTS: usize = 4;
+
+/// The argon2 tag of `pwd` and `salt` into `out`, filling `mem` (at least
+/// `params.block_count()` blocks), or `None` when this CPU or these inputs
+/// are not for this kernel: the caller then uses the argon2 crate.
+#[allow(clippy::too_many_arguments)]
+pub fn hash_into(
+    alg: Algorithm,
+    version: Version,
+    params: &Params,
+    secret: Option<&[u8]>,
+    pwd: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    mem: &mut [Block],
+) -> Option<()> {
+    if !available() {
+        return None;
+    }
+    // The crate's own limits (its errors are the ones users should see).
+    let out_len_ok = match params.output_len() {
+        Some(n) => out.len() == n,
+        None => (Params::MIN_OUTPUT_LEN..=Params::MAX_OUTPUT_LEN).contains(&out.len()),
+    };
+    let fits = |n: usize| u32::try_from(n).is_ok();
+    if !out_len_ok
+        || salt.len() < argon2::MIN_SALT_LEN
+        || salt.len() > argon2::MAX_SALT_LEN
+        || pwd.len() > argon2::MAX_PWD_LEN
+        || !secret.is_none_or(|s| s.len() <= argon2::MAX_SECRET_LEN && fits(s.len()))
+        || !fits(out.len())
+    {
+        return None;
+    }
+    let mem = mem.get_mut(..params.block_count())?;
+    let h0 = initial_hash(alg, version, params, secret, pwd, salt, out.len());
+    let lane_length = params.block_count() / params.p_cost() as usize;
+    for (l, lane) in mem.chunks_exact_mut(lane_length).enumerate() {
+        for (i, block) in lane[..2].iter_mut().enumerate() {
+            let mut bytes = zeroize::Zeroizing::new([0u8; Block::SIZE]);
+            let (i, l) = (i as u32, l as u32);
+            blake2b_long(
+                &[&h0[..], &i.to_le_bytes(), &l.to_le_bytes()],
+                &mut bytes[..],
+            );
+            for (w, chunk) in block.as_mut().iter_mut().zip(bytes.chunks_exact(8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                *w = u64::from_le_bytes(b);
+            }
+        }
+    }
+    fill(mem, alg, version, params);
+    let mut last = Block::new();
+    for lane in mem.chunks_exact(lane_length) {
+        last ^= &lane[lane_length - 1];
+    }
+    let mut bytes = zeroize::Zeroizing::new([0u8; Block::SIZE]);
+    for (chunk, w) in bytes.chunks_exact_mut(8).zip(last.as_ref()) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    blake2b_long(&[&bytes[..]], out);
+    Some(())
+}
+
+/// Whether this CPU runs the kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// H0 of RFC 9106 §3.2.
+fn initial_hash(
+    alg: Algorithm,
+    version: Version,
+    params: &Params,
+    secret: Option<&[u8]>,
+    pwd: &[u8],
+    salt: &[u8],
+    out_len: usize,
+) -> zeroize::Zeroizing<[u8; 64]> {
+    use blake2::{Blake2b512, Digest};
+    let le = |n: usize| (n as u32).to_le_bytes();
+    let mut d = Blake2b512::new();
+    d.update(params.p_cost().to_le_bytes());
+    d.update(le(out_len));
+    d.update(params.m_cost().to_le_bytes());
+    d.update(params.t_cost().to_le_bytes());
+    d.update((version as u32).to_le_bytes());
+    d.update((alg as u32).to_le_bytes());
+    d.update(le(pwd.len()));
+    d.update(pwd);
+    d.update(le(salt.len()));
+    d.update(salt);
+    let secret = secret.unwrap_or_default();
+    d.update(le(secret.len()));
+    d.update(secret);
+    d.update(le(params.data().len()));
+    d.update(params.data());
+    let mut h0 = zeroize::Zeroizing::new([0u8; 64]);
+    h0.copy_from_slice(&d.finalize());
+    h0
+}
+
+/// H' of RFC 9106 §3.3: BLAKE2b stretched to `out.len()` bytes.
+fn blake2b_long(inputs: &[&[u8]], out: &mut [u8]) {
+    use blake2::digest::block_api::{UpdateCore, VariableOutputCore};
+    use blake2::digest::block_buffer::LazyBuffer;
+    use blake2::{Blake2b512, Blake2bVarCore, Digest};
+
+    // BLAKE2b with an output of `n` ≤ 64 bytes of `parts`.
+    fn short(parts: &[&[u8]], out: &mut [u8]) {
+        let Ok(mut h) = Blake2bVarCore::new(out.len()) else {
+            return;
+        };
+        let mut buf = LazyBuffer::new(&[]);
+        for p in parts {
+            buf.digest_blocks(p, |b| h.update_blocks(b));
+        }
+        let mut full = Default::default();
+        h.finalize_variable_core(&mut buf, &mut full);
+        out.copy_from_slice(&full[..out.len()]);
+    }
+
+    let len = (out.len() as u32).to_le_bytes();
+    if out.len() <= 64 {
+        let mut parts = vec![&len[..]];
+        parts.extend_from_slice(inputs);
+        short(&parts, out);
+        return;
+    }
+    let mut d = Blake2b512::new();
+    d.update(len);
+    for p in inputs {
+        d.update(p);
+    }
+    let mut v = d.finalize();
+    let (first, mut rest) = out.split_at_mut(32);
+    first.copy_from_slice(&v[..32]);
+    while rest.len() > 64 {
+        let (chunk, tail) = rest.split_at_mut(32);
+        v = Blake2b512::digest(v);
+        chunk.copy_from_slice(&v[..32]);
+        rest = tail;
+    }
+    short(&[&v[..]], rest);
+}
+
+/// The passes over memory (RFC 9106 §3.4), after the first two blocks of
+/// each lane.
+fn fill(mem: &mut [Block], alg: Algorithm, version: Version, params: &Params) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `hash_into` only gets here after `available()`, i.e.
+        // after the CPU reported AVX-512F.
+        unsafe { avx512::fill(mem, alg, version, params) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (mem, alg, version, params);
+    }
+}
+
+/// Where the block after `block` in (`pass`, `slice`, `lane`) takes its
+/// reference from (RFC 9106 §3.4.1.2), given its 64 pseudo-random bits.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn ref_index(
+    rand: u64,
+    pass: usize,
+    slice: usize,
+    lane: usize,
+    block: usize,
+    lanes: usize,
+    lane_length: usize,
+    segment_length: usize,
+) -> usize {
+    let ref_lane = if pass == 0 && slice == 0 {
+        lane
+    } else {
+        (rand >> 32) as usize % lanes
+    };
+    let area = if pass == 0 {
+        if slice == 0 {
+            block - 1
+        } else if ref_lane == lane {
+            slice * segment_length + block - 1
+        } else {
+            slice * segment_length - usize::from(block == 0)
+        }
+    } else if ref_lane == lane {
+        lane_length - segment_length + block - 1
+    } else {
+        lane_length - segment_length - usize::from(block == 0)
+    };
+    let mut map = rand & 0xFFFF_FFFF;
+    map = (map * map) >> 32;
+    let relative = area - 1 - ((area as u64 * map) >> 32) as usize;
+    let start = if pass != 0 && slice != SYNC_POINTS - 1 {
+        (slice + 1) * segment_length
+    } else {
+        0
+    };
+    ref_lane * lane_length + (start + relative) % lane_length
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Algorithm, Block, Params, SYNC_POINTS, Version, ref_index};
+    use core::arch::x86_64::*;
+
+    /// A block in sixteen 512-bit registers: register `k` holds words
+    /// `8k..8k+8`.
+    type State = [__m512i; 16];
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(b: &Block) -> State {
+        let p = b.as_ref().as_ptr().cast::<__m512i>();
+        // SAFETY: a Block is 128 u64 words (1 KiB, 64-byte aligned), so
+        // `p.add(k)` for k < 16 reads inside it; the unaligned load has no
+        // alignment requirement anyway.
+        core::array::from_fn(|k| unsafe { _mm512_loadu_si512(p.add(k)) })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(s: &State, b: &mut Block) {
+        let p = b.as_mut().as_mut_ptr().cast::<__m512i>();
+        for (k, v) in s.iter().enumerate() {
+            // SAFETY: as in `load`, inside the block, which `&mut` makes ours.
+            unsafe { _mm512_storeu_si512(p.add(k), *v) }
+        }
+    }
+
+    /// x + y + 2·lo32(x)·lo32(y), lane by lane: BlaMka's multiplication.
+    macro_rules! muladd {
+        ($x:expr, $y:expr) => {{
+            let z = _mm512_mul_epu32($x, $y);
+            _mm512_add_epi64(_mm512_add_epi64($x, $y), _mm512_add_epi64(z, z))
+        }};
+    }
+
+    /// Half of G on four 64-bit lanes per 256-bit half: two independent
+    /// permutations P at once (one per half).
+    macro_rules! half_g {
+        ($a:ident, $b:ident, $c:ident, $d:ident, $r1:literal, $r2:literal) => {
+            $a = muladd!($a, $b);
+            $d = _mm512_ror_epi64::<$r1>(_mm512_xor_si512($d, $a));
+            $c = muladd!($c, $d);
+            $b = _mm512_ror_epi64::<$r2>(_mm512_xor_si512($b, $c));
+        };
+    }
+
+    /// P (RFC 9106 §3.6) on two inputs at once: `a` holds words v0..v3 of
+    /// each in its two 256-bit halves, `b` v4..v7, `c` v8..v11, `d` v12..v15.
+    macro_rules! round {
+        ($a:ident, $b:ident, $c:ident, $d:ident) => {
+            half_g!($a, $b, $c, $d, 32, 24);
+            half_g!($a, $b, $c, $d, 16, 63);
+            // Diagonals: lane j of b/c/d moves to j-1/j-2/j-3.
+            $b = _mm512_permutex_epi64::<0b00_11_10_01>($b);
+            $c = _mm512_permutex_epi64::<0b01_00_11_10>($c);
+            $d = _mm512_permutex_epi64::<0b10_01_00_11>($d);
+            half_g!($a, $b, $c, $d, 32, 24);
+            half_g!($a, $b, $c, $d, 16, 63);
+            $b = _mm512_permutex_epi64::<0b10_01_00_11>($b);
+            $c = _mm512_permutex_epi64::<0b01_00_11_10>($c);
+            $d = _mm512_permutex_epi64::<0b00_11_10_01>($d);
+        };
+    }
+
+    /// P over the rows of `q` (the block R of RFC 9106 §3.5). Row r is
+    /// words 16r..16r+16, i.e. registers 2r (v0..v7) and 2r+1 (v8..v15);
+    /// rows r and r+1 run together.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rows(q: &mut State) {
+        for r in [0, 2, 4, 6] {
+            let (x0, x1, y0, y1) = (q[2 * r], q[2 * r + 1], q[2 * r + 2], q[2 * r + 3]);
+            let mut a = _mm512_shuffle_i64x2::<0x44>(x0, y0);
+            let mut b = _mm512_shuffle_i64x2::<0xEE>(x0, y0);
+            let mut c = _mm512_shuffle_i64x2::<0x44>(x1, y1);
+            let mut d = _mm512_shuffle_i64x2::<0xEE>(x1, y1);
+            round!(a, b, c, d);
+            q[2 * r] = _mm512_shuffle_i64x2::<0x44>(a, b);
+            q[2 * r + 2] = _mm512_shuffle_i64x2::<0xEE>(a, b);
+            q[2 * r + 1] = _mm512_shuffle_i64x2::<0x44>(c, d);
+            q[2 * r + 3] = _mm512_shuffle_i64x2::<0xEE>(c, d);
+        }
+    }
+
+    /// P over columns 4k..4k+4 of `q`, after [`rows`]. Column i is words
+    /// 2i, 2i+1 of every row, i.e. 128-bit lane i%4 of registers i/4,
+    /// 2+i/4, …, 14+i/4; two columns run per round. After `k = 0`, word 0
+    /// of the result is final.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn columns(q: &mut State, k: usize) {
+        let lo = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+        let hi = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+        let back0 = _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
+        let back1 = _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15);
+        let pick = |x: __m512i, y: __m512i| {
+            (
+                _mm512_permutex2var_epi64(x, lo, y),
+                _mm512_permutex2var_epi64(x, hi, y),
+            )
+        };
+        let (mut a0, mut a1) = pick(q[k], q[2 + k]);
+        let (mut b0, mut b1) = pick(q[4 + k], q[6 + k]);
+        let (mut c0, mut c1) = pick(q[8 + k], q[10 + k]);
+        let (mut d0, mut d1) = pick(q[12 + k], q[14 + k]);
+        round!(a0, b0, c0, d0);
+        round!(a1, b1, c1, d1);
+        let mut put = |i: usize, x: __m512i, y: __m512i| {
+            q[i] = _mm512_permutex2var_epi64(x, back0, y);
+            q[i + 2] = _mm512_permutex2var_epi64(x, back1, y);
+        };
+        put(k, a0, a1);
+        put(4 + k, b0, b1);
+        put(8 + k, c0, c1);
+        put(12 + k, d0, d1);
+    }
+
+    /// P over rows then columns of `q`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn permute(q: &mut State) {
+        rows(q);
+        columns(q, 0);
+        columns(q, 1);
+    }
+
+    /// Asks for the sixteen cache lines of `b` ahead of their use.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn prefetch(b: &Block) {
+        let p = b.as_ref().as_ptr().cast::<i8>();
+        for line in 0..16 {
+            // SAFETY: a hint about an address inside `b`; nothing is read.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(64 * line)) }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn xor(x: &State, y: &State) -> State {
+        core::array::from_fn(|k| _mm512_xor_si512(x[k], y[k]))
+    }
+
+    /// G(x, y) of RFC 9106 §3.5: P(R) ⊕ R with R = x ⊕ y.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn compress(x: &State, y: &State) -> State {
+        let r = xor(x, y);
+        let mut q = r;
+        permute(&mut q);
+        xor(&q, &r)
+    }
+
+    /// The first 64-bit word of a block in registers.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn word0(s: &State) -> u64 {
+        _mm_cvtsi128_si64(_mm512_castsi512_si128(s[0])) as u64
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fill(
+        mem: &mut [Block],
+        alg: Algorithm,
+        version: Version,
+        params: &Params,
+    ) {
+        let block_count = params.block_count();
+        let lanes = params.p_cost() as usize;
+        let lane_length = block_count / lanes;
+        let segment_length = lane_length / SYNC_POINTS;
+        let passes = params.t_cost() as usize;
+        let zero = load(&Block::new());
+        for pass in 0..passes {
+            for slice in 0..SYNC_POINTS {
+                for lane in 0..lanes {
+                    let independent = alg == Algorithm::Argon2i
+                        || (alg == Algorithm::Argon2id && pass == 0 && slice < SYNC_POINTS / 2);
+                    let mut input = Block::new();
+                    let mut address = zero;
+                    if independent {
+                        input.as_mut()[..6].copy_from_slice(&[
+                            pass as u64,
+                            lane as u64,
+                            slice as u64,
+                            block_count as u64,
+                            passes as u64,
+                            alg as u64,
+                        ]);
+                    }
+                    let next_address = |input: &mut Block| {
+                        input.as_mut()[6] += 1;
+                        let a = compress(&zero, &load(input));
+                        compress(&zero, &a)
+                    };
+                    let first = if pass == 0 && slice == 0 {
+                        if independent {
+                            address = next_address(&mut input);
+                        }
+                        2
+                    } else {
+                        0
+                    };
+                    let base = lane * lane_length + slice * segment_length;
+                    let prev = if slice == 0 && first == 0 {
+                        base + lane_length - 1
+                    } else {
+                        base + first - 1
+                    };
+                    let mut prev = load(&mem[prev]);
+                    let mut words = [0u64; 128];
+                    if independent {
+                        store_words(&address, &mut words);
+                    }
+                    let with_xor = pass != 0 && version == Version::V0x13;
+                    let at = |block: usize, rand: u64| {
+                        ref_index(
+                            rand,
+                            pass,
+                            slice,
+                            lane,
+                            block,
+                            lanes,
+                            lane_length,
+                            segment_length,
+                        )
+                    };
+                    for block in first..segment_length {
+                        let cur = base + block;
+                        let rand = if independent {
+                            let i = block % 128;
+                            if i == 0 {
+                                address = next_address(&mut input);
+                                store_words(&address, &mut words);
+                            }
+                            // Addresses are known ahead: fetch the next
+                            // block's reference while this one is made.
+                            if i + 1 < 128 && block + 1 < segment_length {
+                                prefetch(&mem[at(block + 1, words[i + 1])]);
+                            }
+                            words[i]
+                        } else {
+                            word0(&prev)
+                        };
+                        let x = xor(&prev, &load(&mem[at(block, rand)]));
+                        let old = if with_xor { load(&mem[cur]) } else { zero };
+                        let mut q = x;
+                        rows(&mut q);
+                        columns(&mut q, 0);
+                        if !independent && block + 1 < segment_length {
+                            // Word 0 of this block is final: the next
+                            // block's reference can be fetched while the
+                            // rest of this one is computed.
+                            let w = _mm512_xor_si512(_mm512_xor_si512(q[0], x[0]), old[0]);
+                            let w = _mm_cvtsi128_si64(_mm512_castsi512_si128(w)) as u64;
+                            prefetch(&mem[at(block + 1, w)]);
+                        }
+                        columns(&mut q, 1);
+                        let mut next = xor(&q, &x);
+                        if with_xor {
+                            next = xor(&next, &old);
+                        }
+                        store(&next, &mut mem[cur]);
+                        prev = next;
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store_words(s: &State, words: &mut [u64; 128]) {
+        let p = words.as_mut_ptr().cast::<__m512i>();
+        for (k, v) in s.iter().enumerate() {
+            // SAFETY: 128 words are 16 registers' worth; unaligned store.
+            unsafe { _mm512_storeu_si512(p.add(k), *v) }
+        }
+    }
+}
