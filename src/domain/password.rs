@@ -295,6 +295,53 @@ pub fn confirm(pw: &Password, again: &str) -> Result<(), PolicyError> {
 mod tests {
     use super::*;
 
+    /// The vendored zxcvbn (vendor/zxcvbn: its frequency lists are made
+    /// ready at build time) ranks a listed word by its position in its list,
+    /// as upstream does, and picks the list where it ranks best.
+    #[test]
+    fn zxcvbn_ranks_words_by_their_place_in_its_lists() {
+        use zxcvbn::matching::patterns::MatchPattern;
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/vendor/zxcvbn/data/");
+        let lists: Vec<(&str, Vec<String>)> = [
+            ("Passwords", "passwords"),
+            ("English", "english_wiki"),
+            ("FemaleNames", "female_names"),
+            ("MaleNames", "male_names"),
+            ("Surnames", "surnames"),
+            ("UsTvAndFilm", "us_tv_and_film"),
+        ]
+        .iter()
+        .map(|(name, file)| {
+            let text = std::fs::read_to_string(format!("{data}{file}.txt")).unwrap();
+            (*name, text.trim_end().split(',').map(String::from).collect())
+        })
+        .collect();
+        let rank_in = |name: &str, w: &str| {
+            let (_, words) = lists.iter().find(|(n, _)| *n == name).unwrap();
+            words.iter().position(|x| x == w).map(|i| i + 1)
+        };
+        let (mut sampled, mut checked) = (0, 0);
+        for (_, words) in &lists {
+            for w in words.iter().step_by(97) {
+                sampled += 1;
+                let e = zxcvbn::zxcvbn(w, &[]);
+                let [m] = e.sequence() else { continue };
+                let MatchPattern::Dictionary(p) = &m.pattern else {
+                    continue;
+                };
+                if p.reversed || p.l33t || p.matched_word != *w {
+                    continue;
+                }
+                let name = format!("{:?}", p.dictionary_name);
+                assert_eq!(Some(p.rank), rank_in(&name, w), "{w} in {name}");
+                let best = lists.iter().filter_map(|(n, _)| rank_in(n, w)).min();
+                assert_eq!(Some(p.rank), best, "{w}: the list where it ranks best");
+                checked += 1;
+            }
+        }
+        assert!(checked * 10 >= sampled * 8, "{checked} of {sampled} checked");
+    }
+
     const STRONG: &str = "caballo-tornillo-grapa-verde";
 
     fn pw(s: &str) -> Password {

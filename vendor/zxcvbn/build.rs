@@ -1,6 +1,11 @@
-//! recupera: the ranked frequency lists as perfect-hash maps made at build
-//! time, so the first estimate of a process does not first spend ~14 ms
-//! hashing 94,000 words into HashMaps (see VENDORED.md).
+//! recupera: the ranked frequency lists made ready at build time, so the
+//! first estimate of a process does not first spend ~14 ms hashing 94,000
+//! words into HashMaps (see VENDORED.md). Each list becomes its words
+//! concatenated, their end offsets, their ranks and an open-addressing hash
+//! table of word numbers: plain bytes in `.rodata`, with no pointer per word
+//! (a pointer per word would be a dynamic relocation for the loader to
+//! apply at every start of every process). `fnv1a` must match
+//! `src/frequency_lists.rs`.
 
 use std::io::Write;
 
@@ -14,31 +19,55 @@ const LISTS: [(&str, &str); 6] = [
 ];
 
 fn main() {
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("ranked.rs");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let mut code = String::new();
     for (name, file) in LISTS {
         let path = format!("data/{file}.txt");
         println!("cargo:rerun-if-changed={path}");
         let text = std::fs::read_to_string(&path).unwrap();
         // As upstream's `.enumerate().collect::<HashMap>()`: rank = position
         // + 1, and a word listed twice keeps its last rank.
-        let mut ranks = std::collections::HashMap::new();
-        let mut order = Vec::new();
+        let mut ranks = std::collections::BTreeMap::new();
         for (i, w) in text.trim_end_matches('\n').split(',').enumerate() {
-            if ranks.insert(w, i + 1).is_none() {
-                order.push(w);
+            ranks.insert(w, i as u32 + 1);
+        }
+        let (mut words, mut ends, mut rank_bytes) = (String::new(), Vec::new(), Vec::new());
+        let size = (2 * ranks.len()).next_power_of_two();
+        let mut slots = vec![0u32; size];
+        for (n, (w, r)) in ranks.iter().enumerate() {
+            words.push_str(w);
+            ends.extend_from_slice(&(words.len() as u32).to_le_bytes());
+            rank_bytes.extend_from_slice(&r.to_le_bytes());
+            let mut i = fnv1a(w.as_bytes()) as usize & (size - 1);
+            while slots[i] != 0 {
+                i = (i + 1) & (size - 1);
             }
+            slots[i] = n as u32 + 1;
         }
-        let mut map = phf_codegen::Map::new();
-        for w in order {
-            map.entry(w, ranks[w].to_string());
-        }
-        writeln!(
-            f,
-            "pub(crate) static {name}: phf::Map<&'static str, usize> = {};",
-            map.build()
-        )
-        .unwrap();
+        let slot_bytes: Vec<u8> = slots.iter().flat_map(|s| s.to_le_bytes()).collect();
+        std::fs::write(dir.join(format!("{file}.slots")), &slot_bytes).unwrap();
+        std::fs::write(dir.join(format!("{file}.words")), &words).unwrap();
+        std::fs::write(dir.join(format!("{file}.ends")), &ends).unwrap();
+        std::fs::write(dir.join(format!("{file}.ranks")), &rank_bytes).unwrap();
+        code.push_str(&format!(
+            "pub(crate) static {name}: Ranked = Ranked {{\n    \
+             words: include_str!(concat!(env!(\"OUT_DIR\"), \"/{file}.words\")),\n    \
+             ends: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.ends\")),\n    \
+             ranks: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.ranks\")),\n    \
+             slots: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.slots\")),\n}};\n"
+        ));
     }
+    let mut f = std::fs::File::create(dir.join("ranked.rs")).unwrap();
+    f.write_all(code.as_bytes()).unwrap();
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// FNV-1a, 64 bits: the table's hash (the same function at run time).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }

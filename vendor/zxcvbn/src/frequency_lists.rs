@@ -1,5 +1,56 @@
-// recupera: the lists live in data/ and become perfect-hash maps at build
-// time (build.rs); upstream built HashMaps from string constants at first use.
+// recupera: the lists live in data/ and are sorted, concatenated and ranked
+// at build time (build.rs); upstream built HashMaps from string constants
+// at first use.
+
+/// One ranked list: its words concatenated, the end offset of each and its
+/// rank, and an open-addressing table of word numbers + 1 (0 = empty) by
+/// FNV-1a hash; all u32, little-endian.
+pub(crate) struct Ranked {
+    words: &'static str,
+    ends: &'static [u8],
+    ranks: &'static [u8],
+    slots: &'static [u8],
+}
+
+/// FNV-1a, 64 bits: the table's hash (the same function in build.rs).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn u32_at(bytes: &[u8], i: usize) -> usize {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[4 * i..4 * i + 4]);
+    u32::from_le_bytes(b) as usize
+}
+
+impl Ranked {
+    fn word(&self, i: usize) -> &'static [u8] {
+        let start = if i == 0 { 0 } else { u32_at(self.ends, i - 1) };
+        &self.words.as_bytes()[start..u32_at(self.ends, i)]
+    }
+
+    /// The rank of `w` (1 = most common), if listed.
+    pub(crate) fn get(&self, w: &str) -> Option<usize> {
+        let w = w.as_bytes();
+        let mask = self.slots.len() / 4 - 1;
+        let mut i = fnv1a(w) as usize & mask;
+        loop {
+            let n = u32_at(self.slots, i);
+            if n == 0 {
+                return None;
+            }
+            if self.word(n - 1) == w {
+                return Some(u32_at(self.ranks, n - 1));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
 
 include!(concat!(env!("OUT_DIR"), "/ranked.rs"));
 
@@ -17,7 +68,7 @@ pub enum DictionaryType {
 }
 
 /// Each ranked dictionary (rank 1 = most common).
-pub(crate) static RANKED_DICTIONARIES: [(DictionaryType, &phf::Map<&'static str, usize>); 6] = [
+pub(crate) static RANKED_DICTIONARIES: [(DictionaryType, &Ranked); 6] = [
     (DictionaryType::Passwords, &PASSWORDS),
     (DictionaryType::English, &ENGLISH_WIKI),
     (DictionaryType::FemaleNames, &FEMALE_NAMES),

@@ -135,7 +135,7 @@ impl Matcher for DictionaryMatch {
 
         for (dictionary_name, ranked_dict) in super::frequency_lists::RANKED_DICTIONARIES.iter() {
             do_trials(&mut matches, password, *dictionary_name, &|w| {
-                ranked_dict.get(w).copied()
+                ranked_dict.get(w)
             });
         }
         do_trials(
