@@ -313,7 +313,10 @@ mod tests {
         .iter()
         .map(|(name, file)| {
             let text = std::fs::read_to_string(format!("{data}{file}.txt")).unwrap();
-            (*name, text.trim_end().split(',').map(String::from).collect())
+            (
+                *name,
+                text.trim_end().split(',').map(String::from).collect(),
+            )
         })
         .collect();
         let rank_in = |name: &str, w: &str| {
@@ -339,7 +342,10 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked * 10 >= sampled * 8, "{checked} of {sampled} checked");
+        assert!(
+            checked * 10 >= sampled * 8,
+            "{checked} of {sampled} checked"
+        );
     }
 
     const STRONG: &str = "caballo-tornillo-grapa-verde";
