@@ -306,18 +306,26 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn rows(q: &mut State) {
-        for r in [0, 2, 4, 6] {
-            let (x0, x1, y0, y1) = (q[2 * r], q[2 * r + 1], q[2 * r + 2], q[2 * r + 3]);
-            let mut a = _mm512_shuffle_i64x2::<0x44>(x0, y0);
-            let mut b = _mm512_shuffle_i64x2::<0xEE>(x0, y0);
-            let mut c = _mm512_shuffle_i64x2::<0x44>(x1, y1);
-            let mut d = _mm512_shuffle_i64x2::<0xEE>(x1, y1);
-            round!(a, b, c, d);
-            q[2 * r] = _mm512_shuffle_i64x2::<0x44>(a, b);
-            q[2 * r + 2] = _mm512_shuffle_i64x2::<0xEE>(a, b);
-            q[2 * r + 1] = _mm512_shuffle_i64x2::<0x44>(c, d);
-            q[2 * r + 3] = _mm512_shuffle_i64x2::<0xEE>(c, d);
+        // Written out (not a loop) so that `q` stays in registers.
+        macro_rules! row_pair {
+            ($r:literal) => {{
+                let (x0, x1) = (q[2 * $r], q[2 * $r + 1]);
+                let (y0, y1) = (q[2 * $r + 2], q[2 * $r + 3]);
+                let mut a = _mm512_shuffle_i64x2::<0x44>(x0, y0);
+                let mut b = _mm512_shuffle_i64x2::<0xEE>(x0, y0);
+                let mut c = _mm512_shuffle_i64x2::<0x44>(x1, y1);
+                let mut d = _mm512_shuffle_i64x2::<0xEE>(x1, y1);
+                round!(a, b, c, d);
+                q[2 * $r] = _mm512_shuffle_i64x2::<0x44>(a, b);
+                q[2 * $r + 2] = _mm512_shuffle_i64x2::<0xEE>(a, b);
+                q[2 * $r + 1] = _mm512_shuffle_i64x2::<0x44>(c, d);
+                q[2 * $r + 3] = _mm512_shuffle_i64x2::<0xEE>(c, d);
+            }};
         }
+        row_pair!(0);
+        row_pair!(2);
+        row_pair!(4);
+        row_pair!(6);
     }
 
     /// P over columns 4k..4k+4 of `q`, after [`rows`]. Column i is words
