@@ -3,12 +3,13 @@
 //! Invariants:
 //! - One outcome for an unknown account, a wrong password, a locked,
 //!   disabled or password-less account.
-//! - Each attempt costs exactly one password-hash evaluation, hit or miss.
+//! - Each attempt costs exactly one password-hash evaluation, hit or miss,
+//!   and runs the same statements (a miss against `NO_ROW`).
 //! - The attempt is counted before the password is checked (the gate's
 //!   state is stored in the same transaction that read it), so parallel
 //!   guesses cannot exceed the limit.
 
-use super::find_accounts;
+use super::{NO_ROW, find_accounts};
 use crate::app::App;
 use crate::domain::account::{Account, AccountType, Ident};
 use crate::domain::limits::{LoginGate, LoginState};
@@ -59,6 +60,9 @@ pub fn login(
             }
             _ => None,
         };
+        if !matches!(gate, Some(LoginGate::Verify { .. })) {
+            tx.set_login_state(NO_ROW, &LoginState::default())?;
+        }
         Ok((acc, gate, ambiguous))
     })?;
 
@@ -115,13 +119,18 @@ pub fn login(
                 }
                 tx.audit(&e, now)?;
             }
-            _ => tx.audit(
-                &AuditEntry::new(&agent, "login", "refused")
-                    .account(account_id)
-                    .subject(subject.clone())
-                    .detail(detail),
-                now,
-            )?,
+            _ => {
+                // The statements of a success, changing nothing (NO_ROW).
+                tx.set_login_state(NO_ROW, &LoginState::default())?;
+                tx.set_last_login(NO_ROW, now)?;
+                tx.audit(
+                    &AuditEntry::new(&agent, "login", "refused")
+                        .account(account_id)
+                        .subject(subject.clone())
+                        .detail(detail),
+                    now,
+                )?
+            }
         }
         Ok(())
     })?;

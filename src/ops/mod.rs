@@ -130,6 +130,14 @@ pub fn par_map<T: Sync, U: Send>(
     }
 }
 
+/// A row id no account or code ever has (ids start at 1 on both engines).
+/// A miss runs the statements a hit would run against it: the same round
+/// trips to the server and the same work in SQLite, none of it changing a
+/// row, so a known account's answer takes no longer than an unknown one's
+/// (argon2 is fast enough now that a few statements show: BENCHMARKS.md,
+/// "Uniform timing").
+pub(crate) const NO_ROW: i64 = -1;
+
 /// True when this process must behave as one that cannot start threads or
 /// processes (its limit reached). Only the test build can be told so
 /// (`RECUPERA_TEST_NO_SPAWN`), to check that such a process answers the

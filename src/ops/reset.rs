@@ -10,7 +10,9 @@
 //! - `confirm` gives one refusal for a wrong, expired, used or dead code, an
 //!   identifier that does not match, a disabled account or a suspended
 //!   channel; it always costs two argon2 evaluations (the code's check and
-//!   the new password's hash, run in parallel), hit or miss.
+//!   the new password's hash, run in parallel), hit or miss, and a refusal
+//!   runs the statements of a wrong code against a live one (a miss against
+//!   `NO_ROW`).
 //! - Only a confirmation against a live code counts, on the code (5 tries)
 //!   and on the account (20 in a row suspend the channel for 24 h and mail
 //!   the owner): an account with no live code has nothing to guess, and a
@@ -22,7 +24,7 @@
 //!   account's other codes die, the failure counters and any suspension
 //!   clear, the "password changed" notice is queued.
 
-use super::{find_accounts, parallel};
+use super::{NO_ROW, find_accounts, parallel};
 use crate::app::App;
 use crate::domain::account::{Account, AccountType, Ident};
 use crate::domain::code;
@@ -212,6 +214,10 @@ pub fn confirm(
     // 1. Find the account with a live code and count the attempt.
     let plan = app.store.write(|tx| {
         let candidates = find_accounts(tx, kind, ident)?;
+        if candidates.is_empty() {
+            // The look-up a known account gets, against no row (NO_ROW).
+            tx.live_code(NO_ROW, now)?;
+        }
         let mut live = Vec::new();
         for acc in &candidates {
             if acc.is_disabled() {
@@ -237,10 +243,15 @@ pub fn confirm(
                 if let ConfirmGate::Verify { counted } = &g {
                     tx.set_channel_state(acc.id, counted)?;
                     tx.count_code_attempt(code.id)?;
+                } else {
+                    count_nothing(tx)?;
                 }
                 Some(g)
             }
-            None => None,
+            None => {
+                count_nothing(tx)?;
+                None
+            }
         };
         Ok(Plan {
             target,
@@ -376,6 +387,11 @@ pub fn confirm(
                         }
                     }
                 }
+                if !matches!(plan.gate, Some(ConfirmGate::Verify { .. })) {
+                    // The two reads of a wrong code against a live one.
+                    tx.code(NO_ROW)?;
+                    tx.account(NO_ROW)?;
+                }
                 tx.audit(&entry("refused", detail.to_string()), now)?;
                 Ok((ConfirmOutcome::Refused, notice))
             }
@@ -412,6 +428,15 @@ pub fn confirm(
         }
     }
     Ok(outcome)
+}
+
+/// The two writes of an attempt counted against a live code, changing no
+/// row: for a confirmation that counts nothing (no live code, a dead code,
+/// a suspended channel), so that it runs the same statements.
+fn count_nothing(tx: &mut dyn crate::store::Txn) -> Result<()> {
+    tx.set_channel_state(NO_ROW, &ChannelState::default())?;
+    tx.count_code_attempt(NO_ROW)?;
+    Ok(())
 }
 
 /// The audit tag of a policy refusal (`policy:too_short`, …).
