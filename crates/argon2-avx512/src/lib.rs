@@ -526,3 +526,208 @@ mod avx512 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The kernel against the `argon2` crate, in this crate so that its
+    //! mutants are quick to test (`cargo mutants -p argon2-avx512`).
+    //! recupera's own tests (`src/domain/hash.rs`) check the same through
+    //! its `Hasher`.
+    use super::*;
+    use argon2::{Argon2, AssociatedData, ParamsBuilder};
+
+    /// xorshift64*: reproducible inputs from a seed printed on failure.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn bytes(&mut self, max: u64) -> Vec<u8> {
+            (0..self.below(max)).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn ours(
+        alg: Algorithm,
+        version: Version,
+        params: &Params,
+        secret: Option<&[u8]>,
+        pwd: &[u8],
+        salt: &[u8],
+        len: usize,
+    ) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; len];
+        let mut mem = vec![Block::new(); params.block_count()];
+        hash_into(alg, version, params, secret, pwd, salt, &mut out, &mut mem)?;
+        Some(out)
+    }
+
+    #[test]
+    fn rfc_9106_known_answers() {
+        if !available() {
+            eprintln!("NOTE: no AVX-512F on this CPU: the kernel is not used here");
+            return;
+        }
+        let params = ParamsBuilder::new()
+            .m_cost(32)
+            .t_cost(3)
+            .p_cost(4)
+            .output_len(32)
+            .data(AssociatedData::new(&[4u8; 12]).unwrap())
+            .build()
+            .unwrap();
+        for (alg, tag) in [
+            (
+                Algorithm::Argon2d,
+                "512b391b6f1162975371d30919734294f868e3be3984f3c1a13a4db9fabe4acb",
+            ),
+            (
+                Algorithm::Argon2i,
+                "c814d9d1dc7f37aa13f0d77f2494bda1c8de6b016dd388d29952a4c4672b6ce8",
+            ),
+            (
+                Algorithm::Argon2id,
+                "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659",
+            ),
+        ] {
+            let out = ours(
+                alg,
+                Version::V0x13,
+                &params,
+                Some(&[3; 8]),
+                &[1; 32],
+                &[2; 16],
+                32,
+            )
+            .unwrap();
+            let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, tag, "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn the_argon2_crate_function_on_random_inputs() {
+        if !available() {
+            let p = Params::new(64, 1, 1, None).unwrap();
+            assert!(
+                ours(
+                    Algorithm::Argon2id,
+                    Version::V0x13,
+                    &p,
+                    None,
+                    b"pw",
+                    &[0; 16],
+                    32
+                )
+                .is_none()
+            );
+            return;
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        let mut rng = Rng(seed);
+        for case in 0..150 {
+            let p = 1 + rng.below(4) as u32;
+            let alg = [Algorithm::Argon2d, Algorithm::Argon2i, Algorithm::Argon2id]
+                [rng.below(3) as usize];
+            let version = [Version::V0x10, Version::V0x13][rng.below(2) as usize];
+            let m = 8 * p + rng.below(600) as u32;
+            let t = 1 + rng.below(4) as u32;
+            let len = [4, 16, 32, 63, 64, 65, 100, 128, 1024][rng.below(9) as usize];
+            let pwd = rng.bytes(80);
+            let salt: Vec<u8> = (0..8 + rng.below(32)).map(|_| rng.next() as u8).collect();
+            let secret = (rng.below(2) == 1).then(|| rng.bytes(40));
+            let data = rng.bytes(20);
+            let params = ParamsBuilder::new()
+                .m_cost(m)
+                .t_cost(t)
+                .p_cost(p)
+                .data(AssociatedData::new(&data).unwrap())
+                .build()
+                .unwrap();
+            let what =
+                format!("seed {seed} case {case}: {alg:?} {version:?} m={m} t={t} p={p} out={len}");
+            let a = match &secret {
+                Some(k) => Argon2::new_with_secret(k, alg, version, params.clone()).unwrap(),
+                None => Argon2::new(alg, version, params.clone()),
+            };
+            let mut want = vec![0u8; len];
+            a.hash_password_into(&pwd, &salt, &mut want).unwrap();
+            let got = ours(alg, version, &params, secret.as_deref(), &pwd, &salt, len);
+            assert_eq!(got.as_ref(), Some(&want), "{what}");
+        }
+        // The production parameters once.
+        let params = Params::new(19_456, 2, 1, None).unwrap();
+        let mut want = [0u8; 32];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_into(b"correct horse", b"saltsaltsalt", &mut want)
+            .unwrap();
+        let got = ours(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &params,
+            None,
+            b"correct horse",
+            b"saltsaltsalt",
+            32,
+        );
+        assert_eq!(got.as_deref(), Some(&want[..]));
+    }
+
+    #[test]
+    fn inputs_the_crate_refuses_are_left_to_it() {
+        let p = Params::new(64, 1, 1, None).unwrap();
+        let run = |salt: &[u8], len: usize, blocks: usize, secret: Option<&[u8]>| {
+            let mut out = vec![0u8; len];
+            let mut mem = vec![Block::new(); blocks];
+            hash_into(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                &p,
+                secret,
+                b"pw",
+                salt,
+                &mut out,
+                &mut mem,
+            )
+        };
+        assert!(run(&[0; 7], 32, 64, None).is_none(), "short salt");
+        assert!(run(&[0; 16], 3, 64, None).is_none(), "short output");
+        assert!(run(&[0; 16], 32, 63, None).is_none(), "too little memory");
+        let long = vec![0u8; argon2::MAX_SECRET_LEN + 1];
+        assert!(
+            run(&[0; 16], 32, 64, Some(&long)).is_none(),
+            "secret too long"
+        );
+        let fixed = ParamsBuilder::new()
+            .m_cost(64)
+            .output_len(32)
+            .build()
+            .unwrap();
+        let mut mem = vec![Block::new(); 64];
+        let mut out = [0u8; 31];
+        assert!(
+            hash_into(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                &fixed,
+                None,
+                b"pw",
+                &[0; 16],
+                &mut out,
+                &mut mem
+            )
+            .is_none(),
+            "an output length other than the one fixed in the parameters"
+        );
+        assert_eq!(run(&[0; 16], 32, 64, None).is_some(), available());
+    }
+}
