@@ -568,6 +568,17 @@ mod tests {
         Some(out)
     }
 
+    /// The kernel is chosen whenever the CPU can run it: a check that
+    /// wrongly said no would silently hand every hash back to the slower
+    /// crate.
+    #[test]
+    fn chosen_whenever_the_cpu_has_avx512f() {
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(available(), std::arch::is_x86_feature_detected!("avx512f"));
+        #[cfg(not(target_arch = "x86_64"))]
+        assert!(!available());
+    }
+
     #[test]
     fn rfc_9106_known_answers() {
         if !available() {
