@@ -277,3 +277,119 @@ mod cost {
         }
     }
 }
+
+/// The shadow statements (`NO_ROW`): every refusal of a login or a
+/// confirmation runs the same SQL statements, in the same order, as the
+/// path that verifies, so what the server or the file does cannot tell them
+/// apart. SQLite's trace lists them; the ops code that decides them is the
+/// same on PostgreSQL.
+#[cfg(test)]
+mod same_statements {
+    use crate::app::App;
+    use crate::clock::{Clock, ManualClock};
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::hash::Hasher;
+    use crate::domain::lang::Lang;
+    use crate::domain::nit::Nit;
+    use crate::domain::password::Password;
+    use crate::mail::{DEFAULT_FROM, Mailer, Transport, parse_from};
+    use crate::ops::accounts::{NewUser, add};
+    use crate::ops::login::login;
+    use crate::ops::reset::{confirm, request};
+    use crate::store::Store;
+    use crate::store::sqlite::Sqlite;
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
+    use std::sync::{Arc, Mutex};
+
+    /// The SQL text of every statement run while `f` runs, in order
+    /// (parameters unexpanded: ids and values do not show).
+    fn statements(
+        app: &mut App,
+        log: &Arc<Mutex<Vec<String>>>,
+        f: impl FnOnce(&mut App),
+    ) -> Vec<String> {
+        log.lock().unwrap().clear();
+        f(app);
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
+    #[test]
+    fn a_refusal_runs_as_many_statements_as_a_check() {
+        let mut db = Sqlite::open_in_memory().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let trace = move |e: TraceEvent<'_>| {
+            if let TraceEvent::Stmt(stmt, _) = e {
+                sink.lock().unwrap().push(stmt.sql().to_string());
+            }
+        };
+        db.raw_mut()
+            .trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(trace))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer {
+            transport: Transport::Outbox(dir.path().join("outbox")),
+            from: parse_from(DEFAULT_FROM).unwrap(),
+            footer: None,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_750_000_000));
+        let mut app = App::with(Store::from_engine(Box::new(db)), clock, mailer, "test");
+        app.hasher = Hasher::with_params(None, 64, 1, 1);
+        let pw = "correct-horse-battery-staple-42";
+        let user = |n: &str, e: &str| NewUser {
+            kind: AccountType::Cliente,
+            nit: Nit::parse(n).unwrap(),
+            email: Email::parse(e).unwrap(),
+            username: None,
+            name: None,
+            lang: Lang::Es,
+        };
+        let known = add(
+            &mut app,
+            &user("900102030", "a@example.co"),
+            Some(&Password::new(pw).unwrap()),
+        )
+        .unwrap();
+        let coded = add(&mut app, &user("830015428", "c@example.co"), None).unwrap();
+        let known = Ident::Nit(known.nit);
+        let coded = Ident::Nit(coded.nit);
+        let unknown = Ident::Nit(Nit::parse("899999034").unwrap());
+        let cliente = AccountType::Cliente;
+
+        let ok = statements(&mut app, &log, |a| {
+            login(a, cliente, &known, pw).unwrap();
+        });
+        let wrong = statements(&mut app, &log, |a| {
+            login(a, cliente, &known, "correct-horse-battery-staple-43").unwrap();
+        });
+        let missing = statements(&mut app, &log, |a| {
+            login(a, cliente, &unknown, pw).unwrap();
+        });
+        assert!(ok.len() > 4, "{ok:#?}");
+        assert_eq!(wrong, ok, "login: a wrong password against a success");
+        assert_eq!(missing, ok, "login: an unknown account against a success");
+
+        request(
+            &mut app,
+            cliente,
+            &coded,
+            &Email::parse("c@example.co").unwrap(),
+        )
+        .unwrap();
+        let new_pw = Password::new("vaca-morada-trompeta-1987-lluvia").unwrap();
+        let live = statements(&mut app, &log, |a| {
+            confirm(a, None, &coded, "830015428", "ZZZZZ", &new_pw).unwrap();
+        });
+        let none = statements(&mut app, &log, |a| {
+            confirm(a, None, &unknown, "899999034", "ZZZZZ", &new_pw).unwrap();
+        });
+        // An account that exists but has no live code counts nothing either.
+        let no_code = statements(&mut app, &log, |a| {
+            confirm(a, None, &known, "900102030", "ZZZZZ", &new_pw).unwrap();
+        });
+        assert!(live.len() > 4, "{live:#?}");
+        assert_eq!(none, live, "confirm: unknown account against a live code");
+        assert_eq!(no_code, live, "confirm: no live code against a live code");
+    }
+}

@@ -369,6 +369,12 @@ impl Sqlite {
     pub fn raw(&self) -> &Connection {
         &self.conn
     }
+
+    /// The connection itself, for a test's statement trace.
+    #[cfg(test)]
+    pub fn raw_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 /// Removes the folders (and file) a failed open created, innermost first;
