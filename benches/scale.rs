@@ -5,7 +5,8 @@
 //!    requested, the older half finished) and "worst" (finished and live
 //!    codes interleaved, accounts random). SQLite databases are built once
 //!    and copied before every purge; PostgreSQL ones are loaded with COPY
-//!    each time. `ops::codes::purge` is timed.
+//!    each time. `ops::codes::purge` is timed; on SQLite, logins on a second
+//!    connection run all through it, and the longest wait is reported.
 //! 2. Look-ups: 1,000 vs 1,000,000 accounts with passwords; interleaved
 //!    rounds time a whole `login` (right password) on random accounts.
 //! 3. `db copy` of 100,000 accounts and 1,000,000 codes, SQLite to
@@ -213,14 +214,46 @@ fn purge_bench(dir: &Path, scale: i64, engines: &str) {
                     s.compact().ok();
                 }
                 let mut times = Vec::new();
+                let mut waits = Vec::new();
                 for _ in 0..reps {
                     let work = dir.join("purge-work.db");
                     copy_sqlite(&template, &work);
-                    let (mut a, _) = app(open(&Location::Sqlite(work)), &dir.join("outbox"));
+                    let (mut a, _) =
+                        app(open(&Location::Sqlite(work.clone())), &dir.join("outbox"));
+                    // Logins on their own connection all through the purge:
+                    // each waits for the batch that holds the write lock.
+                    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let logins = {
+                        let (stop, work, outbox) = (stop.clone(), work.clone(), dir.join("outbox"));
+                        std::thread::spawn(move || {
+                            let (mut b, _) = app(open(&Location::Sqlite(work)), &outbox);
+                            let who =
+                                Ident::Nit(Nit::parse(&(NIT_BASE + 7).to_string()).expect("nit"));
+                            let mut v = Vec::new();
+                            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                                let t = Instant::now();
+                                login(&mut b, AccountType::Cliente, &who, PW).expect("login");
+                                v.push(t.elapsed().as_secs_f64());
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            v
+                        })
+                    };
                     let t = Instant::now();
                     let done = recupera::ops::codes::purge(&mut a, false).expect("purge");
                     times.push(t.elapsed().as_secs_f64());
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    waits.extend(logins.join().expect("logins"));
                     assert_eq!(done.codes as i64, n_codes / 2);
+                }
+                if !waits.is_empty() {
+                    let n = waits.len();
+                    let worst = waits.iter().copied().fold(0.0, f64::max);
+                    println!(
+                        "          a login during that purge ({n} logins, each with its hash): median {:.3} s, longest {:.3} s",
+                        median(waits),
+                        worst
+                    );
                 }
                 let s = median(times);
                 per_size.push(("sqlite", m, s));
