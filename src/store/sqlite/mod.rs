@@ -9,7 +9,8 @@
 //!   that is not a database is refused before anything writes to it (WAL
 //!   mode is only switched on after the checks, because switching it
 //!   rewrites the header).
-//! - Every connection gets `busy_timeout`, `foreign_keys` and WAL.
+//! - Every connection gets a busy handler (a retry every millisecond until
+//!   the busy timeout), `foreign_keys` and WAL.
 //! - A write transaction is `BEGIN IMMEDIATE`: it holds the write lock from
 //!   its first statement, so the state checks and the updates of a limit, or
 //!   the spending of a code, happen under one lock.
@@ -282,7 +283,26 @@ impl Sqlite {
             .clone()
             .unwrap_or_else(|| PathBuf::from(":memory:"));
         let err = |e| open_error(&shown, e);
-        self.conn.busy_timeout(busy_timeout).map_err(err)?;
+        // A command that finds the write lock taken tries again every
+        // millisecond until `busy_timeout`. SQLite's own handler sleeps
+        // longer and longer (up to 100 ms between tries), so a login that
+        // arrived during a big purge kept missing the instant between two
+        // batches and waited through many of them (over a second measured:
+        // BENCHMARKS.md, M4); `codes purge` now pauses between batches and
+        // a waiting command gets in after about one batch.
+        let mut since = std::time::Instant::now();
+        self.conn
+            .busy_handler(Some(move |tries: i32| {
+                if tries == 0 {
+                    since = std::time::Instant::now();
+                }
+                if since.elapsed() >= busy_timeout {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                true
+            }))
+            .map_err(err)?;
         // First read of the file: fails with NOTADB on random bytes. One
         // statement reads what the checks need (every statement prepared
         // is start-up time a short process pays), and from one snapshot:
