@@ -9,9 +9,6 @@ use crate::store::{AuditEntry, PurgeCounts};
 /// commands never wait long behind a big backlog (BENCHMARKS.md).
 pub const PURGE_BATCH: u64 = 20_000;
 
-/// Between two SQLite batches: time for a waiting command to take the lock.
-pub const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(3);
-
 /// Deletes finished codes (expired, used, replaced, exhausted) with their
 /// messages, and finished notices, a batch per transaction. Limits live on
 /// the account and are untouched.
@@ -31,13 +28,7 @@ pub fn purge(app: &mut App, dry_run: bool) -> Result<PurgeCounts> {
         if b.codes < PURGE_BATCH && b.mails.saturating_sub(b.codes) < PURGE_BATCH {
             break;
         }
-        // SQLite has no queue of waiting writers: a command that tried
-        // while this batch held the lock retries every millisecond, and
-        // this pause lets it in before the next batch. (PostgreSQL queues
-        // them itself.)
-        if app.store.engine() == crate::store::Engine::Sqlite {
-            std::thread::sleep(PURGE_PAUSE);
-        }
+        app.store.let_writers_in();
     }
     app.store.write(|tx| {
         Ok(tx.audit(

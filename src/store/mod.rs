@@ -508,6 +508,11 @@ pub trait Storage: Send {
     /// After a large purge: give the space back (SQLite folds the WAL in).
     fn compact(&mut self) -> Result<()>;
 
+    /// Between two write transactions of one long job (a purge's batches):
+    /// a moment for other commands waiting to write to get the lock where
+    /// the engine does not queue them itself.
+    fn let_writers_in(&mut self) {}
+
     /// After erasing personal data: make sure no copy of it lingers in the
     /// engine's files where the engine lets us (SQLite: WAL truncated with
     /// secure deletion on; PostgreSQL: dead rows vacuumed).
@@ -717,6 +722,10 @@ impl Store {
 
     pub fn compact(&mut self) -> Result<()> {
         self.inner.compact()
+    }
+
+    pub fn let_writers_in(&mut self) {
+        self.inner.let_writers_in()
     }
 
     pub fn scrub(&mut self) -> Result<()> {

@@ -288,8 +288,8 @@ impl Sqlite {
         // longer and longer (up to 100 ms between tries), so a login that
         // arrived during a big purge kept missing the instant between two
         // batches and waited through many of them (over a second measured:
-        // BENCHMARKS.md, M4); `codes purge` now pauses between batches and
-        // a waiting command gets in after about one batch.
+        // BENCHMARKS.md, M4); with `let_writers_in` between a purge's
+        // batches, a waiting command gets in after about one batch.
         let mut since = std::time::Instant::now();
         self.conn
             .busy_handler(Some(move |tries: i32| {
@@ -430,6 +430,13 @@ impl Storage for Sqlite {
         };
         let tx = self.conn.transaction_with_behavior(behavior)?;
         Ok(Box::new(SqliteTxn { tx }))
+    }
+
+    /// SQLite keeps no queue of waiting writers: a command that found the
+    /// lock taken retries every millisecond (the busy handler above), and
+    /// this pause lets it in before the job's next transaction.
+    fn let_writers_in(&mut self) {
+        std::thread::sleep(Duration::from_millis(3));
     }
 
     fn compact(&mut self) -> Result<()> {
