@@ -340,7 +340,8 @@ pub struct CodeRecord {
     pub created_at: i64,
     pub expires_at: i64,
     /// When it stopped (or will stop) being usable: expiry, or the moment
-    /// it was used, replaced or exhausted. The purge orders by it.
+    /// it was used, replaced or exhausted. A purge deletes the code once
+    /// this is at or before its time.
     pub ends_at: i64,
     pub attempts: i64,
     pub state: CodeState,
@@ -392,6 +393,21 @@ pub struct MailRow {
 pub struct PurgeCounts {
     pub codes: u64,
     pub mails: u64,
+}
+
+/// What one [`Codes::purge_batch`] did, and where the walk goes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeBatch {
+    pub codes: u64,
+    pub notices: u64,
+    /// The id the next batch starts after (past any gap in the ids);
+    /// `None` once every code was seen.
+    pub next: Option<i64>,
+}
+
+/// A purge step's bound as SQL wants it: at least 1, at most `i64::MAX`.
+pub(crate) fn purge_bound(n: u64) -> i64 {
+    n.clamp(1, i64::MAX as u64) as i64
 }
 
 /// Who did what, for the audit log. Never a secret.
@@ -580,9 +596,12 @@ pub trait Codes {
     /// Every stored code, newest first.
     fn for_each_code(&mut self, f: Each<'_, CodeRow>) -> Result<()>;
     fn purge_counts(&mut self, now: i64) -> Result<PurgeCounts>;
-    /// Deletes at most `limit` finished codes (oldest end first) and at
-    /// most `limit` finished notices.
-    fn purge_batch(&mut self, now: i64, limit: u64) -> Result<PurgeCounts>;
+    /// One step of a purge's walk through the codes in id order: deletes
+    /// the finished codes with ids in `after + 1 ..= after + span`, at most
+    /// `limit` of them, and at most `limit` finished notices. Id order is
+    /// the order of the table's pages, so a purge writes each page once
+    /// however finished and live codes are mixed.
+    fn purge_batch(&mut self, now: i64, after: i64, span: u64, limit: u64) -> Result<PurgeBatch>;
 }
 
 pub trait Mail {

@@ -42,7 +42,7 @@ suite!(
     profile_and_disable,
     a_new_code_kills_the_old_one,
     code_attempts_end_and_rekey,
-    purge_takes_finished_codes_oldest_first,
+    purge_walks_codes_in_id_order,
     mail_ids_are_shared_and_claims_exclusive,
     mail_lists_newest_first_across_tables,
     audit_filters,
@@ -342,15 +342,24 @@ fn code_attempts_end_and_rekey(s: &mut Store) -> R {
     Ok(())
 }
 
-fn purge_takes_finished_codes_oldest_first(s: &mut Store) -> R {
-    let ids: Vec<i64> = ["900102030", "800003122", "830015428"]
-        .iter()
-        .map(|n| add(s, AccountType::Cliente, n, "a@example.co", None))
+fn purge_walks_codes_in_id_order(s: &mut Store) -> R {
+    let ids: Vec<i64> = (0..12)
+        .map(|i| {
+            let n = format!("9001020{i:02}");
+            add(s, AccountType::Cliente, &n, "a@example.co", None)
+        })
         .collect();
-    for (i, id) in ids.iter().enumerate() {
-        for j in 0..3 {
-            let t = (i * 10 + j) as i64;
-            code(s, *id, "h", t, t + 100);
+    // Twelve codes of twelve accounts, finished (expired by 1000) and live
+    // ones in turn, as when many accounts' codes share the table's pages.
+    let mut finished = Vec::new();
+    let mut live = Vec::new();
+    for i in 0..12_i64 {
+        let ends = if i % 2 == 0 { 100 + i } else { 5000 };
+        let id = code(s, ids[i as usize], "h", i, ends);
+        if i % 2 == 0 {
+            finished.push(id);
+        } else {
+            live.push(id);
         }
     }
     let e = email("a@example.co");
@@ -365,27 +374,39 @@ fn purge_takes_finished_codes_oldest_first(s: &mut Store) -> R {
         })?)
     })?;
     s.write(|tx| Ok(tx.mail_dropped(notice, "x", 50)?))?;
-    // At 1000 every code has ended (replaced or expired).
     let total = s.read(|tx| Ok(tx.purge_counts(1000)?))?;
-    assert_eq!((total.codes, total.mails), (9, 10));
-    let first = s.write(|tx| Ok(tx.purge_batch(1000, 4)?))?;
-    // Four codes (each with its message) and the one finished notice.
-    assert_eq!((first.codes, first.mails), (4, 5));
-    let mut sum = first.codes;
-    loop {
-        let b = s.write(|tx| Ok(tx.purge_batch(1000, 4)?))?;
-        sum += b.codes;
-        if b.codes < 4 {
-            break;
-        }
-    }
-    assert_eq!(sum, 9);
+    assert_eq!((total.codes, total.mails), (6, 7));
+    // The ids are consecutive here (the notice took the next one).
+    assert_eq!(live[5] - finished[0], 11);
+    // From the start: no code in the first window, on to the first code.
+    let b = s.write(|tx| Ok(tx.purge_batch(1000, i64::MIN, 4, 10)?))?;
+    assert_eq!((b.codes, b.notices, b.next), (0, 1, Some(finished[0] - 1)));
+    // A window of four ids holds two finished codes.
+    let b = s.write(|tx| Ok(tx.purge_batch(1000, finished[0] - 1, 4, 10)?))?;
+    assert_eq!((b.codes, b.notices, b.next), (2, 0, Some(live[1])));
+    // At its limit a step stops after the last code it deleted.
+    let b = s.write(|tx| Ok(tx.purge_batch(1000, live[1], 100, 3)?))?;
+    assert_eq!((b.codes, b.next), (3, Some(finished[4])));
+    // At its limit on the last finished code: one more step sees the end.
+    let b = s.write(|tx| Ok(tx.purge_batch(1000, finished[4], 100, 1)?))?;
+    assert_eq!((b.codes, b.next), (1, Some(finished[5])));
+    let b = s.write(|tx| Ok(tx.purge_batch(1000, finished[5], 100, 1)?))?;
+    assert_eq!((b.codes, b.notices, b.next), (0, 0, None));
     let left = s.read(|tx| Ok(tx.purge_counts(1000)?))?;
     assert_eq!((left.codes, left.mails), (0, 0));
-    // Live codes are never purged.
-    let live = code(s, ids[0], "h", 2000, 3000);
-    assert_eq!(s.write(|tx| Ok(tx.purge_batch(2500, 100)?))?.codes, 0);
-    assert!(s.read(|tx| Ok(tx.code(live)?))?.is_some());
+    s.read(|tx| {
+        for id in &finished {
+            assert!(tx.code(*id)?.is_none(), "finished code {id} purged");
+        }
+        // Live codes are never purged.
+        for id in &live {
+            assert!(tx.code(*id)?.is_some(), "live code {id} kept");
+        }
+        Ok(())
+    })?;
+    // Past the last id nothing is looked at.
+    let b = s.write(|tx| Ok(tx.purge_batch(6000, i64::MAX, 100, 100)?))?;
+    assert_eq!((b.codes, b.next), (0, None));
     Ok(())
 }
 
@@ -773,4 +794,46 @@ fn schema_is_at_the_latest_version(s: &mut Store) -> R {
         crate::store::postgres::migrations::latest()
     );
     Ok(())
+}
+
+/// Rows written at schema 3 for the upgrade tests of both engines: an
+/// account whose live code (10, two attempts spent) is pending and whose
+/// older code (9) was replaced.
+pub(crate) const UPGRADE_3_ROWS: &str = "
+    INSERT INTO accounts (id, kind, nit, email, created_at, live_code_id)
+        VALUES (1, 'cliente', '900102030', 'a@example.co', 1750000000, 10);
+    INSERT INTO codes (id, account_id, code_hash, created_at, expires_at, ends_at, attempts,
+                       state, recipient, mail_state)
+        VALUES (9, 1, 'old', 1749990000, 1749990900, 1749990500, 0, 'replaced',
+                'a@example.co', 'sent'),
+               (10, 1, 'live-hash', 1749999940, 1750000840, 1750000840, 2, 'pending',
+                'a@example.co', 'queued');
+";
+
+/// After an upgrade from `UPGRADE_3_ROWS`: the pending code is still live
+/// with its hash and attempts, its message still queued, and a purge takes
+/// the replaced code only.
+pub(crate) fn after_upgrade_to_4(s: &mut Store) {
+    let now = 1_750_000_000;
+    s.read(|tx| {
+        let live = tx
+            .live_code(1, now)?
+            .expect("the pending code is still live");
+        assert_eq!((live.id, live.attempts), (10, 2));
+        assert_eq!(live.hash.as_deref(), Some("live-hash"));
+        assert_eq!(tx.queued_mail_ids()?, vec![10]);
+        Ok(())
+    })
+    .unwrap();
+    // Over a gap in the ids (a window of 4 from 0), then the two codes.
+    let b = s.write(|tx| Ok(tx.purge_batch(now, 0, 4, 100)?)).unwrap();
+    assert_eq!((b.codes, b.next), (0, Some(8)));
+    let b = s.write(|tx| Ok(tx.purge_batch(now, 8, 4, 100)?)).unwrap();
+    assert_eq!((b.codes, b.next), (1, None));
+    s.read(|tx| {
+        assert!(tx.code(9)?.is_none());
+        assert!(tx.live_code(1, now)?.is_some());
+        Ok(())
+    })
+    .unwrap();
 }

@@ -6,7 +6,7 @@ use crate::domain::account::AccountType;
 use crate::domain::nit::Nit;
 use crate::store::{
     CodeRecord, CodeRow, CodeState, Codes, Delivery, Each, Error, LiveCode, MailState, NewCode,
-    PurgeCounts, Result, bad_value,
+    PurgeBatch, PurgeCounts, Result, bad_value, purge_bound,
 };
 use postgres::Row;
 
@@ -183,21 +183,37 @@ impl Codes for PgTxn<'_> {
         })
     }
 
-    fn purge_batch(&mut self, now: i64, limit: u64) -> Result<PurgeCounts> {
-        let limit = limit.min(i64::MAX as u64) as i64;
+    fn purge_batch(&mut self, now: i64, after: i64, span: u64, limit: u64) -> Result<PurgeBatch> {
+        let (span, limit) = (purge_bound(span), purge_bound(limit));
+        let window_end = after.saturating_add(span);
+        let last: Option<i64> = self
+            .opt(
+                "SELECT id FROM codes WHERE id > $1 AND id <= $2 AND ends_at <= $3 \
+                 ORDER BY id OFFSET $4 LIMIT 1",
+                &[&after, &window_end, &now, &(limit - 1)],
+            )?
+            .map(|r| get(&r, 0))
+            .transpose()?;
         let codes = self.exec(
-            "DELETE FROM codes WHERE id IN \
-             (SELECT id FROM codes WHERE ends_at <= $1 ORDER BY ends_at LIMIT $2)",
-            &[&now, &limit],
+            "DELETE FROM codes WHERE id > $1 AND id <= $2 AND ends_at <= $3",
+            &[&after, &last.unwrap_or(window_end), &now],
         )?;
+        let next = match last {
+            Some(l) => Some(l),
+            None => {
+                let r = self.one("SELECT MIN(id) FROM codes WHERE id > $1", &[&window_end])?;
+                get::<Option<i64>>(&r, 0)?.map(|id| id - 1)
+            }
+        };
         let notices = self.exec(
             "DELETE FROM notices WHERE id IN (SELECT id FROM notices \
              WHERE finished_at <= $1 ORDER BY finished_at LIMIT $2)",
             &[&now, &limit],
         )?;
-        Ok(PurgeCounts {
+        Ok(PurgeBatch {
             codes,
-            mails: codes + notices,
+            notices,
+            next,
         })
     }
 }

@@ -110,6 +110,10 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_account ON audit (account_id, id);
     "#,
+    // 4: as SQLite's 4, the purge walks the codes by id; no index by end.
+    r#"
+    DROP INDEX codes_by_end;
+    "#,
 ];
 
 pub fn latest() -> i64 {
@@ -147,6 +151,12 @@ pub fn current(client: &mut Client) -> Result<i64> {
 
 /// Brings the schema up to date; refuses a newer one untouched.
 pub fn migrate(client: &mut Client, shown: &str) -> Result<()> {
+    migrate_to(client, shown, latest())
+}
+
+/// Brings the schema up to version `target` (an older one in upgrade
+/// tests); refuses one newer than this program untouched.
+pub(crate) fn migrate_to(client: &mut Client, shown: &str, target: i64) -> Result<()> {
     let latest = latest();
     let newer = |found: i64| {
         Error::NewerSchema(tf(
@@ -158,7 +168,7 @@ pub fn migrate(client: &mut Client, shown: &str) -> Result<()> {
     if v > latest {
         return Err(newer(v));
     }
-    if v == latest {
+    if v >= target {
         return Ok(());
     }
     loop {
@@ -173,7 +183,7 @@ pub fn migrate(client: &mut Client, shown: &str) -> Result<()> {
         if v > latest {
             return Err(newer(v));
         }
-        if v == latest {
+        if v >= target {
             tx.commit()?;
             return Ok(());
         }
@@ -186,5 +196,37 @@ pub fn migrate(client: &mut Client, shown: &str) -> Result<()> {
             &[&(v + 1)],
         )?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Location, Store};
+
+    /// Schema 3 to 4 (the index by end dropped): a pending code stays
+    /// confirmable, and a purge still takes only the finished one.
+    #[test]
+    fn upgrade_from_schema_3_keeps_every_pending_code() {
+        let Some(url) = crate::testing::fresh_pg_url() else {
+            return;
+        };
+        let mut client = Client::connect(&url, postgres::NoTls).unwrap();
+        migrate_to(&mut client, "test", 3).unwrap();
+        client
+            .batch_execute(crate::store::suite::UPGRADE_3_ROWS)
+            .unwrap();
+        let loc = Location::parse(std::ffi::OsStr::new(&url), false, None).unwrap();
+        let mut store = Store::open(&loc, crate::store::DEFAULT_BUSY_TIMEOUT).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 4);
+        let indexes: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'codes_by_end'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(indexes, 0);
+        crate::store::suite::after_upgrade_to_4(&mut store);
     }
 }

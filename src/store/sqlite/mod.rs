@@ -533,4 +533,27 @@ mod tests {
             })
             .unwrap();
     }
+
+    /// Schema 3 to 4 (the index by end dropped): a pending code stays
+    /// confirmable, and a purge still takes only the finished one.
+    #[test]
+    fn upgrade_from_schema_3_keeps_every_pending_code() {
+        let mut db = Sqlite::in_memory_at(3).unwrap();
+        db.conn
+            .execute_batch(crate::store::suite::UPGRADE_3_ROWS)
+            .unwrap();
+        db.migrate_to(migrations::latest()).unwrap();
+        let indexes: i64 = db
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'codes_by_end'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
+        let mut store = Store::from_engine(Box::new(db));
+        assert_eq!(store.schema_version().unwrap(), 4);
+        crate::store::suite::after_upgrade_to_4(&mut store);
+    }
 }
