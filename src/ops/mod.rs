@@ -302,20 +302,12 @@ mod same_statements {
     use rusqlite::trace::{TraceEvent, TraceEventCodes};
     use std::sync::{Arc, Mutex};
 
-    /// The SQL text of every statement run while `f` runs, in order
-    /// (parameters unexpanded: ids and values do not show).
-    fn statements(
-        app: &mut App,
-        log: &Arc<Mutex<Vec<String>>>,
-        f: impl FnOnce(&mut App),
-    ) -> Vec<String> {
-        log.lock().unwrap().clear();
-        f(app);
-        std::mem::take(&mut *log.lock().unwrap())
-    }
+    /// Runs `f` and returns the SQL text of every statement it ran, in
+    /// order (parameters unexpanded: ids and values do not show).
+    type Recorder = Box<dyn Fn(&mut App, &mut dyn FnMut(&mut App)) -> Vec<String>>;
 
     #[test]
-    fn a_refusal_runs_as_many_statements_as_a_check() {
+    fn sqlite_a_refusal_runs_as_many_statements_as_a_check() {
         let mut db = Sqlite::open_in_memory().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -327,6 +319,31 @@ mod same_statements {
         db.raw_mut()
             .trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(trace))
             .unwrap();
+        let record: Recorder = Box::new(move |app, f| {
+            log.lock().unwrap().clear();
+            f(app);
+            std::mem::take(&mut *log.lock().unwrap())
+        });
+        a_refusal_runs_as_many_statements_as_a_check(Store::from_engine(Box::new(db)), record);
+    }
+
+    #[test]
+    fn postgres_a_refusal_runs_as_many_statements_as_a_check() {
+        use crate::store::postgres::SENT;
+        let Some(url) = crate::testing::fresh_pg_url() else {
+            return;
+        };
+        let loc = crate::store::Location::parse(std::ffi::OsStr::new(&url), false, None).unwrap();
+        let store = Store::open(&loc, crate::store::DEFAULT_BUSY_TIMEOUT).unwrap();
+        let record: Recorder = Box::new(|app, f| {
+            SENT.with(|s| *s.borrow_mut() = Some(Vec::new()));
+            f(app);
+            SENT.with(|s| s.borrow_mut().take()).unwrap_or_default()
+        });
+        a_refusal_runs_as_many_statements_as_a_check(store, record);
+    }
+
+    fn a_refusal_runs_as_many_statements_as_a_check(store: Store, record: Recorder) {
         let dir = tempfile::tempdir().unwrap();
         let mailer = Mailer {
             transport: Transport::Outbox(dir.path().join("outbox")),
@@ -334,7 +351,7 @@ mod same_statements {
             footer: None,
         };
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_750_000_000));
-        let mut app = App::with(Store::from_engine(Box::new(db)), clock, mailer, "test");
+        let mut app = App::with(store, clock, mailer, "test");
         app.hasher = Hasher::with_params(None, 64, 1, 1);
         let pw = "correct-horse-battery-staple-42";
         let user = |n: &str, e: &str| NewUser {
@@ -357,13 +374,13 @@ mod same_statements {
         let unknown = Ident::Nit(Nit::parse("899999034").unwrap());
         let cliente = AccountType::Cliente;
 
-        let ok = statements(&mut app, &log, |a| {
+        let ok = record(&mut app, &mut |a| {
             login(a, cliente, &known, pw).unwrap();
         });
-        let wrong = statements(&mut app, &log, |a| {
+        let wrong = record(&mut app, &mut |a| {
             login(a, cliente, &known, "correct-horse-battery-staple-43").unwrap();
         });
-        let missing = statements(&mut app, &log, |a| {
+        let missing = record(&mut app, &mut |a| {
             login(a, cliente, &unknown, pw).unwrap();
         });
         assert!(ok.len() > 4, "{ok:#?}");
@@ -378,14 +395,14 @@ mod same_statements {
         )
         .unwrap();
         let new_pw = Password::new("vaca-morada-trompeta-1987-lluvia").unwrap();
-        let live = statements(&mut app, &log, |a| {
+        let live = record(&mut app, &mut |a| {
             confirm(a, None, &coded, "830015428", "ZZZZZ", &new_pw).unwrap();
         });
-        let none = statements(&mut app, &log, |a| {
+        let none = record(&mut app, &mut |a| {
             confirm(a, None, &unknown, "899999034", "ZZZZZ", &new_pw).unwrap();
         });
         // An account that exists but has no live code counts nothing either.
-        let no_code = statements(&mut app, &log, |a| {
+        let no_code = record(&mut app, &mut |a| {
             confirm(a, None, &known, "900102030", "ZZZZZ", &new_pw).unwrap();
         });
         assert!(live.len() > 4, "{live:#?}");

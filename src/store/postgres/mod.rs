@@ -54,6 +54,27 @@ pub struct PgTxn<'c> {
 
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+#[cfg(test)]
+thread_local! {
+    /// While a test holds `Some`: every statement this thread sends
+    /// through a transaction, with its begin and commit, in order (what
+    /// SQLite's trace gives the SQLite side of the same tests).
+    pub(crate) static SENT: std::cell::RefCell<Option<Vec<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Notes `what` for a test recording [`SENT`]; nothing outside tests.
+#[cfg(test)]
+fn sent(what: &str) {
+    SENT.with(|s| {
+        if let Some(v) = s.borrow_mut().as_mut() {
+            v.push(what.to_string());
+        }
+    });
+}
+#[cfg(not(test))]
+fn sent(_: &str) {}
+
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
         map_error(&e, None)
@@ -268,6 +289,11 @@ impl Storage for Postgres {
                 .start(),
         }
         .map_err(|e| map_error(&e, Some(&self.server)))?;
+        sent(if mode == Mode::Write {
+            "BEGIN WRITE"
+        } else {
+            "BEGIN READ"
+        });
         Ok(Box::new(PgTxn {
             tx,
             stmts: &mut self.stmts,
@@ -294,6 +320,7 @@ impl Txn for PgTxn<'_> {
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_copy()?;
         let PgTxn { tx, .. } = *self;
+        sent("COMMIT");
         Ok(tx.commit()?)
     }
 }
@@ -302,6 +329,7 @@ impl PgTxn<'_> {
     /// A prepared statement, cached for the connection's life (one round
     /// trip per execution instead of two).
     pub(crate) fn stmt(&mut self, sql: &str) -> Result<Statement> {
+        sent(sql);
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
