@@ -151,6 +151,27 @@ mod tests {
         // A second purge finds nothing left.
         let again = purge_in_steps(&mut app, 8, 5).unwrap();
         assert_eq!((again.codes, again.mails), (0, 0));
+        // More finished notices than a batch once the codes are done (a
+        // window wide enough for every code): the purge goes on until
+        // they are all gone.
+        app.store
+            .write(|tx| {
+                for i in 0..12 {
+                    let n = tx.enqueue_notice(&NewNotice {
+                        account_id: 1,
+                        kind: MailKind::PasswordChanged,
+                        recipient: &e,
+                        detail: None,
+                        now: 100 + i,
+                        claim: None,
+                    })?;
+                    tx.mail_dropped(n, "x", 200)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let notices = purge_in_steps(&mut app, 1000, 5).unwrap();
+        assert_eq!((notices.codes, notices.mails), (0, 12));
     }
 
     #[test]
