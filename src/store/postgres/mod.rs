@@ -115,7 +115,10 @@ fn map_error(e: &postgres::Error, server: Option<&str>) -> Error {
         };
     }
     let text = crate::i18n::quote_long(&error_chain(e));
-    if e.is_closed() || server.is_some() {
+    // A socket the server closed or reset mid-command: nothing was
+    // committed, and trying again later is what helps (69, not 74).
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io || server.is_some() {
         return Error::Unavailable(tf(M::DbUnreachable, &[("server", &shown), ("err", &text)]));
     }
     Error::Other(tf(M::DbError, &[("err", &text)]))
@@ -392,4 +395,349 @@ pub(crate) fn get<'a, T: postgres::types::FromSql<'a>>(
 ) -> Result<T> {
     r.try_get(i)
         .map_err(|e| Error::Other(tf(M::DbError, &[("err", &e)])))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each class of server error, provoked on the throwaway server, and
+    //! the exit code it leads to: busy (75), conflict (retried, then 75),
+    //! auth and configuration (78), unreachable (69), read-only and other
+    //! database errors (74). The store suite runs against a healthy server
+    //! and never sees these.
+    use super::*;
+    use crate::store::location::Location;
+
+    /// A fresh database's URL and its target, or `None` without a server.
+    fn fresh() -> Option<(String, PgTarget)> {
+        let url = crate::testing::fresh_pg_url()?;
+        Some((url.clone(), target(&url)))
+    }
+
+    fn target(url: &str) -> PgTarget {
+        match Location::parse(std::ffi::OsStr::new(url), false, None).unwrap() {
+            Location::Postgres(t) => *t,
+            Location::Sqlite(p) => panic!("{url} parsed as a SQLite file {}", p.display()),
+        }
+    }
+
+    fn client(url: &str) -> Client {
+        Client::connect(url, NoTls).unwrap()
+    }
+
+    /// The server's error for `sql` run alone on a new connection.
+    fn failing(url: &str, sql: &str) -> postgres::Error {
+        match client(url).batch_execute(sql) {
+            Err(e) => e,
+            Ok(()) => panic!("{sql} succeeded"),
+        }
+    }
+
+    fn code_of(e: &postgres::Error) -> Option<SqlState> {
+        e.as_db_error().map(|d| d.code().clone())
+    }
+
+    /// Like `url` with its user replaced.
+    fn as_user(url: &str, user: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "user" {
+                    user.to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        u.to_string()
+    }
+
+    fn open_err(t: &PgTarget) -> Error {
+        match Postgres::open(t, Duration::from_millis(200)) {
+            Err(e) => e,
+            Ok(_) => panic!("{} opened", t.shown()),
+        }
+    }
+
+    #[test]
+    fn a_role_the_server_does_not_know_is_refused_credentials() {
+        let Some((url, _)) = fresh() else { return };
+        let t = target(&as_user(&url, "nadie_conocido"));
+        let e = open_err(&t);
+        let Error::Auth(msg) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(msg.contains(&t.server()), "{msg}");
+        assert!(msg.contains("nadie_conocido"), "the server's reason: {msg}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 78);
+    }
+
+    #[test]
+    fn a_role_over_its_connection_limit_is_busy() {
+        let Some((url, _)) = fresh() else { return };
+        client(&url)
+            .batch_execute(
+                "DROP ROLE IF EXISTS sin_cupo; CREATE ROLE sin_cupo LOGIN CONNECTION LIMIT 0",
+            )
+            .unwrap();
+        let e = open_err(&target(&as_user(&url, "sin_cupo")));
+        assert!(matches!(&e, Error::Busy(m) if m == t(M::DbBusy)), "{e:?}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 75);
+    }
+
+    #[test]
+    fn a_database_the_server_does_not_have_is_named() {
+        let Some((_, mut t)) = fresh() else { return };
+        t.dbname = "no_existe_aqui".to_string();
+        let e = open_err(&t);
+        let Error::Other(msg) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(msg.contains(&t.server()), "{msg}");
+        assert!(msg.contains("no_existe_aqui"), "{msg}");
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_is_unreachable_with_its_reason() {
+        let Some((_, mut t)) = fresh() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        t.host = PgHost::Socket(dir.path().to_path_buf());
+        let e = open_err(&t);
+        let Error::Unavailable(msg) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(msg.contains(&t.server()), "{msg}");
+        // The cause under the driver's "error connecting to server".
+        assert!(msg.contains("No such file or directory"), "{msg}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 69);
+    }
+
+    #[test]
+    fn a_row_held_past_the_busy_timeout_is_busy() {
+        let Some((url, target)) = fresh() else { return };
+        let mut db = Postgres::open(&target, Duration::from_millis(50)).unwrap();
+        let mut holder = client(&url);
+        let mut held = holder.transaction().unwrap();
+        held.batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        let e = db
+            .client
+            .batch_execute("SELECT 1 FROM accounts")
+            .map_err(Error::from)
+            .unwrap_err();
+        assert!(matches!(&e, Error::Busy(m) if m == t(M::DbBusy)), "{e:?}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 75);
+        held.rollback().unwrap();
+    }
+
+    #[test]
+    fn a_statement_cancelled_by_its_timeout_is_busy() {
+        let Some((url, _)) = fresh() else { return };
+        let e = failing(&url, "SET statement_timeout = 1; SELECT pg_sleep(5)");
+        assert_eq!(code_of(&e), Some(SqlState::QUERY_CANCELED));
+        assert!(matches!(Error::from(e), Error::Busy(_)));
+    }
+
+    #[test]
+    fn two_serializable_writers_and_a_deadlock_are_conflicts() {
+        let Some((url, _)) = fresh() else { return };
+        client(&url)
+            .batch_execute(
+                "CREATE TABLE n (k int PRIMARY KEY, v int); INSERT INTO n VALUES (1, 0), (2, 0)",
+            )
+            .unwrap();
+        // Write skew: each reads the row the other writes.
+        let (mut c1, mut c2) = (client(&url), client(&url));
+        let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+        c1.batch_execute(begin).unwrap();
+        c2.batch_execute(begin).unwrap();
+        c1.batch_execute("SELECT v FROM n WHERE k = 2; UPDATE n SET v = 1 WHERE k = 1")
+            .unwrap();
+        c2.batch_execute("SELECT v FROM n WHERE k = 1; UPDATE n SET v = 1 WHERE k = 2")
+            .unwrap();
+        c1.batch_execute("COMMIT").unwrap();
+        let e = c2.batch_execute("COMMIT").unwrap_err();
+        assert_eq!(code_of(&e), Some(SqlState::T_R_SERIALIZATION_FAILURE));
+        let e = Error::from(e);
+        assert!(
+            matches!(&e, Error::Conflict(m) if m == t(M::DbBusy)),
+            "{e:?}"
+        );
+        assert_eq!(crate::error::Error::from(e).exit_code(), 75);
+
+        // A deadlock: each holds one row and waits for the other's.
+        let (mut c1, mut c2) = (client(&url), client(&url));
+        c1.batch_execute("BEGIN; UPDATE n SET v = 2 WHERE k = 1")
+            .unwrap();
+        c2.batch_execute("BEGIN; UPDATE n SET v = 2 WHERE k = 2")
+            .unwrap();
+        let other = std::thread::spawn(move || {
+            let r = c1.batch_execute("UPDATE n SET v = 3 WHERE k = 2");
+            let _ = c1.batch_execute("ROLLBACK");
+            r
+        });
+        let mine = c2.batch_execute("UPDATE n SET v = 3 WHERE k = 1");
+        let _ = c2.batch_execute("ROLLBACK");
+        let theirs = other.join().unwrap();
+        // The server breaks the cycle by failing exactly one of the two.
+        let e = match (mine, theirs) {
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code_of(&e), Some(SqlState::T_R_DEADLOCK_DETECTED));
+        assert!(matches!(Error::from(e), Error::Conflict(_)));
+    }
+
+    #[test]
+    fn a_write_in_a_read_only_transaction_changes_nothing() {
+        let Some((url, _)) = fresh() else { return };
+        let e = failing(&url, "BEGIN READ ONLY; CREATE TABLE x (k int)");
+        assert_eq!(code_of(&e), Some(SqlState::READ_ONLY_SQL_TRANSACTION));
+        let e = Error::from(e);
+        assert!(
+            matches!(&e, Error::Corrupt(m) if m == t(M::DbReadOnlyAny)),
+            "{e:?}"
+        );
+        assert_eq!(crate::error::Error::from(e).exit_code(), 74);
+    }
+
+    #[test]
+    fn a_connection_the_server_ends_is_unreachable() {
+        let Some((url, t)) = fresh() else { return };
+        let mut db = Postgres::open(&t, Duration::from_millis(200)).unwrap();
+        let pid: i32 = db
+            .client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let mut admin = client(&url);
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        // Gone for sure before the store speaks again.
+        let gone = |admin: &mut Client| -> bool {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .unwrap()
+                .get(0);
+            n == 0
+        };
+        let start = std::time::Instant::now();
+        while !gone(&mut admin) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "backend {pid} still there"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The server's last word, then a closed socket: both unreachable,
+        // the first in the store's own words with the server named.
+        let first = db.begin(Mode::Read).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&first, Error::Unavailable(m) if m.contains(&t.server())),
+            "{first:?}"
+        );
+        let e = db.client.batch_execute("SELECT 1").unwrap_err();
+        assert!(e.as_db_error().is_none(), "{e:?}");
+        assert!(matches!(Error::from(e), Error::Unavailable(_)));
+    }
+
+    #[test]
+    fn any_other_server_error_is_quoted() {
+        let Some((url, _)) = fresh() else { return };
+        let e = failing(&url, "SELECT * FROM tabla_que_no_existe");
+        let Error::Other(msg) = Error::from(e) else {
+            panic!()
+        };
+        assert_eq!(
+            msg,
+            tf(
+                M::DbError,
+                &[(
+                    "err",
+                    &crate::i18n::quote_long("relation \"tabla_que_no_existe\" does not exist")
+                )]
+            )
+        );
+    }
+
+    /// The causes under an error, each once, outermost first.
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let leaf = E("connection refused", None);
+        let mid = E("error connecting: connection refused", Some(Box::new(leaf)));
+        let top = E("db error", Some(Box::new(mid)));
+        assert_eq!(
+            error_chain(&top),
+            "db error: error connecting: connection refused"
+        );
+        assert_eq!(error_chain(&E("alone", None)), "alone");
+    }
+
+    /// An account read in a write transaction stays locked until commit
+    /// (so the limits read from it cannot be raced); one read in a read
+    /// transaction does not.
+    #[test]
+    fn write_transactions_lock_the_accounts_they_read() {
+        use crate::domain::account::AccountType;
+        use crate::store::{InsertAccount, NewAccount};
+        let Some((url, t)) = fresh() else { return };
+        let mut db = Postgres::open(&t, Duration::from_millis(200)).unwrap();
+        let nit = crate::domain::nit::Nit::parse("900102030").unwrap();
+        let email = crate::domain::email::Email::parse("ana@example.com").unwrap();
+        let mut tx = db.begin(Mode::Write).unwrap();
+        let InsertAccount::Created(id) = tx
+            .insert_account(&NewAccount {
+                kind: AccountType::Cliente,
+                nit: &nit,
+                username: None,
+                email: &email,
+                name: None,
+                lang: crate::domain::lang::Lang::Es,
+                password_hash: None,
+                now: 1000,
+            })
+            .unwrap()
+        else {
+            panic!("not created")
+        };
+        tx.commit().unwrap();
+        let mut other = client(&url);
+        let mut try_lock = || {
+            other
+                .query(
+                    "SELECT id FROM accounts WHERE id = $1 FOR UPDATE NOWAIT",
+                    &[&id],
+                )
+                .map_err(|e| code_of(&e))
+        };
+        for (mode, locked) in [(Mode::Read, false), (Mode::Write, true)] {
+            let mut tx = db.begin(mode).unwrap();
+            assert_eq!(tx.accounts_by_nit(None, &nit).unwrap().len(), 1);
+            let r = try_lock();
+            if locked {
+                assert_eq!(r.unwrap_err(), Some(SqlState::LOCK_NOT_AVAILABLE));
+            } else {
+                assert_eq!(r.unwrap().len(), 1);
+            }
+            drop(tx);
+        }
+    }
 }
