@@ -606,6 +606,13 @@ mod tests {
     #[test]
     fn a_connection_the_server_ends_is_unreachable() {
         let Some((url, t)) = fresh() else { return };
+        // Ended while it waits for an answer: the server's last word.
+        let e = failing(&url, "SELECT pg_terminate_backend(pg_backend_pid())");
+        assert_eq!(code_of(&e), Some(SqlState::ADMIN_SHUTDOWN));
+        let e = Error::from(e);
+        assert!(matches!(&e, Error::Unavailable(_)), "{e:?}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 69);
+        // Ended while idle: the next statement finds the socket closed.
         let mut db = Postgres::open(&t, Duration::from_millis(200)).unwrap();
         let pid: i32 = db
             .client
@@ -635,8 +642,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        // The server's last word, then a closed socket: both unreachable,
-        // the first in the store's own words with the server named.
+        // Unreachable, and the store names the server.
         let first = db.begin(Mode::Read).map(|_| ()).unwrap_err();
         assert!(
             matches!(&first, Error::Unavailable(m) if m.contains(&t.server())),
@@ -664,6 +670,96 @@ mod tests {
                 )]
             )
         );
+    }
+
+    /// A loopback port where one connection gets `answer`: just enough of
+    /// a server for a client to reach a given failure.
+    fn one_connection(answer: impl FnOnce(std::net::TcpStream) + Send + 'static) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((c, _)) = l.accept() {
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                answer(c);
+            }
+        });
+        port
+    }
+
+    /// Reads one start-up packet (length-prefixed, no type byte).
+    fn read_startup(c: &mut std::net::TcpStream) {
+        use std::io::Read;
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).unwrap();
+        let mut rest = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+        c.read_exact(&mut rest).unwrap();
+    }
+
+    fn loopback(port: u16, tls: PgTls) -> PgTarget {
+        let mut t = target(&format!("postgresql://ana@127.0.0.1:{port}/recupera"));
+        t.tls = tls;
+        t
+    }
+
+    #[test]
+    fn a_server_asking_for_a_password_we_do_not_have_is_refused_credentials() {
+        use std::io::Write;
+        let port = one_connection(|mut c| {
+            read_startup(&mut c);
+            // AuthenticationCleartextPassword.
+            let _ = c.write_all(b"R\0\0\0\x08\0\0\0\x03");
+            let _ = c.flush();
+        });
+        let mut t = loopback(port, PgTls::Off);
+        t.password = None;
+        let e = open_err(&t);
+        let Error::Auth(msg) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 78);
+    }
+
+    #[test]
+    fn a_certificate_from_an_unknown_authority_is_a_configuration_error() {
+        use rcgen::{CertificateParams, KeyPair};
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::io::Write;
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+        let port = one_connection(move |mut c| {
+            read_startup(&mut c); // SSLRequest
+            c.write_all(b"S").unwrap();
+            let mut tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut c).is_err() {
+                    return;
+                }
+            }
+        });
+        let e = open_err(&loopback(port, PgTls::Verified));
+        let Error::Config(msg) = &e else {
+            panic!("{e:?}")
+        };
+        // The server named, the fix named, rustls's reason quoted.
+        assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+        assert!(msg.contains("RECUPERA_DB_CA_FILE"), "{msg}");
+        assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 78);
     }
 
     /// The causes under an error, each once, outermost first.
