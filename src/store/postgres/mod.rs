@@ -721,6 +721,32 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_reset_under_a_statement_is_unreachable() {
+        use std::io::{Read, Write};
+        let port = one_connection(|mut c| {
+            read_startup(&mut c);
+            // AuthenticationOk, ReadyForQuery (idle).
+            c.write_all(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I").unwrap();
+            // The first byte of the client's query, then a reset.
+            let mut b = [0u8; 1];
+            let _ = c.read_exact(&mut b);
+            let sock = socket2::SockRef::from(&c);
+            let _ = sock.set_linger(Some(Duration::ZERO));
+        });
+        let mut c = Client::connect(
+            &format!("host=127.0.0.1 port={port} user=ana dbname=recupera sslmode=disable"),
+            NoTls,
+        )
+        .unwrap();
+        let e = c.batch_execute("SELECT 1").unwrap_err();
+        assert!(e.as_db_error().is_none(), "{e:?}");
+        assert!(!e.is_closed(), "{e:?}");
+        let e = Error::from(e);
+        assert!(matches!(&e, Error::Unavailable(_)), "{e:?}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 69);
+    }
+
+    #[test]
     fn a_certificate_from_an_unknown_authority_is_a_configuration_error() {
         use rcgen::{CertificateParams, KeyPair};
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
