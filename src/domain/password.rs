@@ -348,6 +348,38 @@ mod tests {
         );
     }
 
+    /// The vendored zxcvbn's date separators are Unicode's White_Space
+    /// written out (its regex crates are built without Unicode tables, so
+    /// `\s` is not available): every one of them separates a date as
+    /// upstream's `\s` did, and a look-alike outside the property does not.
+    #[test]
+    fn zxcvbn_dates_take_every_unicode_white_space_as_a_separator() {
+        use zxcvbn::matching::patterns::MatchPattern;
+        let is_date = |sep: char| {
+            let pw = format!("13{sep}2{sep}1921");
+            let e = zxcvbn::zxcvbn(&pw, &[]);
+            e.sequence().iter().any(|m| {
+                m.token == pw
+                    && matches!(&m.pattern, MatchPattern::Date(d)
+                        if d.separator == sep.to_string() && (d.year, d.month, d.day) == (1921, 2, 13))
+            })
+        };
+        let white_space = ('\0'..=char::MAX).filter(|c| c.is_whitespace());
+        let mut n = 0;
+        for c in white_space {
+            assert!(is_date(c), "U+{:04X}", c as u32);
+            n += 1;
+        }
+        // Rust's is_whitespace is the White_Space property: 25 characters.
+        assert_eq!(n, 25);
+        for c in ['\u{200B}', '\u{180E}', '\u{FEFF}', 'x', ','] {
+            assert!(!is_date(c), "U+{:04X}", c as u32);
+        }
+        for c in ['-', '/', '\\', '_', '.'] {
+            assert!(is_date(c), "{c}");
+        }
+    }
+
     const STRONG: &str = "caballo-tornillo-grapa-verde";
 
     fn pw(s: &str) -> Password {

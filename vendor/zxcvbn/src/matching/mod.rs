@@ -823,6 +823,16 @@ fn two_to_four_digit_year(year: u16) -> u16 {
     }
 }
 
+/// Unicode's White_Space property, what `\s` matches in a Unicode regex,
+/// written out: the regex crates are built without their Unicode tables
+/// (thousands of relocated pointers every process paid at start-up; see
+/// VENDORED.md), and `\s` needs them.
+macro_rules! white_space {
+    () => {
+        r"\t\n\x0B\x0C\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+    };
+}
+
 const DATE_MIN_YEAR: u16 = 1000;
 const DATE_MAX_YEAR: u16 = 2050;
 lazy_static! {
@@ -850,7 +860,13 @@ lazy_static! {
         table
     };
     static ref MAYBE_DATE_NO_SEPARATOR_REGEX: Regex = Regex::new(r"^[0-9]{4,8}$").unwrap();
-    static ref MAYBE_DATE_WITH_SEPARATOR_REGEX: Regex = Regex::new(r"^([0-9]{1,4})([\s/\\_.-])([0-9]{1,2})([\s/\\_.-])([0-9]{1,4})$").unwrap();
+    static ref MAYBE_DATE_WITH_SEPARATOR_REGEX: Regex = Regex::new(concat!(
+        r"^([0-9]{1,4})([",
+        white_space!(),
+        r"/\\_.-])([0-9]{1,2})([",
+        white_space!(),
+        r"/\\_.-])([0-9]{1,4})$"
+    )).unwrap();
 }
 
 #[cfg(test)]
