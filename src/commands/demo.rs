@@ -50,10 +50,21 @@ fn newest_mail(outbox: &Path) -> Result<(String, String, String)> {
     let msg = mail_parser::MessageParser::default()
         .parse(&raw)
         .ok_or_else(|| crate::internal!("unreadable mail"))?;
+    // The plain-text alternative, which every message recupera writes
+    // has, read as it is: `body_text` would link mail-parser's HTML decoder,
+    // whose entity table is ~2,000 pointers the loader relocates at the
+    // start of every command (BENCHMARKS.md, start-up).
+    let text = msg
+        .text_bodies()
+        .find_map(|p| match &p.body {
+            mail_parser::PartType::Text(t) => Some(t.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| crate::internal!("no plain text in {}", newest.path().display()))?;
     Ok((
         newest.file_name().to_string_lossy().into_owned(),
         msg.subject().unwrap_or_default().to_string(),
-        msg.body_text(0).unwrap_or_default().into_owned(),
+        text,
     ))
 }
 
