@@ -746,6 +746,54 @@ mod tests {
         assert_eq!(crate::error::Error::from(e).exit_code(), 69);
     }
 
+    /// A server refusing the start-up with `code`, as PostgreSQL does
+    /// when it starts or stops, crashed, or the password is wrong.
+    fn refused_at_start_up(code: &'static str) -> Error {
+        use std::io::Write;
+        let port = one_connection(move |mut c| {
+            read_startup(&mut c);
+            let mut body = Vec::new();
+            for (field, value) in [
+                (b'S', "FATAL"),
+                (b'V', "FATAL"),
+                (b'C', code),
+                (b'M', "refused for the test"),
+            ] {
+                body.push(field);
+                body.extend_from_slice(value.as_bytes());
+                body.push(0);
+            }
+            body.push(0);
+            let mut msg = vec![b'E'];
+            msg.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+            msg.extend_from_slice(&body);
+            let _ = c.write_all(&msg);
+            let _ = c.flush();
+        });
+        open_err(&loopback(port, PgTls::Off))
+    }
+
+    #[test]
+    fn a_server_starting_stopping_or_recovering_is_unreachable() {
+        // 57P03 starting up or shutting down, 57P02 crash recovery, 57P01
+        // administrator shutdown.
+        for code in ["57P03", "57P02", "57P01"] {
+            let e = refused_at_start_up(code);
+            assert!(
+                matches!(&e, Error::Unavailable(m) if m.contains("refused for the test")),
+                "{code}: {e:?}"
+            );
+            assert_eq!(crate::error::Error::from(e).exit_code(), 69, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_password_is_refused_credentials() {
+        let e = refused_at_start_up("28P01");
+        assert!(matches!(&e, Error::Auth(_)), "{e:?}");
+        assert_eq!(crate::error::Error::from(e).exit_code(), 78);
+    }
+
     #[test]
     fn a_certificate_from_an_unknown_authority_is_a_configuration_error() {
         use rcgen::{CertificateParams, KeyPair};
