@@ -477,12 +477,17 @@ mod tests {
     #[test]
     fn a_role_over_its_connection_limit_is_busy() {
         let Some((url, _)) = fresh() else { return };
-        client(&url)
-            .batch_execute(
-                "DROP ROLE IF EXISTS sin_cupo; CREATE ROLE sin_cupo LOGIN CONNECTION LIMIT 0",
-            )
+        // Roles belong to the whole server: one per test process, dropped
+        // at the end (the server may be a developer's own).
+        let role = format!("sin_cupo_{}", std::process::id());
+        let mut admin = client(&url);
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"
+            ))
             .unwrap();
-        let e = open_err(&target(&as_user(&url, "sin_cupo")));
+        let e = open_err(&target(&as_user(&url, &role)));
+        admin.batch_execute(&format!("DROP ROLE {role}")).unwrap();
         assert!(matches!(&e, Error::Busy(m) if m == t(M::DbBusy)), "{e:?}");
         assert_eq!(crate::error::Error::from(e).exit_code(), 75);
     }
@@ -569,6 +574,10 @@ mod tests {
 
         // A deadlock: each holds one row and waits for the other's.
         let (mut c1, mut c2) = (client(&url), client(&url));
+        for c in [&mut c1, &mut c2] {
+            // Found in 50 ms instead of the default second.
+            c.batch_execute("SET deadlock_timeout = '50ms'").unwrap();
+        }
         c1.batch_execute("BEGIN; UPDATE n SET v = 2 WHERE k = 1")
             .unwrap();
         c2.batch_execute("BEGIN; UPDATE n SET v = 2 WHERE k = 2")
