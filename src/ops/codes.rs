@@ -181,11 +181,9 @@ mod tests {
 
     #[test]
     fn postgres_purge_takes_every_finished_code_in_small_steps() {
-        let Some(url) = crate::testing::fresh_pg_url() else {
+        let Some(store) = crate::store::suite::pg_store() else {
             return;
         };
-        let loc = crate::store::Location::parse(std::ffi::OsStr::new(&url), false, None).unwrap();
-        let store = Store::open(&loc, crate::store::DEFAULT_BUSY_TIMEOUT).unwrap();
         purge_takes_every_finished_code_in_small_steps(store);
     }
 }

@@ -330,11 +330,9 @@ mod same_statements {
     #[test]
     fn postgres_a_refusal_runs_as_many_statements_as_a_check() {
         use crate::store::postgres::SENT;
-        let Some(url) = crate::testing::fresh_pg_url() else {
+        let Some(store) = crate::store::suite::pg_store() else {
             return;
         };
-        let loc = crate::store::Location::parse(std::ffi::OsStr::new(&url), false, None).unwrap();
-        let store = Store::open(&loc, crate::store::DEFAULT_BUSY_TIMEOUT).unwrap();
         let record: Recorder = Box::new(|app, f| {
             SENT.with(|s| *s.borrow_mut() = Some(Vec::new()));
             f(app);

@@ -15,7 +15,9 @@ fn sqlite_store() -> Store {
     Store::in_memory().unwrap()
 }
 
-fn pg_store() -> Option<Store> {
+/// A store on a fresh database of the test server; `None` without one
+/// (see `testing::fresh_pg_url`). Other modules' tests use it too.
+pub(crate) fn pg_store() -> Option<Store> {
     let url = crate::testing::fresh_pg_url()?;
     let loc = Location::parse(std::ffi::OsStr::new(&url), false, None).unwrap();
     Some(Store::open(&loc, DEFAULT_BUSY_TIMEOUT).unwrap())
