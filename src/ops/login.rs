@@ -140,3 +140,180 @@ pub fn login(
         _ => Ok(LoginOutcome::Refused),
     }
 }
+
+/// The rules above, at this level (the CLI tests check them again through
+/// the binary, on both engines).
+#[cfg(test)]
+mod tests {
+    use super::super::kit::{add_account, audit, quick_app, stored};
+    use super::{LoginOutcome, login};
+    use crate::app::App;
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::nit::Nit;
+
+    const PW: &str = "caballo tornillo grapa verde";
+    const CLIENTE: AccountType = AccountType::Cliente;
+
+    fn ok(app: &mut App, kind: AccountType, who: &Ident, pw: &str) -> bool {
+        match login(app, kind, who, pw).unwrap() {
+            LoginOutcome::Ok(_) => true,
+            LoginOutcome::Refused => false,
+        }
+    }
+
+    fn nit(s: &str) -> Ident {
+        Ident::Nit(Nit::parse(s).unwrap())
+    }
+
+    #[test]
+    fn each_outcome_is_refused_alike_and_audited_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        );
+        add_account(
+            &mut app,
+            CLIENTE,
+            "800003122",
+            "luis@example.co",
+            None,
+            None,
+        );
+        add_account(
+            &mut app,
+            CLIENTE,
+            "830015428",
+            "eva@example.co",
+            None,
+            Some(PW),
+        );
+        super::super::accounts::set_disabled(
+            &mut app,
+            Some(CLIENTE),
+            &nit("830015428"),
+            "830015428",
+            Some(Some("baja")),
+        )
+        .unwrap();
+        let prov = AccountType::Proveedor;
+        let shared = "compras@example.co";
+        add_account(&mut app, prov, "900373587", shared, Some("norte"), Some(PW));
+        add_account(&mut app, prov, "860518862", shared, Some("sur"), Some(PW));
+
+        assert!(ok(&mut app, CLIENTE, &nit("900102030"), PW));
+        assert!(!ok(
+            &mut app,
+            CLIENTE,
+            &nit("900102030"),
+            "otra cosa distinta"
+        ));
+        assert!(!ok(&mut app, CLIENTE, &nit("899999034"), PW));
+        assert!(!ok(&mut app, CLIENTE, &nit("800003122"), PW));
+        assert!(!ok(&mut app, CLIENTE, &nit("830015428"), PW), "disabled");
+        let email = Ident::Email(Email::parse(shared).unwrap());
+        assert!(
+            !ok(&mut app, prov, &email, PW),
+            "an email two proveedores share"
+        );
+        assert!(ok(&mut app, prov, &Ident::Username("norte".into()), PW));
+
+        let details: Vec<String> = audit(&mut app, "login")
+            .into_iter()
+            .map(|(outcome, detail)| format!("{outcome}:{detail}"))
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "ok:",
+                "refused:wrong_password",
+                "refused:unknown_account",
+                "refused:no_password",
+                "refused:disabled",
+                "refused:ambiguous",
+                "ok:",
+            ]
+        );
+    }
+
+    #[test]
+    fn five_failures_lock_and_a_success_before_them_clears_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        let id = add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        )
+        .id;
+        let who = nit("900102030");
+        for _ in 0..4 {
+            assert!(!ok(&mut app, CLIENTE, &who, "otra cosa distinta"));
+        }
+        assert_eq!(stored(&mut app, id).login.failures, 4);
+        clock.advance(30);
+        assert!(ok(&mut app, CLIENTE, &who, PW));
+        let acc = stored(&mut app, id);
+        assert_eq!(acc.login.failures, 0, "a success clears the count");
+        let logged_in_at = app.now();
+        assert_eq!(acc.last_login_at, Some(logged_in_at));
+
+        clock.advance(30);
+        for _ in 0..5 {
+            assert!(!ok(&mut app, CLIENTE, &who, "otra cosa distinta"));
+        }
+        assert!(stored(&mut app, id).login.locked_until.is_some());
+        assert!(
+            !ok(&mut app, CLIENTE, &who, PW),
+            "locked: the right password too"
+        );
+        let last = audit(&mut app, "login").pop().unwrap();
+        assert_eq!(last, ("refused".into(), "locked".into()));
+        assert_eq!(
+            stored(&mut app, id).last_login_at,
+            Some(logged_in_at),
+            "a refusal records no login"
+        );
+    }
+
+    /// No stored password is longer than 4 × 1024 bytes: longer is refused
+    /// before any hashing, up to that is checked (and refused here).
+    #[test]
+    fn the_length_bound_is_four_times_the_longest_password() {
+        use crate::domain::password::MAX_BYTES;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        );
+        let who = nit("900102030");
+        let before = app.hasher.evaluations();
+        let at_bound = "a".repeat(MAX_BYTES * 4);
+        assert!(matches!(
+            login(&mut app, CLIENTE, &who, &at_bound),
+            Ok(LoginOutcome::Refused)
+        ));
+        assert_eq!(app.hasher.evaluations(), before + 1);
+        let over = "a".repeat(MAX_BYTES * 4 + 1);
+        assert!(login(&mut app, CLIENTE, &who, &over).is_err());
+        assert_eq!(
+            app.hasher.evaluations(),
+            before + 1,
+            "no hash over the bound"
+        );
+    }
+}

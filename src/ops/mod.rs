@@ -13,6 +13,8 @@ pub mod accounts;
 pub mod codes;
 pub mod db;
 pub mod import;
+#[cfg(test)]
+pub(crate) mod kit;
 pub mod login;
 pub mod reset;
 
@@ -155,48 +157,14 @@ pub fn spawn_refused() -> bool {
 /// machine.
 #[cfg(test)]
 mod cost {
+    use super::kit::{add, app};
     use crate::app::App;
-    use crate::clock::ManualClock;
     use crate::domain::account::{AccountType, Ident};
     use crate::domain::email::Email;
-    use crate::domain::lang::Lang;
     use crate::domain::nit::Nit;
     use crate::domain::password::Password;
-    use crate::mail::{DEFAULT_FROM, Mailer, Transport, parse_from};
-    use crate::store::Store;
-    use std::sync::Arc;
 
     const PW: &str = "caballo tornillo grapa verde";
-
-    fn app(dir: &tempfile::TempDir) -> (App, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(1_700_000_000));
-        let mailer = Mailer {
-            transport: Transport::Outbox(dir.path().join("outbox")),
-            from: parse_from(DEFAULT_FROM).unwrap(),
-            footer: None,
-        };
-        let app = App::with(Store::in_memory().unwrap(), clock.clone(), mailer, "t");
-        (app, clock)
-    }
-
-    fn add(app: &mut App, nit: &str, password: Option<&str>) -> Ident {
-        let n = Nit::parse(nit).unwrap();
-        let pw = password.map(|p| Password::new(p).unwrap());
-        super::accounts::add(
-            app,
-            &super::accounts::NewUser {
-                kind: AccountType::Cliente,
-                nit: n.clone(),
-                email: Email::parse("ana@example.co").unwrap(),
-                username: None,
-                name: None,
-                lang: Lang::Es,
-            },
-            pw.as_ref(),
-        )
-        .unwrap();
-        Ident::Nit(n)
-    }
 
     /// Evaluations `f` costs.
     fn cost(app: &mut App, f: impl FnOnce(&mut App)) -> u64 {

@@ -450,3 +450,335 @@ pub fn policy_tag(e: &PolicyError) -> String {
         PolicyError::Mismatch => "mismatch".into(),
     }
 }
+
+/// The rules above, at this level (the CLI tests check them again through
+/// the binary, on both engines).
+#[cfg(test)]
+mod tests {
+    use super::super::kit::{add_account, audit, last_code, mails, quick_app, stored};
+    use super::{ConfirmOutcome, RequestResult, confirm, request};
+    use crate::app::App;
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::nit::Nit;
+    use crate::domain::password::{Context, Password, PolicyError};
+
+    const CLIENTE: AccountType = AccountType::Cliente;
+    const NEW_PW: &str = "vaca morada trompeta lluvia";
+
+    fn nit(s: &str) -> Ident {
+        Ident::Nit(Nit::parse(s).unwrap())
+    }
+
+    fn ask(app: &mut App, kind: AccountType, who: &Ident, email: &str) -> RequestResult {
+        request(app, kind, who, &Email::parse(email).unwrap())
+            .unwrap()
+            .result
+    }
+
+    fn answer(app: &mut App, kind: Option<AccountType>, raw: &str, code: &str) -> ConfirmOutcome {
+        let pw = Password::new(NEW_PW).unwrap();
+        confirm(app, kind, &nit(raw), raw, code, &pw).unwrap()
+    }
+
+    /// "outcome:detail" of every audit row of `event`, oldest first.
+    fn trail(app: &mut App, event: &str) -> Vec<String> {
+        audit(app, event)
+            .into_iter()
+            .map(|(o, d)| format!("{o}:{d}"))
+            .collect()
+    }
+
+    /// A wrong code: the one sent with its first character changed (both
+    /// letters are in the codes' alphabet).
+    fn wrong(code: &str) -> String {
+        let first = if code.starts_with('Z') { "Y" } else { "Z" };
+        format!("{first}{}", &code[1..])
+    }
+
+    #[test]
+    fn each_request_outcome_answers_alike_and_is_audited_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        super::super::accounts::set_disabled(
+            &mut app,
+            Some(CLIENTE),
+            &nit("830015428"),
+            "830015428",
+            Some(None),
+        )
+        .unwrap();
+        let prov = AccountType::Proveedor;
+        let shared = "compras@example.co";
+        add_account(&mut app, prov, "900373587", shared, Some("norte"), None);
+        add_account(&mut app, prov, "860518862", shared, Some("sur"), None);
+        let shared_ident = Ident::Email(Email::parse(shared).unwrap());
+
+        let who = nit("900102030");
+        assert_eq!(
+            ask(&mut app, CLIENTE, &who, "ana@example.co"),
+            RequestResult::Sent
+        );
+        assert_eq!(
+            ask(&mut app, CLIENTE, &who, "ana@example.co"),
+            RequestResult::Throttled
+        );
+        clock.advance(61);
+        assert_eq!(
+            ask(&mut app, CLIENTE, &who, "otra@example.co"),
+            RequestResult::WrongEmail
+        );
+        let unknown = nit("899999034");
+        assert_eq!(
+            ask(&mut app, CLIENTE, &unknown, "ana@example.co"),
+            RequestResult::UnknownAccount
+        );
+        let off = nit("830015428");
+        assert_eq!(
+            ask(&mut app, CLIENTE, &off, "eva@example.co"),
+            RequestResult::Disabled
+        );
+        assert_eq!(
+            ask(&mut app, prov, &shared_ident, shared),
+            RequestResult::Ambiguous
+        );
+        assert_eq!(
+            trail(&mut app, "reset.request"),
+            [
+                "ok:issued",
+                "refused:throttled",
+                "refused:wrong_email",
+                "refused:unknown_account",
+                "refused:disabled",
+                "refused:ambiguous",
+            ]
+        );
+        assert_eq!(mails(&dir.path().join("outbox")).len(), 1, "one code sent");
+    }
+
+    #[test]
+    fn a_code_lives_its_twelve_hours_and_not_a_second_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        ask(&mut app, CLIENTE, &nit("900102030"), "ana@example.co");
+        let first = last_code(&dir);
+        ask(&mut app, CLIENTE, &nit("830015428"), "eva@example.co");
+        let second = last_code(&dir);
+        clock.advance(app.code_ttl_secs - 1);
+        assert!(matches!(
+            answer(&mut app, None, "900102030", &first),
+            ConfirmOutcome::Updated(_)
+        ));
+        clock.advance(2);
+        assert!(matches!(
+            answer(&mut app, None, "830015428", &second),
+            ConfirmOutcome::Refused
+        ));
+        assert_eq!(
+            trail(&mut app, "reset.confirm"),
+            ["ok:password_changed", "refused:no_code"]
+        );
+    }
+
+    #[test]
+    fn a_right_code_sets_the_password_once_clears_the_failures_and_mails_a_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let id = add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None).id;
+        ask(&mut app, CLIENTE, &nit("900102030"), "ana@example.co");
+        let code = last_code(&dir);
+        for _ in 0..2 {
+            let out = answer(&mut app, None, "900102030", &wrong(&code));
+            assert!(matches!(out, ConfirmOutcome::Refused));
+        }
+        assert_eq!(stored(&mut app, id).channel.failures, 2);
+        assert!(matches!(
+            answer(&mut app, None, "900102030", &code),
+            ConfirmOutcome::Updated(_)
+        ));
+        let acc = stored(&mut app, id);
+        assert_eq!(acc.channel.failures, 0, "a success clears the failures");
+        assert!(acc.password_hash.is_some());
+        assert!(matches!(
+            super::super::login::login(&mut app, CLIENTE, &nit("900102030"), NEW_PW).unwrap(),
+            super::super::login::LoginOutcome::Ok(_)
+        ));
+        assert!(matches!(
+            answer(&mut app, None, "900102030", &code),
+            ConfirmOutcome::Refused
+        ));
+        assert_eq!(
+            trail(&mut app, "reset.confirm"),
+            [
+                "refused:wrong_code",
+                "refused:wrong_code",
+                "ok:password_changed",
+                "refused:no_code",
+            ]
+        );
+        let sent = mails(&dir.path().join("outbox"));
+        assert_eq!(sent.len(), 2, "the code, then the notice");
+        assert!(!sent[1].contains(&code), "the notice carries no code");
+    }
+
+    #[test]
+    fn each_confirm_refusal_is_audited_with_its_reason_and_an_ambiguous_one_counts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        add_account(
+            &mut app,
+            CLIENTE,
+            "800003122",
+            "luis@example.co",
+            None,
+            None,
+        );
+        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        ask(&mut app, CLIENTE, &nit("830015428"), "eva@example.co");
+        let disabled_code = last_code(&dir);
+        super::super::accounts::set_disabled(
+            &mut app,
+            Some(CLIENTE),
+            &nit("830015428"),
+            "830015428",
+            Some(None),
+        )
+        .unwrap();
+        // A cliente and a proveedor with one NIT, each with a live code.
+        let prov = AccountType::Proveedor;
+        let c = add_account(&mut app, CLIENTE, "900373587", "a@example.co", None, None).id;
+        let p = add_account(
+            &mut app,
+            prov,
+            "900373587",
+            "b@example.co",
+            Some("norte"),
+            None,
+        )
+        .id;
+        ask(&mut app, CLIENTE, &nit("900373587"), "a@example.co");
+        let cliente_code = last_code(&dir);
+        ask(&mut app, prov, &nit("900373587"), "b@example.co");
+
+        let refused = |app: &mut App, kind, raw: &str, code: &str| {
+            assert!(matches!(
+                answer(app, kind, raw, code),
+                ConfirmOutcome::Refused
+            ));
+        };
+        refused(&mut app, None, "899999034", "ZZZZZ");
+        refused(&mut app, None, "800003122", "ZZZZZ");
+        refused(&mut app, None, "830015428", &disabled_code);
+        refused(&mut app, None, "900373587", &cliente_code);
+        assert_eq!(
+            trail(&mut app, "reset.confirm"),
+            [
+                "refused:no_match",
+                "refused:no_code",
+                "refused:disabled",
+                "refused:ambiguous",
+            ]
+        );
+        assert_eq!(stored(&mut app, c).channel.failures, 0, "nothing counted");
+        assert_eq!(stored(&mut app, p).channel.failures, 0, "nothing counted");
+        // The type names one account: its code still works.
+        assert!(matches!(
+            answer(&mut app, Some(CLIENTE), "900373587", &cliente_code),
+            ConfirmOutcome::Updated(_)
+        ));
+    }
+
+    /// A password built from the account's email is refused only after
+    /// the code verified, and the refusal spends nothing.
+    #[test]
+    fn a_policy_refusal_after_a_right_code_gives_the_attempt_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let email = "mariana.restrepo@example.co";
+        let id = add_account(&mut app, CLIENTE, "900102030", email, None, None).id;
+        ask(&mut app, CLIENTE, &nit("900102030"), email);
+        let code = last_code(&dir);
+        for _ in 0..2 {
+            answer(&mut app, None, "900102030", &wrong(&code));
+        }
+        let built = Password::new("mariana.restrepo trompeta 2026").unwrap();
+        let out = confirm(
+            &mut app,
+            None,
+            &nit("900102030"),
+            "900102030",
+            &code,
+            &built,
+        )
+        .unwrap();
+        assert!(
+            matches!(
+                out,
+                ConfirmOutcome::Policy(PolicyError::BuiltFrom(Context::Email))
+            ),
+            "{out:?}"
+        );
+        assert_eq!(
+            stored(&mut app, id).channel.failures,
+            2,
+            "the attempt given back"
+        );
+        assert_eq!(
+            trail(&mut app, "reset.confirm").last().map(String::as_str),
+            Some("refused:policy:built_from_email")
+        );
+        // Two wrong tries and the refused one: the code takes two more
+        // wrong ones and is still alive for the right one.
+        for _ in 0..2 {
+            answer(&mut app, None, "900102030", &wrong(&code));
+        }
+        assert!(matches!(
+            answer(&mut app, None, "900102030", &code),
+            ConfirmOutcome::Updated(_)
+        ));
+    }
+
+    #[test]
+    fn twenty_failures_suspend_the_channel_for_a_day_and_mail_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        let id = add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None).id;
+        let who = nit("900102030");
+        for round in 0..4 {
+            clock.advance(61);
+            assert_eq!(
+                ask(&mut app, CLIENTE, &who, "ana@example.co"),
+                RequestResult::Sent
+            );
+            let code = last_code(&dir);
+            for _ in 0..5 {
+                answer(&mut app, None, "900102030", &wrong(&code));
+            }
+            let failures = stored(&mut app, id).channel.failures;
+            if round < 3 {
+                assert_eq!(failures, 5 * (round + 1));
+                assert!(stored(&mut app, id).channel.suspended_until.is_none());
+            }
+        }
+        let until = app.now() + app.limits.suspension_secs;
+        assert_eq!(stored(&mut app, id).channel.suspended_until, Some(until));
+        assert_eq!(
+            trail(&mut app, "recovery.suspend"),
+            [format!("ok:until={until}")]
+        );
+        let notice = mails(&dir.path().join("outbox")).pop().unwrap();
+        assert!(
+            notice.contains(&crate::clock::colombia(until)),
+            "the notice says until when: {notice}"
+        );
+        clock.advance(61);
+        assert_eq!(
+            ask(&mut app, CLIENTE, &who, "ana@example.co"),
+            RequestResult::Suspended
+        );
+    }
+}
