@@ -380,3 +380,242 @@ fn fresh_codes(app: &App, wants: &[bool]) -> Result<Vec<Option<Fresh>>> {
     };
     crate::ops::par_map(wants, one)
 }
+
+/// The queue at the library level, with the outbox as transport: a path
+/// that is a file, not a folder, makes every delivery fail (temporarily,
+/// as a server that is down would), and a real folder makes it succeed.
+/// The SMTP-specific outcomes (a permanent refusal, bad credentials) are
+/// the CLI tests', against a real SMTP server.
+#[cfg(test)]
+mod tests {
+    use super::{MAX_ATTEMPTS, RetryReport, retry};
+    use crate::app::App;
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::nit::Nit;
+    use crate::mail::Transport;
+    use crate::ops::kit::{add_account, audit, last_code, mails, quick_app};
+    use crate::ops::reset::{ConfirmOutcome, confirm, request};
+    use crate::store::MailState;
+
+    const CLIENTE: AccountType = AccountType::Cliente;
+
+    fn nit(s: &str) -> Ident {
+        Ident::Nit(Nit::parse(s).unwrap())
+    }
+
+    /// Deliveries fail from now on (the outbox path is a file).
+    fn server_down(app: &mut App, dir: &tempfile::TempDir) {
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"").unwrap();
+        app.mailer.transport = Transport::Outbox(file);
+    }
+
+    fn server_up(app: &mut App, dir: &tempfile::TempDir) {
+        app.mailer.transport = Transport::Outbox(dir.path().join("outbox"));
+    }
+
+    fn ask(app: &mut App, raw: &str, email: &str) {
+        request(app, CLIENTE, &nit(raw), &Email::parse(email).unwrap()).unwrap();
+    }
+
+    fn report(sent: u64, dropped: u64, failed: u64, not_tried: u64) -> RetryReport {
+        RetryReport {
+            sent,
+            dropped,
+            failed,
+            not_tried,
+        }
+    }
+
+    fn state(app: &mut App, id: i64) -> (MailState, i64) {
+        let row = app.store.read(|tx| Ok(tx.mail(id)?)).unwrap().unwrap();
+        (row.mail.state, row.mail.attempts)
+    }
+
+    fn queued(app: &mut App) -> Vec<i64> {
+        app.store.read(|tx| Ok(tx.queued_mail_ids()?)).unwrap()
+    }
+
+    /// The message never delivered carried a code nobody has: the retry
+    /// sends a fresh one, which verifies, with the first one's expiry.
+    #[test]
+    fn a_retry_sends_a_fresh_code_that_keeps_the_first_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        server_down(&mut app, &dir);
+        let asked_at = app.now();
+        ask(&mut app, "900102030", "ana@example.co");
+        let ids = queued(&mut app);
+        assert_eq!(ids.len(), 1);
+        assert_eq!(state(&mut app, ids[0]), (MailState::Queued, 1));
+
+        clock.advance(600);
+        server_up(&mut app, &dir);
+        let (r, stopped) = retry(&mut app).unwrap();
+        assert!(stopped.is_none());
+        assert_eq!(r, report(1, 0, 0, 0));
+        assert_eq!(state(&mut app, ids[0]), (MailState::Sent, 2));
+        let text = mails(&dir.path().join("outbox")).pop().unwrap();
+        let expiry = crate::clock::colombia(asked_at + app.code_ttl_secs);
+        assert!(text.contains(&expiry), "expires {expiry}: {text}");
+        let code = last_code(&dir);
+        let pw = crate::domain::password::Password::new("vaca morada trompeta lluvia").unwrap();
+        let out = confirm(&mut app, None, &nit("900102030"), "900102030", &code, &pw).unwrap();
+        assert!(matches!(out, ConfirmOutcome::Updated(_)), "{out:?}");
+        assert_eq!(
+            audit(&mut app, "mail.deliver")[..2],
+            [
+                ("failed".to_string(), "reset_code".to_string()),
+                ("ok".to_string(), "reset_code".to_string())
+            ]
+        );
+        assert_eq!(
+            retry(&mut app).unwrap().0,
+            report(0, 0, 0, 0),
+            "nothing left"
+        );
+    }
+
+    #[test]
+    fn a_message_is_dropped_at_its_tenth_failed_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        server_down(&mut app, &dir);
+        ask(&mut app, "900102030", "ana@example.co");
+        let id = queued(&mut app)[0];
+        for attempt in 2..=MAX_ATTEMPTS {
+            let (r, stopped) = retry(&mut app).unwrap();
+            assert!(stopped.is_some(), "a server that is down stops the run");
+            assert_eq!(r, report(0, 0, 1, 0));
+            let want = if attempt < MAX_ATTEMPTS {
+                MailState::Queued
+            } else {
+                MailState::Dropped
+            };
+            assert_eq!(state(&mut app, id), (want, attempt), "attempt {attempt}");
+        }
+        assert_eq!(
+            audit(&mut app, "mail.deliver").pop().unwrap(),
+            ("dropped".to_string(), "reset_code".to_string())
+        );
+        assert!(queued(&mut app).is_empty());
+        server_up(&mut app, &dir);
+        assert_eq!(retry(&mut app).unwrap().0, report(0, 0, 0, 0));
+        assert!(mails(&dir.path().join("outbox")).is_empty());
+    }
+
+    #[test]
+    fn a_server_that_is_down_stops_the_run_and_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        for (n, e) in [
+            ("900102030", "ana@example.co"),
+            ("830015428", "eva@example.co"),
+            ("800003122", "luis@example.co"),
+        ] {
+            add_account(&mut app, CLIENTE, n, e, None, None);
+        }
+        server_down(&mut app, &dir);
+        ask(&mut app, "900102030", "ana@example.co");
+        ask(&mut app, "830015428", "eva@example.co");
+        ask(&mut app, "800003122", "luis@example.co");
+        let (r, stopped) = retry(&mut app).unwrap();
+        assert_eq!(r, report(0, 0, 1, 2));
+        assert!(stopped.is_some_and(|s| s.error.text.contains("not-a-folder")));
+        let attempts: Vec<i64> = queued(&mut app)
+            .into_iter()
+            .map(|id| state(&mut app, id).1)
+            .collect();
+        assert_eq!(attempts, [2, 1, 1], "only the first was tried again");
+    }
+
+    /// A reset message whose code expired, or was replaced by a newer
+    /// request, is not sent: nobody must receive a code that cannot work.
+    #[test]
+    fn a_retry_drops_a_code_that_expired_or_was_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        server_down(&mut app, &dir);
+        ask(&mut app, "900102030", "ana@example.co");
+        ask(&mut app, "830015428", "eva@example.co");
+        clock.advance(61);
+        ask(&mut app, "830015428", "eva@example.co");
+        clock.advance(app.code_ttl_secs - 30);
+        server_up(&mut app, &dir);
+        let (r, stopped) = retry(&mut app).unwrap();
+        assert!(stopped.is_none());
+        assert_eq!(r, report(1, 2, 0, 0));
+        let details: Vec<String> = audit(&mut app, "mail.deliver")
+            .into_iter()
+            .skip(3)
+            .map(|(o, d)| format!("{o}:{d}"))
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "dropped:code_expired_or_replaced",
+                "dropped:code_expired_or_replaced",
+                "ok:reset_code",
+            ]
+        );
+        assert_eq!(mails(&dir.path().join("outbox")).len(), 1);
+    }
+
+    /// Notices are rebuilt from their rows: the password change, and the
+    /// suspension with the day it ends.
+    #[test]
+    fn a_retry_rebuilds_each_kind_of_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        let pw = crate::domain::password::Password::new("vaca morada trompeta lluvia").unwrap();
+        // A password change whose notice does not go out.
+        ask(&mut app, "900102030", "ana@example.co");
+        let code = last_code(&dir);
+        server_down(&mut app, &dir);
+        confirm(&mut app, None, &nit("900102030"), "900102030", &code, &pw).unwrap();
+        // A suspension whose notice does not go out: 20 wrong codes.
+        for _ in 0..4 {
+            clock.advance(61);
+            server_up(&mut app, &dir);
+            ask(&mut app, "830015428", "eva@example.co");
+            let code = last_code(&dir);
+            let wrong = format!(
+                "{}{}",
+                if code.starts_with('Z') { "Y" } else { "Z" },
+                &code[1..]
+            );
+            server_down(&mut app, &dir);
+            for _ in 0..5 {
+                confirm(&mut app, None, &nit("830015428"), "830015428", &wrong, &pw).unwrap();
+            }
+        }
+        let suspended_at = app.now();
+        let before = mails(&dir.path().join("outbox")).len();
+        clock.advance(3600);
+        server_up(&mut app, &dir);
+        let (r, _) = retry(&mut app).unwrap();
+        assert_eq!(r, report(2, 0, 0, 0));
+        let sent = mails(&dir.path().join("outbox"));
+        assert_eq!(sent.len(), before + 2);
+        let until = crate::clock::colombia(suspended_at + app.limits.suspension_secs);
+        assert!(
+            sent[before + 1].contains(&until),
+            "until {until}: {}",
+            sent[before + 1]
+        );
+        let kinds: Vec<String> = audit(&mut app, "mail.deliver")
+            .into_iter()
+            .rev()
+            .take(2)
+            .map(|(o, d)| format!("{o}:{d}"))
+            .collect();
+        assert_eq!(kinds, ["ok:channel_suspended", "ok:password_changed"]);
+    }
+}
