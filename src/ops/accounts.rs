@@ -373,3 +373,315 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
         audit_rows: rows,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::kit::{add_account, audit, last_code, quick_app, sent, stored};
+    use super::{Edit, delete, edit, set_disabled, unlock};
+    use crate::app::App;
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::lang::Lang;
+    use crate::domain::nit::Nit;
+    use crate::ops::login::{LoginOutcome, login};
+    use crate::ops::reset::{RequestResult, request};
+
+    const CLIENTE: AccountType = AccountType::Cliente;
+    const PW: &str = "caballo tornillo grapa verde";
+
+    fn nit(s: &str) -> Ident {
+        Ident::Nit(Nit::parse(s).unwrap())
+    }
+
+    fn logs_in(app: &mut App, raw: &str, pw: &str) -> bool {
+        matches!(
+            login(app, CLIENTE, &nit(raw), pw).unwrap(),
+            LoginOutcome::Ok(_)
+        )
+    }
+
+    fn ask(app: &mut App, raw: &str, email: &str) -> RequestResult {
+        request(app, CLIENTE, &nit(raw), &Email::parse(email).unwrap())
+            .unwrap()
+            .result
+    }
+
+    fn add_err(app: &mut App, kind: AccountType, n: &str, user: Option<&str>, pw: &str) -> String {
+        let u = super::NewUser {
+            kind,
+            nit: Nit::parse(n).unwrap(),
+            email: Email::parse("otra@example.co").unwrap(),
+            username: user.map(str::to_string),
+            name: None,
+            lang: Lang::Es,
+        };
+        let pw = crate::domain::password::Password::new(pw).unwrap();
+        match super::add(app, &u, Some(&pw)) {
+            Ok(a) => panic!("account {} created", a.id),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn add_refuses_a_second_account_a_taken_username_and_a_weak_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let prov = AccountType::Proveedor;
+        add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        );
+        add_account(
+            &mut app,
+            prov,
+            "900373587",
+            "b@example.co",
+            Some("norte"),
+            None,
+        );
+        let e = add_err(&mut app, CLIENTE, "900102030", None, PW);
+        assert!(
+            e.contains(&Nit::parse("900102030").unwrap().display()),
+            "{e}"
+        );
+        let e = add_err(&mut app, prov, "860518862", Some("norte"), PW);
+        assert!(e.contains("norte"), "{e}");
+        add_err(&mut app, CLIENTE, "830015428", None, "contraseña123456");
+        add_err(
+            &mut app,
+            CLIENTE,
+            "830015428",
+            None,
+            "830015428 caballo verde",
+        );
+        let details: Vec<String> = audit(&mut app, "user.add")
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(details, ["with_password", "no_password"]);
+    }
+
+    #[test]
+    fn unlock_clears_the_login_lock_the_channel_and_the_request_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let id = add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        )
+        .id;
+        for _ in 0..5 {
+            logs_in(&mut app, "900102030", "otra cosa distinta");
+        }
+        assert!(!logs_in(&mut app, "900102030", PW), "locked");
+        assert_eq!(
+            ask(&mut app, "900102030", "ana@example.co"),
+            RequestResult::Sent
+        );
+        let wrong = if last_code(&dir) == "ZZZZZ" {
+            "YYYYY"
+        } else {
+            "ZZZZZ"
+        };
+        let pw = crate::domain::password::Password::new("vaca morada trompeta lluvia").unwrap();
+        crate::ops::reset::confirm(&mut app, None, &nit("900102030"), "900102030", wrong, &pw)
+            .unwrap();
+        assert_eq!(stored(&mut app, id).channel.failures, 1);
+        assert_eq!(
+            ask(&mut app, "900102030", "ana@example.co"),
+            RequestResult::Throttled
+        );
+
+        let acc = unlock(&mut app, None, &nit("900102030"), "900102030").unwrap();
+        assert_eq!(acc.id, id);
+        assert_eq!(acc.login.failures, 0);
+        assert_eq!(acc.channel.failures, 0);
+        assert!(logs_in(&mut app, "900102030", PW), "no lock");
+        assert_eq!(
+            ask(&mut app, "900102030", "ana@example.co"),
+            RequestResult::Sent,
+            "no quota"
+        );
+        assert_eq!(audit(&mut app, "user.unlock").len(), 1);
+    }
+
+    #[test]
+    fn disabling_kills_the_live_code_and_enabling_lets_the_account_in_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        );
+        ask(&mut app, "900102030", "ana@example.co");
+        let who = nit("900102030");
+        let (acc, killed) =
+            set_disabled(&mut app, None, &who, "900102030", Some(Some("baja"))).unwrap();
+        assert!(acc.is_disabled());
+        assert_eq!(killed, 1, "the live code");
+        assert!(!logs_in(&mut app, "900102030", PW));
+        let (acc, killed) = set_disabled(&mut app, None, &who, "900102030", None).unwrap();
+        assert!(!acc.is_disabled());
+        assert_eq!(killed, 0);
+        assert!(logs_in(&mut app, "900102030", PW));
+    }
+
+    #[test]
+    fn edit_records_what_changed_and_a_new_mailbox_kills_codes_and_tells_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let prov = AccountType::Proveedor;
+        add_account(
+            &mut app,
+            prov,
+            "900373587",
+            "b@example.co",
+            Some("sur"),
+            None,
+        );
+        add_account(
+            &mut app,
+            prov,
+            "900102030",
+            "ana@example.co",
+            Some("norte"),
+            None,
+        );
+        let who = nit("900102030");
+        let none = || Edit {
+            email: None,
+            name: None,
+            username: None,
+            lang: None,
+        };
+        let ed = |app: &mut App, e: Edit| edit(app, None, &who, "900102030", &e);
+
+        let out = ed(&mut app, none()).unwrap();
+        assert!(out.changes.is_empty());
+        let out = ed(
+            &mut app,
+            Edit {
+                name: Some(Some("Ana Gómez".into())),
+                username: Some(None),
+                lang: Some(Lang::En),
+                ..none()
+            },
+        )
+        .unwrap();
+        let fields: Vec<&str> = out.changes.iter().map(|c| c.0).collect();
+        assert_eq!(fields, ["username", "name", "lang"]);
+        let err = ed(
+            &mut app,
+            Edit {
+                username: Some(Some("sur".into())),
+                ..none()
+            },
+        );
+        assert!(err.is_err(), "a username another account has");
+
+        // A change of case is the same mailbox: recorded, nothing killed.
+        request(
+            &mut app,
+            prov,
+            &who,
+            &Email::parse("ana@example.co").unwrap(),
+        )
+        .unwrap();
+        let case = Email::parse("Ana@example.co").unwrap();
+        let out = ed(
+            &mut app,
+            Edit {
+                email: Some(case),
+                ..none()
+            },
+        )
+        .unwrap();
+        assert_eq!(out.changes.len(), 1);
+        assert_eq!(out.killed, 0);
+        assert_eq!(sent(&dir.path().join("outbox")).len(), 1, "the code only");
+
+        let new = Email::parse("gomez@example.co").unwrap();
+        let out = ed(
+            &mut app,
+            Edit {
+                email: Some(new),
+                ..none()
+            },
+        )
+        .unwrap();
+        assert_eq!(out.killed, 1, "the code sent to the old mailbox");
+        let mails = sent(&dir.path().join("outbox"));
+        let to: Vec<&str> = mails[1..].iter().map(|(to, _)| to.as_str()).collect();
+        assert_eq!(to, ["Ana@example.co", "gomez@example.co"]);
+        assert!(
+            mails[1]
+                .1
+                .contains(&Email::parse("gomez@example.co").unwrap().masked())
+        );
+        let details: Vec<String> = audit(&mut app, "user.edit")
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "username: norte -> -; name: - -> Ana Gómez; lang: es -> en",
+                "email: ana@example.co -> Ana@example.co",
+                "email: Ana@example.co -> gomez@example.co",
+            ]
+        );
+    }
+
+    #[test]
+    fn delete_leaves_only_a_pseudonym_in_the_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let acc = add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some(PW),
+        );
+        logs_in(&mut app, "900102030", PW);
+        let out = delete(&mut app, &acc).unwrap();
+        assert_eq!(out.pseudonym, format!("borrado-{}", acc.id));
+        assert_eq!(out.audit_rows, 2, "user.add and login");
+        assert!(
+            app.store
+                .read(|tx| Ok(tx.account(acc.id)?))
+                .unwrap()
+                .is_none()
+        );
+        assert!(delete(&mut app, &acc).is_err(), "already gone");
+        let subjects: Vec<String> = {
+            let mut v = Vec::new();
+            app.store
+                .read(|tx| {
+                    Ok(tx.for_each_audit(&Default::default(), &mut |r| {
+                        v.push(r.subject.unwrap_or_default());
+                        Ok(())
+                    })?)
+                })
+                .unwrap();
+            v
+        };
+        assert!(
+            subjects.iter().all(|s| !s.contains("900102030")),
+            "{subjects:?}"
+        );
+    }
+}

@@ -88,6 +88,11 @@ pub fn stored(app: &mut App, id: i64) -> Account {
 /// The plain-text part of every message in the outbox, oldest first (the
 /// outbox names its files by the time they were written).
 pub fn mails(outbox: &Path) -> Vec<String> {
+    sent(outbox).into_iter().map(|(_, text)| text).collect()
+}
+
+/// (recipient, plain text) of every message in the outbox, oldest first.
+pub fn sent(outbox: &Path) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(outbox) else {
         return Vec::new();
     };
@@ -101,12 +106,20 @@ pub fn mails(outbox: &Path) -> Vec<String> {
         .map(|p| {
             let raw = std::fs::read(p).unwrap();
             let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
-            msg.text_bodies()
+            let to = msg
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_string();
+            let text = msg
+                .text_bodies()
                 .find_map(|part| match &part.body {
                     mail_parser::PartType::Text(t) => Some(t.to_string()),
                     _ => None,
                 })
-                .expect("a plain-text part")
+                .expect("a plain-text part");
+            (to, text)
         })
         .collect()
 }
