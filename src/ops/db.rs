@@ -79,3 +79,100 @@ pub fn copy(
         Ok(got)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::kit::{add_account, last_code, quick_app};
+    use super::{copy, status};
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::domain::nit::Nit;
+    use crate::store::{Counts, RowCounts, Store};
+
+    const CLIENTE: AccountType = AccountType::Cliente;
+
+    fn nit(s: &str) -> Ident {
+        Ident::Nit(Nit::parse(s).unwrap())
+    }
+
+    /// Two accounts, two codes (one expired by now), their two messages
+    /// (one still queued), and six audit rows: two `user.add`, two
+    /// `reset.request`, two `mail.deliver`.
+    fn filled(dir: &tempfile::TempDir) -> (crate::app::App, String) {
+        let (mut app, clock) = quick_app(dir);
+        add_account(
+            &mut app,
+            CLIENTE,
+            "900102030",
+            "ana@example.co",
+            None,
+            Some("caballo tornillo grapa verde"),
+        );
+        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        let ask = |app: &mut crate::app::App, raw: &str, email: &str| {
+            crate::ops::reset::request(app, CLIENTE, &nit(raw), &Email::parse(email).unwrap())
+                .unwrap();
+        };
+        ask(&mut app, "900102030", "ana@example.co");
+        clock.advance(app.code_ttl_secs);
+        // Its message stays queued: the outbox path is a file.
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"").unwrap();
+        app.mailer.transport = crate::mail::Transport::Outbox(file);
+        ask(&mut app, "830015428", "eva@example.co");
+        app.mailer.transport = crate::mail::Transport::Outbox(dir.path().join("outbox"));
+        let code = last_code(dir);
+        (app, code)
+    }
+
+    #[test]
+    fn status_counts_live_codes_and_queued_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = filled(&dir);
+        let now = app.now();
+        let s = status(&mut app.store, now).unwrap();
+        assert!(s.schema_version > 0);
+        assert_eq!(
+            s.counts,
+            Counts {
+                accounts: 2,
+                codes_pending: 1,
+                mail_queued: 1,
+                audit: 6,
+            }
+        );
+    }
+
+    #[test]
+    fn copy_fills_an_empty_store_and_refuses_one_that_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = filled(&dir);
+        let mut to = Store::in_memory().unwrap();
+        let mut calls = Vec::new();
+        let got = copy(&mut app.store, &mut to, |done, total| {
+            calls.push((done, total))
+        })
+        .unwrap();
+        let want = RowCounts {
+            accounts: 2,
+            codes: 2,
+            mail: 2,
+            audit: 6,
+        };
+        assert_eq!(got, want);
+        assert_eq!(calls, [(10, 10)], "accounts, messages and audit rows");
+        let now = app.now();
+        assert_eq!(
+            status(&mut to, now).unwrap().counts,
+            status(&mut app.store, now).unwrap().counts
+        );
+
+        let again = copy(&mut app.store, &mut to, |_, _| {});
+        assert!(again.is_err(), "the target is not empty");
+        assert_eq!(
+            to.read(|tx| Ok(tx.row_counts()?)).unwrap(),
+            want,
+            "unchanged"
+        );
+    }
+}
