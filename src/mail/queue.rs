@@ -618,4 +618,62 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["ok:channel_suspended", "ok:password_changed"]);
     }
+
+    /// A delivery under way (a claim taken and not yet recorded) owns its
+    /// message for the lease, fifteen minutes: a retry leaves it alone
+    /// until then, and takes it once the lease lapsed (its process died).
+    #[test]
+    fn a_claim_holds_its_message_for_the_lease_and_then_lapses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        server_down(&mut app, &dir);
+        ask(&mut app, "900102030", "ana@example.co");
+        let id = queued(&mut app)[0];
+        let now = app.now();
+        let claim = super::new_claim(now);
+        assert!(
+            app.store
+                .write(|tx| Ok(tx.claim_mail(id, &claim, now)?))
+                .unwrap()
+        );
+        server_up(&mut app, &dir);
+        clock.advance(15 * 60 - 1);
+        assert_eq!(retry(&mut app).unwrap().0, report(0, 0, 0, 1), "still held");
+        clock.advance(1);
+        assert_eq!(retry(&mut app).unwrap().0, report(1, 0, 0, 0), "lapsed");
+    }
+
+    /// An email change told to both mailboxes, rebuilt at the retry: the
+    /// old address gets the masked new one; notices cost no hash (only a
+    /// reset message gets a fresh code).
+    #[test]
+    fn a_retry_rebuilds_an_email_change_for_both_mailboxes_without_hashing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        server_down(&mut app, &dir);
+        let new = Email::parse("gomez@example.co").unwrap();
+        let change = crate::ops::accounts::Edit {
+            email: Some(new.clone()),
+            name: None,
+            username: None,
+            lang: None,
+        };
+        crate::ops::accounts::edit(&mut app, None, &nit("900102030"), "900102030", &change)
+            .unwrap();
+        server_up(&mut app, &dir);
+        let before = app.hasher.evaluations();
+        assert_eq!(retry(&mut app).unwrap().0, report(2, 0, 0, 0));
+        assert_eq!(
+            app.hasher.evaluations(),
+            before,
+            "no fresh code for a notice"
+        );
+        let mails = crate::ops::kit::sent(&dir.path().join("outbox"));
+        let to: Vec<&str> = mails.iter().map(|(to, _)| to.as_str()).collect();
+        assert_eq!(to, ["ana@example.co", "gomez@example.co"]);
+        assert!(mails[0].1.contains(&new.masked()), "{}", mails[0].1);
+        assert_ne!(mails[0].1, mails[1].1, "each mailbox its own text");
+    }
 }

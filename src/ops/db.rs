@@ -82,7 +82,7 @@ pub fn copy(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, last_code, quick_app};
+    use super::super::kit::{add_account, quick_app};
     use super::{copy, status};
     use crate::domain::account::{AccountType, Ident};
     use crate::domain::email::Email;
@@ -95,10 +95,10 @@ mod tests {
         Ident::Nit(Nit::parse(s).unwrap())
     }
 
-    /// Two accounts, two codes (one expired by now), their two messages
-    /// (one still queued), and six audit rows: two `user.add`, two
+    /// Three accounts, two codes (one expired by now), their two messages
+    /// (one still queued), and seven audit rows: three `user.add`, two
     /// `reset.request`, two `mail.deliver`.
-    fn filled(dir: &tempfile::TempDir) -> (crate::app::App, String) {
+    fn filled(dir: &tempfile::TempDir) -> crate::app::App {
         let (mut app, clock) = quick_app(dir);
         add_account(
             &mut app,
@@ -109,6 +109,14 @@ mod tests {
             Some("caballo tornillo grapa verde"),
         );
         add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        add_account(
+            &mut app,
+            CLIENTE,
+            "800003122",
+            "luis@example.co",
+            None,
+            None,
+        );
         let ask = |app: &mut crate::app::App, raw: &str, email: &str| {
             crate::ops::reset::request(app, CLIENTE, &nit(raw), &Email::parse(email).unwrap())
                 .unwrap();
@@ -121,24 +129,23 @@ mod tests {
         app.mailer.transport = crate::mail::Transport::Outbox(file);
         ask(&mut app, "830015428", "eva@example.co");
         app.mailer.transport = crate::mail::Transport::Outbox(dir.path().join("outbox"));
-        let code = last_code(dir);
-        (app, code)
+        app
     }
 
     #[test]
     fn status_counts_live_codes_and_queued_mail() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut app, _) = filled(&dir);
+        let mut app = filled(&dir);
         let now = app.now();
         let s = status(&mut app.store, now).unwrap();
         assert!(s.schema_version > 0);
         assert_eq!(
             s.counts,
             Counts {
-                accounts: 2,
+                accounts: 3,
                 codes_pending: 1,
                 mail_queued: 1,
-                audit: 6,
+                audit: 7,
             }
         );
     }
@@ -146,7 +153,7 @@ mod tests {
     #[test]
     fn copy_fills_an_empty_store_and_refuses_one_that_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut app, _) = filled(&dir);
+        let mut app = filled(&dir);
         let mut to = Store::in_memory().unwrap();
         let mut calls = Vec::new();
         let got = copy(&mut app.store, &mut to, |done, total| {
@@ -154,13 +161,13 @@ mod tests {
         })
         .unwrap();
         let want = RowCounts {
-            accounts: 2,
+            accounts: 3,
             codes: 2,
             mail: 2,
-            audit: 6,
+            audit: 7,
         };
         assert_eq!(got, want);
-        assert_eq!(calls, [(10, 10)], "accounts, messages and audit rows");
+        assert_eq!(calls, [(12, 12)], "accounts, messages and audit rows");
         let now = app.now();
         assert_eq!(
             status(&mut to, now).unwrap().counts,
