@@ -544,6 +544,13 @@ pub trait Txn: Accounts + Codes + Mail + Audit + Whole {
 
 pub trait Accounts {
     fn insert_account(&mut self, a: &NewAccount<'_>) -> Result<InsertAccount>;
+    /// Several accounts, one answer per row in order, as if each were
+    /// inserted alone (`user import`). Here one by one; PostgreSQL
+    /// overrides it to send a batch in one statement: one round trip to
+    /// the server instead of one per row.
+    fn insert_accounts(&mut self, rows: &[NewAccount<'_>]) -> Result<Vec<InsertAccount>> {
+        rows.iter().map(|a| self.insert_account(a)).collect()
+    }
     fn account(&mut self, id: i64) -> Result<Option<Account>>;
     /// Accounts with this NIT, of one type or both, cliente first.
     fn accounts_by_nit(&mut self, kind: Option<AccountType>, nit: &Nit) -> Result<Vec<Account>>;

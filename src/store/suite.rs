@@ -39,6 +39,7 @@ macro_rules! suite {
 suite!(
     accounts_are_unique_per_type_and_nit,
     usernames_are_unique_without_case,
+    a_batch_of_accounts_answers_row_by_row,
     lookups_by_nit_username_and_email,
     counters_round_trip,
     profile_and_disable,
@@ -146,6 +147,84 @@ fn usernames_are_unique_without_case(s: &mut Store) -> R {
         })?)
     })?;
     assert_eq!(r, InsertAccount::UsernameTaken);
+    Ok(())
+}
+
+/// `insert_accounts` (PostgreSQL: one statement per batch) answers each
+/// row as `insert_account` would, in order: created rows get ids in the
+/// order given, with every field stored; a taken type and NIT, a taken
+/// username and a row repeated within the batch are refused, and the
+/// rest still go in.
+fn a_batch_of_accounts_answers_row_by_row(s: &mut Store) -> R {
+    add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    add(
+        s,
+        AccountType::Proveedor,
+        "800003122",
+        "v@acme.co",
+        Some("Acme"),
+    );
+    let nits: Vec<Nit> = [
+        "830015428",
+        "900102030",
+        "860518862",
+        "830015428",
+        "899999034",
+    ]
+    .iter()
+    .map(|n| nit(n))
+    .collect();
+    let e = email("nuevo@example.co");
+    let rows: Vec<NewAccount<'_>> = nits
+        .iter()
+        .enumerate()
+        .map(|(i, n)| NewAccount {
+            kind: if i == 2 {
+                AccountType::Proveedor
+            } else {
+                AccountType::Cliente
+            },
+            nit: n,
+            username: (i == 2).then_some("ACME"),
+            email: &e,
+            name: (i == 4).then_some("Ana Gómez"),
+            lang: if i == 4 { Lang::En } else { Lang::Es },
+            password_hash: (i == 4)
+                .then_some("$2y$10$abcdefghijklmnopqrstuu5Zc1wJ1i6mR0Q0ph6b8ZzKUR4E5jS6"),
+            now: 77,
+        })
+        .collect();
+    let answers = s.write(|tx| Ok(tx.insert_accounts(&rows)?))?;
+    let (first, last) = match (answers[0], answers[4]) {
+        (InsertAccount::Created(a), InsertAccount::Created(b)) => (a, b),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        answers[1..4],
+        [
+            InsertAccount::Exists,
+            InsertAccount::UsernameTaken,
+            InsertAccount::Exists,
+        ]
+    );
+    assert!(first < last, "ids in the order given");
+    let acc = s.read(|tx| Ok(tx.account(last)?))?.unwrap();
+    assert_eq!(acc.nit, nits[4]);
+    assert_eq!(acc.email, e);
+    assert_eq!(acc.name.as_deref(), Some("Ana Gómez"));
+    assert_eq!(acc.lang, Lang::En);
+    assert!(acc.password_hash.is_some());
+    assert_eq!((acc.created_at, acc.password_changed_at), (77, Some(77)));
+    let first = s.read(|tx| Ok(tx.account(first)?))?.unwrap();
+    assert_eq!((first.username, first.password_changed_at), (None, None));
+    let mut n = 0;
+    s.read(|tx| {
+        Ok(tx.for_each_account(None, &mut |_| {
+            n += 1;
+            Ok(())
+        })?)
+    })?;
+    assert_eq!(n, 4, "two before, two created");
     Ok(())
 }
 

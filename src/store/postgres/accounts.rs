@@ -11,6 +11,10 @@ use crate::store::{
 };
 use postgres::Row;
 
+/// Accounts per `INSERT` statement in `insert_accounts` (nine arrays of
+/// this many values: a few hundred kilobytes per round trip).
+const INSERT_BATCH: usize = 1000;
+
 pub(super) const COLUMNS: &str = "id, kind, nit, username, email, name, lang, password_hash, \
      created_at, password_changed_at, last_login_at, failed_logins, login_locked_until, \
      failed_confirms, recovery_suspended_until, request_log, live_code_id, disabled_at, \
@@ -64,6 +68,23 @@ impl PgTxn<'_> {
         self.rows(&sql, params)?.iter().map(from_row).collect()
     }
 
+    /// Why `a` was not inserted: its type and NIT exist, or (the other
+    /// unique rule) its username is taken.
+    fn refusal(&mut self, a: &NewAccount<'_>) -> Result<InsertAccount> {
+        let exists: bool = get(
+            &self.one(
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE kind = $1 AND nit = $2)",
+                &[&a.kind.as_str(), &a.nit.as_str()],
+            )?,
+            0,
+        )?;
+        if exists {
+            Ok(InsertAccount::Exists)
+        } else {
+            Ok(InsertAccount::UsernameTaken)
+        }
+    }
+
     fn username_taken(&mut self, username: &str, except: Option<i64>) -> Result<bool> {
         get(
             &self.one(
@@ -100,18 +121,52 @@ impl Accounts for PgTxn<'_> {
         if let Some(r) = row {
             return Ok(InsertAccount::Created(get(&r, 0)?));
         }
-        let exists: bool = get(
-            &self.one(
-                "SELECT EXISTS (SELECT 1 FROM accounts WHERE kind = $1 AND nit = $2)",
-                &[&a.kind.as_str(), &a.nit.as_str()],
-            )?,
-            0,
-        )?;
-        if exists {
-            Ok(InsertAccount::Exists)
-        } else {
-            Ok(InsertAccount::UsernameTaken)
+        self.refusal(a)
+    }
+
+    fn insert_accounts(&mut self, rows: &[NewAccount<'_>]) -> Result<Vec<InsertAccount>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for batch in rows.chunks(INSERT_BATCH) {
+            let kinds: Vec<&str> = batch.iter().map(|a| a.kind.as_str()).collect();
+            let nits: Vec<&str> = batch.iter().map(|a| a.nit.as_str()).collect();
+            let usernames: Vec<Option<&str>> = batch.iter().map(|a| a.username).collect();
+            let emails: Vec<&str> = batch.iter().map(|a| a.email.as_str()).collect();
+            let names: Vec<Option<&str>> = batch.iter().map(|a| a.name).collect();
+            let langs: Vec<&str> = batch.iter().map(|a| a.lang.as_str()).collect();
+            let hashes: Vec<Option<&str>> = batch.iter().map(|a| a.password_hash).collect();
+            let created: Vec<i64> = batch.iter().map(|a| a.now).collect();
+            let changed: Vec<Option<i64>> = batch
+                .iter()
+                .map(|a| a.password_hash.map(|_| a.now))
+                .collect();
+            // The rows in their order (ids follow it); ON CONFLICT DO NOTHING
+            // skips any row a unique rule refuses, as `insert_account` does.
+            let inserted = self.rows(
+                "INSERT INTO accounts (kind, nit, username, email, name, lang, password_hash, \
+                 created_at, password_changed_at) \
+                 SELECT k, n, u, e, m, l, h, c, p FROM UNNEST($1::TEXT[], $2::TEXT[], \
+                 $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[], \
+                 $9::BIGINT[]) WITH ORDINALITY AS r (k, n, u, e, m, l, h, c, p, i) ORDER BY i \
+                 ON CONFLICT DO NOTHING RETURNING id, kind, nit",
+                &[
+                    &kinds, &nits, &usernames, &emails, &names, &langs, &hashes, &created, &changed,
+                ],
+            )?;
+            let mut ids = std::collections::HashMap::with_capacity(inserted.len());
+            for r in &inserted {
+                let key: (String, String) = (get(r, 1)?, get(r, 2)?);
+                ids.insert(key, get::<i64>(r, 0)?);
+            }
+            for a in batch {
+                // A row the statement skipped (taken meanwhile, or twice in
+                // the batch) gets the answer `insert_account` would give.
+                match ids.remove(&(a.kind.as_str().to_string(), a.nit.as_str().to_string())) {
+                    Some(id) => out.push(InsertAccount::Created(id)),
+                    None => out.push(self.refusal(a)?),
+                }
+            }
         }
+        Ok(out)
     }
 
     fn account(&mut self, id: i64) -> Result<Option<Account>> {
