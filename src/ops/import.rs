@@ -471,6 +471,8 @@ pub fn write(
     let agent = app.agent.clone();
     let limits = app.limits;
     let expires_at = now + app.code_ttl_secs;
+    // An invitation counts as the account's first request.
+    let log = limits.record_request(&crate::domain::limits::RequestLog::default(), now);
     app.store.write(|tx| {
         let mut created = 0u64;
         let mut invited = 0u64;
@@ -490,6 +492,7 @@ pub fn write(
                 })
                 .collect();
             let answers = tx.insert_accounts(&new)?;
+            let mut invitations = Vec::new();
             for (r, answer) in chunk.iter().zip(answers) {
                 let id = match answer {
                     InsertAccount::Created(id) => id,
@@ -505,21 +508,18 @@ pub fn write(
                 };
                 created += 1;
                 if invite && r.password_hash.is_none() {
-                    tx.insert_code(&NewCode {
+                    invitations.push(NewCode {
                         account_id: id,
                         hash: None,
                         now,
                         expires_at,
                         recipient: &r.email,
                         claim: None,
-                    })?;
-                    tx.set_request_log(
-                        id,
-                        &limits.record_request(&crate::domain::limits::RequestLog::default(), now),
-                    )?;
-                    invited += 1;
+                    });
                 }
             }
+            tx.insert_invitations(&invitations, &log)?;
+            invited += invitations.len() as u64;
             progress(created);
         }
         tx.audit(

@@ -540,6 +540,19 @@ pub trait Storage: Send {
 /// transaction lock the rows they return until commit or rollback.
 pub trait Txn: Accounts + Codes + Mail + Audit + Whole {
     fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Invitations (`user import --invite`): for each code, what
+    /// `insert_code` does (the account's live code killed, the code and
+    /// its queued message stored), then `log` as the account's request
+    /// quota. Here one by one; PostgreSQL overrides it to send a batch in
+    /// three statements (one at a time if an account is in it twice).
+    fn insert_invitations(&mut self, codes: &[NewCode<'_>], log: &RequestLog) -> Result<()> {
+        for c in codes {
+            self.insert_code(c)?;
+            self.set_request_log(c.account_id, log)?;
+        }
+        Ok(())
+    }
 }
 
 pub trait Accounts {

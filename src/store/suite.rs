@@ -40,6 +40,7 @@ suite!(
     accounts_are_unique_per_type_and_nit,
     usernames_are_unique_without_case,
     a_batch_of_accounts_answers_row_by_row,
+    invitations_in_a_batch_do_what_insert_code_does,
     lookups_by_nit_username_and_email,
     counters_round_trip,
     profile_and_disable,
@@ -225,6 +226,51 @@ fn a_batch_of_accounts_answers_row_by_row(s: &mut Store) -> R {
         })?)
     })?;
     assert_eq!(n, 4, "two before, two created");
+    Ok(())
+}
+
+/// `insert_invitations` (PostgreSQL: three statements per batch): each
+/// account gets a live code without a hash and its queued message, in
+/// the order given; a live code it had dies; the request quota is set.
+fn invitations_in_a_batch_do_what_insert_code_does(s: &mut Store) -> R {
+    let a = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
+    let b = add(s, AccountType::Cliente, "830015428", "b@example.co", None);
+    let old = code(s, b, "h", 1000, 5000);
+    let (ea, eb) = (email("a@example.co"), email("b@example.co"));
+    let invite = |account_id, recipient| NewCode {
+        account_id,
+        hash: None,
+        now: 2000,
+        expires_at: 9000,
+        recipient,
+        claim: None,
+    };
+    let log = RequestLog::parse("2000");
+    s.write(|tx| Ok(tx.insert_invitations(&[invite(a, &ea), invite(b, &eb)], &log)?))?;
+    s.write(|tx| Ok(tx.insert_invitations(&[], &log)?))?;
+    let (la, lb) = s.read(|tx| Ok((tx.live_code(a, 2000)?, tx.live_code(b, 2000)?)))?;
+    let (la, lb) = (la.unwrap(), lb.unwrap());
+    assert!(
+        old < la.id && la.id < lb.id,
+        "new codes, in the order given"
+    );
+    assert_eq!((la.hash, la.created_at, la.expires_at), (None, 2000, 9000));
+    let replaced = s.read(|tx| Ok(tx.code(old)?))?.unwrap();
+    assert_eq!(replaced.state, CodeState::Replaced);
+    assert_eq!(replaced.ends_at, 2000, "the old code ends now");
+    let queued = s.read(|tx| Ok(tx.queued_mail_ids()?))?;
+    assert!(queued.ends_with(&[la.id, lb.id]), "{queued:?}");
+    let row = s.read(|tx| Ok(tx.mail(lb.id)?))?.unwrap();
+    assert_eq!(row.mail.recipient, "b@example.co");
+    for id in [a, b] {
+        let acc = s.read(|tx| Ok(tx.account(id)?))?.unwrap();
+        assert_eq!(acc.request_log, log);
+    }
+    // An account twice in one batch: its second code kills its first.
+    s.write(|tx| Ok(tx.insert_invitations(&[invite(a, &ea), invite(a, &ea)], &log)?))?;
+    let live = s.read(|tx| Ok(tx.live_code(a, 2000)?))?.unwrap();
+    let first = s.read(|tx| Ok(tx.code(live.id - 1)?))?.unwrap();
+    assert_eq!((first.account_id, first.state), (a, CodeState::Replaced));
     Ok(())
 }
 

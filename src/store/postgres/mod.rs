@@ -326,6 +326,73 @@ impl Txn for PgTxn<'_> {
         sent("COMMIT");
         Ok(tx.commit()?)
     }
+
+    fn insert_invitations(
+        &mut self,
+        codes: &[crate::store::NewCode<'_>],
+        log: &crate::domain::limits::RequestLog,
+    ) -> Result<()> {
+        if codes.is_empty() {
+            return Ok(());
+        }
+        let accounts: Vec<i64> = codes.iter().map(|c| c.account_id).collect();
+        let mut seen = std::collections::HashSet::with_capacity(accounts.len());
+        if !accounts.iter().all(|a| seen.insert(*a)) {
+            // An account twice: its second code must kill its first, which
+            // one statement cannot do; one at a time, as the default does.
+            for c in codes {
+                crate::store::Codes::insert_code(self, c)?;
+                crate::store::Accounts::set_request_log(self, c.account_id, log)?;
+            }
+            return Ok(());
+        }
+        let now: Vec<i64> = codes.iter().map(|c| c.now).collect();
+        let hashes: Vec<Option<&str>> = codes.iter().map(|c| c.hash).collect();
+        let expires: Vec<i64> = codes.iter().map(|c| c.expires_at).collect();
+        let recipients: Vec<&str> = codes.iter().map(|c| c.recipient.as_str()).collect();
+        let claims: Vec<Option<&str>> = codes
+            .iter()
+            .map(|c| c.claim.map(|cl| cl.token.as_str()))
+            .collect();
+        let until: Vec<Option<i64>> = codes.iter().map(|c| c.claim.map(|cl| cl.until)).collect();
+        // `insert_code`'s three statements, each for the whole batch.
+        self.exec(
+            "UPDATE codes c SET state = 'replaced', ends_at = LEAST(c.ends_at, v.now) \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS v (acc, now) \
+             JOIN accounts a ON a.id = v.acc \
+             WHERE c.id = a.live_code_id AND c.account_id = a.id AND c.state = 'pending'",
+            &[&accounts, &now],
+        )?;
+        let rows = self.rows(
+            "INSERT INTO codes (account_id, code_hash, created_at, expires_at, ends_at, \
+             recipient, claim, claimed_until) \
+             SELECT acc, h, n, e, e, r, cl, u FROM UNNEST($1::BIGINT[], $2::TEXT[], \
+             $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[]) \
+             WITH ORDINALITY AS v (acc, h, n, e, r, cl, u, i) ORDER BY i \
+             RETURNING id, account_id",
+            &[
+                &accounts,
+                &hashes,
+                &now,
+                &expires,
+                &recipients,
+                &claims,
+                &until,
+            ],
+        )?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut owners = Vec::with_capacity(rows.len());
+        for r in &rows {
+            ids.push(get::<i64>(r, 0)?);
+            owners.push(get::<i64>(r, 1)?);
+        }
+        self.exec(
+            "UPDATE accounts a SET live_code_id = v.id, request_log = $3 \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS v (acc, id) WHERE a.id = v.acc",
+            &[&owners, &ids, &log.to_stored()],
+        )?;
+        Ok(())
+    }
 }
 
 impl PgTxn<'_> {
