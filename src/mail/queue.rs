@@ -390,19 +390,14 @@ fn fresh_codes(app: &App, wants: &[bool]) -> Result<Vec<Option<Fresh>>> {
 mod tests {
     use super::{MAX_ATTEMPTS, RetryReport, retry};
     use crate::app::App;
-    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::account::AccountType;
     use crate::domain::email::Email;
-    use crate::domain::nit::Nit;
     use crate::mail::Transport;
-    use crate::ops::kit::{add_account, audit, last_code, mails, quick_app};
+    use crate::ops::kit::{add_account, audit, last_code, mails, nit, quick_app};
     use crate::ops::reset::{ConfirmOutcome, confirm, request};
     use crate::store::MailState;
 
     const CLIENTE: AccountType = AccountType::Cliente;
-
-    fn nit(s: &str) -> Ident {
-        Ident::Nit(Nit::parse(s).unwrap())
-    }
 
     /// Deliveries fail from now on (the outbox path is a file).
     fn server_down(app: &mut App, dir: &tempfile::TempDir) {

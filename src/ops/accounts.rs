@@ -376,10 +376,10 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, last_code, quick_app, sent, stored};
+    use super::super::kit::{add_account, audit, last_code, nit, quick_app, sent, stored};
     use super::{Edit, delete, edit, set_disabled, unlock};
     use crate::app::App;
-    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::account::AccountType;
     use crate::domain::email::Email;
     use crate::domain::lang::Lang;
     use crate::domain::nit::Nit;
@@ -388,10 +388,6 @@ mod tests {
 
     const CLIENTE: AccountType = AccountType::Cliente;
     const PW: &str = "caballo tornillo grapa verde";
-
-    fn nit(s: &str) -> Ident {
-        Ident::Nit(Nit::parse(s).unwrap())
-    }
 
     fn logs_in(app: &mut App, raw: &str, pw: &str) -> bool {
         matches!(

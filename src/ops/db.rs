@@ -82,18 +82,13 @@ pub fn copy(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, quick_app};
+    use super::super::kit::{add_account, nit, quick_app};
     use super::{copy, status};
-    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::account::AccountType;
     use crate::domain::email::Email;
-    use crate::domain::nit::Nit;
     use crate::store::{Counts, RowCounts, Store};
 
     const CLIENTE: AccountType = AccountType::Cliente;
-
-    fn nit(s: &str) -> Ident {
-        Ident::Nit(Nit::parse(s).unwrap())
-    }
 
     /// Three accounts, two codes (one expired by now), their two messages
     /// (one still queued), and seven audit rows: three `user.add`, two

@@ -39,6 +39,18 @@ pub fn quick_app(dir: &tempfile::TempDir) -> (App, Arc<ManualClock>) {
     (app, clock)
 }
 
+/// A NIT as an identifier.
+pub fn nit(s: &str) -> Ident {
+    Ident::Nit(Nit::parse(s).unwrap())
+}
+
+/// A wrong code: the one sent with its first character changed (both
+/// letters are in the codes' alphabet).
+pub fn wrong(code: &str) -> String {
+    let first = if code.starts_with('Z') { "Y" } else { "Z" };
+    format!("{first}{}", &code[1..])
+}
+
 /// A cliente with the email ana@example.co.
 pub fn add(app: &mut App, nit: &str, password: Option<&str>) -> Ident {
     let acc = add_account(

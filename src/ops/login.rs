@@ -145,12 +145,11 @@ pub fn login(
 /// the binary, on both engines).
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, quick_app, stored};
+    use super::super::kit::{add_account, audit, nit, quick_app, stored};
     use super::{LoginOutcome, login};
     use crate::app::App;
     use crate::domain::account::{AccountType, Ident};
     use crate::domain::email::Email;
-    use crate::domain::nit::Nit;
 
     const PW: &str = "caballo tornillo grapa verde";
     const CLIENTE: AccountType = AccountType::Cliente;
@@ -160,10 +159,6 @@ mod tests {
             LoginOutcome::Ok(_) => true,
             LoginOutcome::Refused => false,
         }
-    }
-
-    fn nit(s: &str) -> Ident {
-        Ident::Nit(Nit::parse(s).unwrap())
     }
 
     #[test]

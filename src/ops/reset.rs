@@ -455,20 +455,15 @@ pub fn policy_tag(e: &PolicyError) -> String {
 /// the binary, on both engines).
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, last_code, mails, quick_app, stored};
+    use super::super::kit::{add_account, audit, last_code, mails, nit, quick_app, stored, wrong};
     use super::{ConfirmOutcome, RequestResult, confirm, request};
     use crate::app::App;
     use crate::domain::account::{AccountType, Ident};
     use crate::domain::email::Email;
-    use crate::domain::nit::Nit;
     use crate::domain::password::{Context, Password, PolicyError};
 
     const CLIENTE: AccountType = AccountType::Cliente;
     const NEW_PW: &str = "vaca morada trompeta lluvia";
-
-    fn nit(s: &str) -> Ident {
-        Ident::Nit(Nit::parse(s).unwrap())
-    }
 
     fn ask(app: &mut App, kind: AccountType, who: &Ident, email: &str) -> RequestResult {
         request(app, kind, who, &Email::parse(email).unwrap())
@@ -487,13 +482,6 @@ mod tests {
             .into_iter()
             .map(|(o, d)| format!("{o}:{d}"))
             .collect()
-    }
-
-    /// A wrong code: the one sent with its first character changed (both
-    /// letters are in the codes' alphabet).
-    fn wrong(code: &str) -> String {
-        let first = if code.starts_with('Z') { "Y" } else { "Z" };
-        format!("{first}{}", &code[1..])
     }
 
     #[test]

@@ -682,9 +682,15 @@ mod tests {
     #[test]
     fn a_connection_the_server_ends_is_unreachable() {
         let Some((url, t)) = fresh() else { return };
-        // Ended while it waits for an answer: the server's last word.
+        // Ended while it waits for an answer: usually the server's last
+        // word (57P01) arrives first; in about one run in ten here the
+        // client sees only the closed socket. Either is "unreachable".
         let e = failing(&url, "SELECT pg_terminate_backend(pg_backend_pid())");
-        assert_eq!(code_of(&e), Some(SqlState::ADMIN_SHUTDOWN));
+        let code = code_of(&e);
+        assert!(
+            code.is_none() || code == Some(SqlState::ADMIN_SHUTDOWN),
+            "{e:?}"
+        );
         let e = Error::from(e);
         assert!(matches!(&e, Error::Unavailable(_)), "{e:?}");
         assert_eq!(crate::error::Error::from(e).exit_code(), 69);
