@@ -639,4 +639,89 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_file_that_is_not_utf8_names_its_line() {
+        let e = decode(b"nit;email\n1;a@b.co\nJos\xE9;x", Encoding::Utf8).unwrap_err();
+        assert_eq!(e.to_string(), tf(M::ImportNotUtf8, &[("line", &3)]));
+    }
+
+    /// Delimiters inside quotes do not count; a tie goes to `;`, what
+    /// Excel writes in Colombia.
+    #[test]
+    fn quoted_delimiters_do_not_count_and_a_tie_goes_to_the_semicolon() {
+        assert_eq!(detect_delimiter("\"a;b;c\",nit,email"), b',');
+        assert_eq!(detect_delimiter("nit;email,nombre"), b';');
+        assert_eq!(detect_delimiter("nit,email;nombre"), b';');
+    }
+
+    #[test]
+    fn header_details() {
+        // A repeated column names the first one by its place.
+        let e = parse("email,nit,NIT\n", b',').unwrap_err().to_string();
+        assert_eq!(
+            e,
+            tf(M::ImportDuplicateColumn, &[("column", &"NIT"), ("n", &2)])
+        );
+        // A trailing empty header (a spreadsheet's last `;`) is no column.
+        let (rows, errors) = parse("nit;email;\n900102030;a@example.co;\n", b';').unwrap();
+        assert_eq!((rows.len(), errors.len()), (1, 0), "{errors:?}");
+        // The Spanish names: `user export` writes them, errors use them.
+        let names: Vec<&str> = export_columns(true).iter().map(|c| c.spanish()).collect();
+        assert_eq!(
+            names,
+            [
+                "tipo",
+                "nit",
+                "email",
+                "usuario",
+                "nombre",
+                "idioma",
+                "password_hash"
+            ]
+        );
+        let e = parse("nit\n", b',').unwrap_err().to_string();
+        assert_eq!(e, tf(M::ImportMissingColumn, &[("column", &"email")]));
+    }
+
+    #[test]
+    fn rows_short_or_long_without_a_type_or_with_a_hash() {
+        let bcrypt = bcrypt::hash_with_result("clave vieja", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        // No `tipo` column: every row is a cliente. A short row is fine
+        // (its missing fields are empty); a long one is an error.
+        let text = format!(
+            "nit,email,nombre,password_hash\n\
+             900102030,a@example.co\n\
+             830015428,b@example.co,Eva,{bcrypt}\n\
+             800003122,c@example.co,Luis,{bcrypt},extra\n"
+        );
+        let (rows, errors) = parse(&text, b',').unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.kind == AccountType::Cliente));
+        assert_eq!(rows[0].password_hash, None);
+        assert_eq!(rows[1].password_hash.as_deref(), Some(bcrypt.as_str()));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 4);
+        assert_eq!(
+            errors[0].message,
+            tf(M::ImportFieldCount, &[("got", &5), ("want", &4)])
+        );
+        // A name up to NAME_MAX characters (not bytes) is taken.
+        let long = "ñ".repeat(NAME_MAX);
+        let text = format!(
+            "nit,email,nombre\n900102030,a@example.co,{long}\n830015428,b@example.co,{long}x\n"
+        );
+        let (rows, errors) = parse(&text, b',').unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (errors[0].line, errors[0].message.as_str()),
+            (3, t(M::NameTooLong))
+        );
+        // With a `tipo` column, an empty type is an error.
+        let (rows, errors) = parse("tipo,nit,email\n,900102030,a@example.co\n", b',').unwrap();
+        assert!(rows.is_empty());
+        assert_eq!(errors[0].message, t(M::ImportTypeMissing));
+    }
 }

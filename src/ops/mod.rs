@@ -376,3 +376,73 @@ mod same_statements {
         assert_eq!(no_code, live, "confirm: no live code against a live code");
     }
 }
+
+#[cfg(test)]
+mod lookups {
+    use super::kit::{add_account, quick_app};
+    use super::{find_accounts, par_map, require_account};
+    use crate::domain::account::{AccountType, Ident};
+    use crate::domain::email::Email;
+    use crate::error::Error;
+
+    /// A username or an email names proveedores only: asked for a
+    /// cliente, it names nobody; an agent's look-up of nobody is bad data
+    /// (65), of several a usage error (64).
+    #[test]
+    fn usernames_and_emails_name_proveedores_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let prov = AccountType::Proveedor;
+        add_account(
+            &mut app,
+            prov,
+            "900373587",
+            "b@example.co",
+            Some("norte"),
+            None,
+        );
+        add_account(
+            &mut app,
+            prov,
+            "860518862",
+            "b@example.co",
+            Some("sur"),
+            None,
+        );
+        let user = Ident::Username("norte".into());
+        let mail = Ident::Email(Email::parse("b@example.co").unwrap());
+        let cliente = Some(AccountType::Cliente);
+        let mut found = |kind, who: &Ident| {
+            app.store
+                .read(|tx| Ok(find_accounts(tx, kind, who)?.len()))
+                .unwrap()
+        };
+        assert_eq!(found(cliente, &user), 0);
+        assert_eq!(found(cliente, &mail), 0);
+        assert_eq!(found(None, &user), 1);
+        assert_eq!(found(Some(prov), &mail), 2);
+
+        let mut require =
+            |who: &Ident, raw: &str| app.store.read(|tx| require_account(tx, None, who, raw));
+        let nobody = Ident::Username("oeste".into());
+        assert!(matches!(require(&nobody, "oeste"), Err(Error::Data(_))));
+        assert!(matches!(
+            require(&mail, "b@example.co"),
+            Err(Error::Usage(_))
+        ));
+        assert!(require(&user, "norte").is_ok());
+    }
+
+    /// Batches of hashes run on the worker pool; a single item runs right
+    /// here (a pool's start-up is not worth one hash).
+    #[test]
+    fn par_map_uses_the_pool_for_a_batch_and_not_for_one() {
+        let on_pool = |items: &[u32]| {
+            par_map(items, |_| Ok(rayon::current_thread_index().is_some())).unwrap()
+        };
+        assert!(on_pool(&[1, 2, 3, 4]).iter().all(|p| *p));
+        assert_eq!(on_pool(&[1]), [false]);
+        let doubled = par_map(&[1, 2, 3], |x| Ok(x * 2)).unwrap();
+        assert_eq!(doubled, [2, 4, 6], "in order");
+    }
+}
