@@ -724,4 +724,73 @@ mod tests {
         assert!(rows.is_empty());
         assert_eq!(errors[0].message, t(M::ImportTypeMissing));
     }
+
+    /// Against the database: an existing account fails its row (or is
+    /// skipped and counted with `skip`); a username another account holds
+    /// always fails. Then the write creates the rest, invites those without
+    /// a password, and records one audit event with the counts.
+    #[test]
+    fn plan_and_write_against_the_database() {
+        use crate::ops::kit::{add_account, audit, quick_app};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let prov = AccountType::Proveedor;
+        add_account(
+            &mut app,
+            AccountType::Cliente,
+            "900102030",
+            "a@example.co",
+            None,
+            None,
+        );
+        add_account(
+            &mut app,
+            prov,
+            "860518862",
+            "n@example.co",
+            Some("norte"),
+            None,
+        );
+        let bcrypt = bcrypt::hash_with_result("clave vieja", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        let text = format!(
+            "tipo,nit,email,usuario,password_hash\n\
+             cliente,900102030,a@example.co,,\n\
+             proveedor,800003122,v@acme.co,NORTE,\n\
+             proveedor,830015428,w@acme.co,oeste,\n\
+             cliente,899999034,x@example.co,,{bcrypt}\n"
+        );
+        let (rows, errors) = parse(&text, b',').unwrap();
+        assert!(errors.is_empty());
+        let mut errors = Vec::new();
+        let (planned, skipped) =
+            plan(&mut app, rows.clone(), OnConflict::Fail, &mut errors).unwrap();
+        let failed: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+        assert_eq!(failed, [(2, "nit"), (3, "usuario")]);
+        assert_eq!((planned.len(), skipped), (2, 0));
+
+        let mut errors = Vec::new();
+        let (planned, skipped) = plan(&mut app, rows, OnConflict::Skip, &mut errors).unwrap();
+        assert_eq!(errors.len(), 1, "a taken username fails even with skip");
+        assert_eq!((planned.len(), skipped), (2, 1));
+        let mut seen = Vec::new();
+        let (created, invited) =
+            write(&mut app, &planned, true, skipped, |n| seen.push(n)).unwrap();
+        assert_eq!(
+            (created, invited),
+            (2, 1),
+            "the one with a hash is not invited"
+        );
+        assert_eq!(seen.last(), Some(&2));
+        assert_eq!(
+            audit(&mut app, "user.import"),
+            [(
+                "ok".to_string(),
+                "created=2 skipped=1 invited=1".to_string()
+            )]
+        );
+        let queued = app.store.read(|tx| Ok(tx.queued_mail_ids()?)).unwrap();
+        assert_eq!(queued.len(), 1, "one invitation waits for mail retry");
+    }
 }
