@@ -793,4 +793,73 @@ mod tests {
         let queued = app.store.read(|tx| Ok(tx.queued_mail_ids()?)).unwrap();
         assert_eq!(queued.len(), 1, "one invitation waits for mail retry");
     }
+
+    /// What `user export` writes (with hashes) is what `user import`
+    /// reads back, field by field; a name with a bidi override is refused.
+    #[test]
+    fn export_writes_what_import_reads() {
+        use crate::ops::kit::{add_account, quick_app};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let prov = AccountType::Proveedor;
+        let mut a = add_account(
+            &mut app,
+            prov,
+            "800003122",
+            "v@acme.co",
+            Some("acme"),
+            Some("caballo tornillo grapa verde"),
+        );
+        a.name = Some("Acme S.A.S.".into());
+        a.lang = Lang::En;
+        let cols = export_columns(true);
+        let header: Vec<&str> = cols.iter().map(|c| c.spanish()).collect();
+        let fields: Vec<String> = cols
+            .iter()
+            .map(|c| export_field(&a, *c).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            fields[..6],
+            [
+                "proveedor",
+                "800003122",
+                "v@acme.co",
+                "acme",
+                "Acme S.A.S.",
+                "en"
+            ]
+        );
+        assert_eq!(export_columns(false).len(), 6, "the hash only when asked");
+        let text = format!("{}\n{}\n", header.join(";"), fields.join(";"));
+        let (rows, errors) = parse(&text, b';').unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let r = &rows[0];
+        assert_eq!(
+            (
+                r.kind,
+                r.nit.as_str(),
+                r.email.as_str(),
+                r.username.as_deref(),
+                r.name.as_deref(),
+                r.lang
+            ),
+            (
+                prov,
+                "800003122",
+                "v@acme.co",
+                Some("acme"),
+                Some("Acme S.A.S."),
+                Lang::En
+            )
+        );
+        assert_eq!(r.password_hash, a.password_hash);
+
+        let (rows, errors) = parse(
+            "nit,email,nombre\n900102030,a@example.co,Ana \u{202E}oicilam\n",
+            b',',
+        )
+        .unwrap();
+        assert!(rows.is_empty());
+        assert_eq!(errors[0].message, t(M::NameInvalid));
+    }
 }
