@@ -792,6 +792,18 @@ mod tests {
         );
         let queued = app.store.read(|tx| Ok(tx.queued_mail_ids()?)).unwrap();
         assert_eq!(queued.len(), 1, "one invitation waits for mail retry");
+        // Its code lives the usual twelve hours from the import.
+        let now = app.now();
+        let nit = Nit::parse("830015428").unwrap();
+        let live = app
+            .store
+            .read(|tx| {
+                let id = tx.accounts_by_nit(Some(prov), &nit)?[0].id;
+                Ok(tx.live_code(id, now)?)
+            })
+            .unwrap()
+            .expect("a live code");
+        assert_eq!(live.expires_at, now + app.code_ttl_secs);
     }
 
     /// What `user export` writes (with hashes) is what `user import`
