@@ -393,7 +393,7 @@ mod tests {
     use crate::domain::account::AccountType;
     use crate::domain::email::Email;
     use crate::mail::Transport;
-    use crate::ops::kit::{add_account, audit, last_code, mails, nit, quick_app};
+    use crate::ops::kit::{audit, cliente, last_code, mails, nit, quick_app};
     use crate::ops::reset::{ConfirmOutcome, confirm, request};
     use crate::store::MailState;
 
@@ -438,7 +438,7 @@ mod tests {
     fn a_retry_sends_a_fresh_code_that_keeps_the_first_expiry() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
         server_down(&mut app, &dir);
         let asked_at = app.now();
         ask(&mut app, "900102030", "ana@example.co");
@@ -477,7 +477,7 @@ mod tests {
     fn a_message_is_dropped_at_its_tenth_failed_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
         server_down(&mut app, &dir);
         ask(&mut app, "900102030", "ana@example.co");
         let id = queued(&mut app)[0];
@@ -511,7 +511,7 @@ mod tests {
             ("830015428", "eva@example.co"),
             ("800003122", "luis@example.co"),
         ] {
-            add_account(&mut app, CLIENTE, n, e, None, None);
+            cliente(&mut app, n, e, None);
         }
         server_down(&mut app, &dir);
         ask(&mut app, "900102030", "ana@example.co");
@@ -533,8 +533,8 @@ mod tests {
     fn a_retry_drops_a_code_that_expired_or_was_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
-        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
+        cliente(&mut app, "830015428", "eva@example.co", None);
         server_down(&mut app, &dir);
         ask(&mut app, "900102030", "ana@example.co");
         ask(&mut app, "830015428", "eva@example.co");
@@ -567,8 +567,8 @@ mod tests {
     fn a_retry_rebuilds_each_kind_of_notice() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
-        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
+        cliente(&mut app, "830015428", "eva@example.co", None);
         let pw = crate::domain::password::Password::new("vaca morada trompeta lluvia").unwrap();
         // A password change whose notice does not go out.
         ask(&mut app, "900102030", "ana@example.co");
@@ -621,7 +621,7 @@ mod tests {
     fn a_claim_holds_its_message_for_the_lease_and_then_lapses() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
         server_down(&mut app, &dir);
         ask(&mut app, "900102030", "ana@example.co");
         let id = queued(&mut app)[0];
@@ -646,7 +646,7 @@ mod tests {
     fn a_retry_rebuilds_an_email_change_for_both_mailboxes_without_hashing() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
         server_down(&mut app, &dir);
         let new = Email::parse("gomez@example.co").unwrap();
         let change = crate::ops::accounts::Edit {

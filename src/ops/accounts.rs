@@ -376,7 +376,7 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, last_code, nit, quick_app, sent, stored};
+    use super::super::kit::{add_account, audit, cliente, last_code, nit, quick_app, sent, stored};
     use super::{Edit, delete, edit, set_disabled, unlock};
     use crate::app::App;
     use crate::domain::account::AccountType;
@@ -423,14 +423,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
         let prov = AccountType::Proveedor;
-        add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        );
+        cliente(&mut app, "900102030", "ana@example.co", Some(PW));
         add_account(
             &mut app,
             prov,
@@ -465,15 +458,7 @@ mod tests {
     fn unlock_clears_the_login_lock_the_channel_and_the_request_quota() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        let id = add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        )
-        .id;
+        let id = cliente(&mut app, "900102030", "ana@example.co", Some(PW)).id;
         for _ in 0..5 {
             logs_in(&mut app, "900102030", "otra cosa distinta");
         }
@@ -513,14 +498,7 @@ mod tests {
     fn disabling_kills_the_live_code_and_enabling_lets_the_account_in_again() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        );
+        cliente(&mut app, "900102030", "ana@example.co", Some(PW));
         ask(&mut app, "900102030", "ana@example.co");
         let who = nit("900102030");
         let (acc, killed) =
@@ -644,14 +622,7 @@ mod tests {
     fn delete_leaves_only_a_pseudonym_in_the_trail() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        let acc = add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        );
+        let acc = cliente(&mut app, "900102030", "ana@example.co", Some(PW));
         logs_in(&mut app, "900102030", PW);
         let out = delete(&mut app, &acc).unwrap();
         assert_eq!(out.pseudonym, format!("borrado-{}", acc.id));

@@ -82,7 +82,7 @@ pub fn copy(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, nit, quick_app};
+    use super::super::kit::{cliente, nit, quick_app};
     use super::{copy, status};
     use crate::domain::account::AccountType;
     use crate::domain::email::Email;
@@ -95,23 +95,14 @@ mod tests {
     /// `reset.request`, two `mail.deliver`.
     fn filled(dir: &tempfile::TempDir) -> crate::app::App {
         let (mut app, clock) = quick_app(dir);
-        add_account(
+        cliente(
             &mut app,
-            CLIENTE,
             "900102030",
             "ana@example.co",
-            None,
             Some("caballo tornillo grapa verde"),
         );
-        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
-        add_account(
-            &mut app,
-            CLIENTE,
-            "800003122",
-            "luis@example.co",
-            None,
-            None,
-        );
+        cliente(&mut app, "830015428", "eva@example.co", None);
+        cliente(&mut app, "800003122", "luis@example.co", None);
         let ask = |app: &mut crate::app::App, raw: &str, email: &str| {
             crate::ops::reset::request(app, CLIENTE, &nit(raw), &Email::parse(email).unwrap())
                 .unwrap();

@@ -64,6 +64,17 @@ pub fn add(app: &mut App, nit: &str, password: Option<&str>) -> Ident {
     Ident::Nit(acc.nit)
 }
 
+/// A cliente, with or without a password.
+pub fn cliente(app: &mut App, nit: &str, email: &str, password: Option<&str>) -> Account {
+    add_account(app, AccountType::Cliente, nit, email, None, password)
+}
+
+/// Disables the cliente with this NIT (no reason given).
+pub fn disable(app: &mut App, raw: &str) {
+    super::accounts::set_disabled(app, Some(AccountType::Cliente), &nit(raw), raw, Some(None))
+        .unwrap();
+}
+
 /// Any account.
 pub fn add_account(
     app: &mut App,

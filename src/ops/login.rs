@@ -145,7 +145,7 @@ pub fn login(
 /// the binary, on both engines).
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, nit, quick_app, stored};
+    use super::super::kit::{add_account, audit, cliente, disable, nit, quick_app, stored};
     use super::{LoginOutcome, login};
     use crate::app::App;
     use crate::domain::account::{AccountType, Ident};
@@ -165,38 +165,10 @@ mod tests {
     fn each_outcome_is_refused_alike_and_audited_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        );
-        add_account(
-            &mut app,
-            CLIENTE,
-            "800003122",
-            "luis@example.co",
-            None,
-            None,
-        );
-        add_account(
-            &mut app,
-            CLIENTE,
-            "830015428",
-            "eva@example.co",
-            None,
-            Some(PW),
-        );
-        super::super::accounts::set_disabled(
-            &mut app,
-            Some(CLIENTE),
-            &nit("830015428"),
-            "830015428",
-            Some(Some("baja")),
-        )
-        .unwrap();
+        cliente(&mut app, "900102030", "ana@example.co", Some(PW));
+        cliente(&mut app, "800003122", "luis@example.co", None);
+        cliente(&mut app, "830015428", "eva@example.co", Some(PW));
+        disable(&mut app, "830015428");
         let prov = AccountType::Proveedor;
         let shared = "compras@example.co";
         add_account(&mut app, prov, "900373587", shared, Some("norte"), Some(PW));
@@ -241,15 +213,7 @@ mod tests {
     fn five_failures_lock_and_a_success_before_them_clears_the_count() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        let id = add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        )
-        .id;
+        let id = cliente(&mut app, "900102030", "ana@example.co", Some(PW)).id;
         let who = nit("900102030");
         for _ in 0..4 {
             assert!(!ok(&mut app, CLIENTE, &who, "otra cosa distinta"));
@@ -287,14 +251,7 @@ mod tests {
         use crate::domain::password::MAX_BYTES;
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        add_account(
-            &mut app,
-            CLIENTE,
-            "900102030",
-            "ana@example.co",
-            None,
-            Some(PW),
-        );
+        cliente(&mut app, "900102030", "ana@example.co", Some(PW));
         let who = nit("900102030");
         let before = app.hasher.evaluations();
         let at_bound = "a".repeat(MAX_BYTES * 4);

@@ -455,7 +455,9 @@ pub fn policy_tag(e: &PolicyError) -> String {
 /// the binary, on both engines).
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, last_code, mails, nit, quick_app, stored, wrong};
+    use super::super::kit::{
+        add_account, audit, cliente, disable, last_code, mails, nit, quick_app, stored, wrong,
+    };
     use super::{ConfirmOutcome, RequestResult, confirm, request};
     use crate::app::App;
     use crate::domain::account::{AccountType, Ident};
@@ -488,16 +490,9 @@ mod tests {
     fn each_request_outcome_answers_alike_and_is_audited_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
-        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
-        super::super::accounts::set_disabled(
-            &mut app,
-            Some(CLIENTE),
-            &nit("830015428"),
-            "830015428",
-            Some(None),
-        )
-        .unwrap();
+        cliente(&mut app, "900102030", "ana@example.co", None);
+        cliente(&mut app, "830015428", "eva@example.co", None);
+        disable(&mut app, "830015428");
         let prov = AccountType::Proveedor;
         let shared = "compras@example.co";
         add_account(&mut app, prov, "900373587", shared, Some("norte"), None);
@@ -550,8 +545,8 @@ mod tests {
     fn a_code_lives_its_twelve_hours_and_not_a_second_more() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None);
-        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        cliente(&mut app, "900102030", "ana@example.co", None);
+        cliente(&mut app, "830015428", "eva@example.co", None);
         ask(&mut app, CLIENTE, &nit("900102030"), "ana@example.co");
         let first = last_code(&dir);
         ask(&mut app, CLIENTE, &nit("830015428"), "eva@example.co");
@@ -576,7 +571,7 @@ mod tests {
     fn a_right_code_sets_the_password_once_clears_the_failures_and_mails_a_notice() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        let id = add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None).id;
+        let id = cliente(&mut app, "900102030", "ana@example.co", None).id;
         ask(&mut app, CLIENTE, &nit("900102030"), "ana@example.co");
         let code = last_code(&dir);
         for _ in 0..2 {
@@ -617,28 +612,14 @@ mod tests {
     fn each_confirm_refusal_is_audited_with_its_reason_and_an_ambiguous_one_counts_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
-        add_account(
-            &mut app,
-            CLIENTE,
-            "800003122",
-            "luis@example.co",
-            None,
-            None,
-        );
-        add_account(&mut app, CLIENTE, "830015428", "eva@example.co", None, None);
+        cliente(&mut app, "800003122", "luis@example.co", None);
+        cliente(&mut app, "830015428", "eva@example.co", None);
         ask(&mut app, CLIENTE, &nit("830015428"), "eva@example.co");
         let disabled_code = last_code(&dir);
-        super::super::accounts::set_disabled(
-            &mut app,
-            Some(CLIENTE),
-            &nit("830015428"),
-            "830015428",
-            Some(None),
-        )
-        .unwrap();
+        disable(&mut app, "830015428");
         // A cliente and a proveedor with one NIT, each with a live code.
         let prov = AccountType::Proveedor;
-        let c = add_account(&mut app, CLIENTE, "900373587", "a@example.co", None, None).id;
+        let c = cliente(&mut app, "900373587", "a@example.co", None).id;
         let p = add_account(
             &mut app,
             prov,
@@ -734,7 +715,7 @@ mod tests {
     fn twenty_failures_suspend_the_channel_for_a_day_and_mail_the_owner() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, clock) = quick_app(&dir);
-        let id = add_account(&mut app, CLIENTE, "900102030", "ana@example.co", None, None).id;
+        let id = cliente(&mut app, "900102030", "ana@example.co", None).id;
         let who = nit("900102030");
         for round in 0..4 {
             clock.advance(61);

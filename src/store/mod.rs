@@ -547,12 +547,22 @@ pub trait Txn: Accounts + Codes + Mail + Audit + Whole {
     /// quota. Here one by one; PostgreSQL overrides it to send a batch in
     /// three statements (one at a time if an account is in it twice).
     fn insert_invitations(&mut self, codes: &[NewCode<'_>], log: &RequestLog) -> Result<()> {
-        for c in codes {
-            self.insert_code(c)?;
-            self.set_request_log(c.account_id, log)?;
-        }
-        Ok(())
+        invitations_one_by_one(self, codes, log)
     }
+}
+
+/// `Txn::insert_invitations` one code at a time: the default, and
+/// PostgreSQL's when an account is in a batch twice.
+pub(crate) fn invitations_one_by_one<T: Txn + ?Sized>(
+    tx: &mut T,
+    codes: &[NewCode<'_>],
+    log: &RequestLog,
+) -> Result<()> {
+    for c in codes {
+        tx.insert_code(c)?;
+        tx.set_request_log(c.account_id, log)?;
+    }
+    Ok(())
 }
 
 pub trait Accounts {

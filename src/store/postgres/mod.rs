@@ -340,11 +340,7 @@ impl Txn for PgTxn<'_> {
         if !accounts.iter().all(|a| seen.insert(*a)) {
             // An account twice: its second code must kill its first, which
             // one statement cannot do; one at a time, as the default does.
-            for c in codes {
-                crate::store::Codes::insert_code(self, c)?;
-                crate::store::Accounts::set_request_log(self, c.account_id, log)?;
-            }
-            return Ok(());
+            return crate::store::invitations_one_by_one(self, codes, log);
         }
         let now: Vec<i64> = codes.iter().map(|c| c.now).collect();
         let hashes: Vec<Option<&str>> = codes.iter().map(|c| c.hash).collect();
