@@ -16,7 +16,8 @@
 //! - Faulting pages in never reads or writes their contents, so it may run
 //!   while a hash writes into the same region.
 //! - A region is used by one hash at a time (taken from the pool, put back
-//!   after); two hashes at once (`reset confirm`) get two regions.
+//!   after); hashes on several threads at once (`user import --invite`,
+//!   `mail retry`) get a region each.
 //! - Argon2 writes every block before reading it, so a region reused by a
 //!   later hash needs no clearing; regions are unmapped at exit.
 //! - When a mapping cannot be made (or off Linux), the hash runs in
@@ -149,8 +150,8 @@ mod region {
 
     /// Maps `count` regions and hands each over through `tx` as soon as
     /// its first huge page is in, then faults the rest in, huge page by huge
-    /// page, in the order a hash writes them (all regions side by side: the
-    /// two hashes of `reset confirm` run at once). A hash that overtakes
+    /// page, in the order a hash writes them (all regions side by side, for
+    /// hashes that run at once). A hash that overtakes
     /// this thread takes its own page faults; the two never wait for each
     /// other otherwise. Without `MADV_POPULATE_WRITE` a region is touched
     /// all over before it is handed over.

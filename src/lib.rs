@@ -53,16 +53,15 @@ pub fn run(cli: Cli) -> Result<()> {
         return commands::demo::run(&ui);
     }
     // A command that will hash gets its argon2 memory ready on another
-    // core while this one opens the database (two for reset confirm, which
-    // runs its two hashes at once).
+    // core while this one opens the database (one region: the hashes of
+    // reset confirm run one after the other, in the same memory).
     let hashes = match &cli.command {
-        Command::Login(_) | Command::Reset(cli::ResetCommand::Request(_)) => 1,
-        Command::Reset(cli::ResetCommand::Confirm(_)) => 2,
-        Command::User(cli::UserCommand::Add(a)) if !a.no_password => 1,
-        _ => 0,
+        Command::Login(_) | Command::Reset(_) => true,
+        Command::User(cli::UserCommand::Add(a)) => !a.no_password,
+        _ => false,
     };
-    if hashes > 0 {
-        argon2mem::prefault(domain::hash::Hasher::new(None).blocks(), hashes);
+    if hashes {
+        argon2mem::prefault(domain::hash::Hasher::new(None).blocks(), 1);
     }
     let mut app = app::Config::from_cli(&cli.global, &cli.on_argv)?.open()?;
     let lang_on_argv = cli.on_argv.lang.then_some(lang);

@@ -149,15 +149,10 @@ fn install_panic_hook() {
 /// only costs a mapping).
 fn prepare_hash_memory(args: &[std::ffi::OsString]) {
     let has = |w: &str| args.iter().any(|a| a == w);
-    let count = if has("confirm") {
-        2
-    } else if has("login") || has("request") || (has("add") && !has("--no-password")) {
-        1
-    } else {
-        0
-    };
-    if count > 0 && !has("--help") && !has("-h") {
-        recupera::argon2mem::prefault(recupera::domain::hash::Hasher::new(None).blocks(), count);
+    let hashes =
+        has("login") || has("request") || has("confirm") || (has("add") && !has("--no-password"));
+    if hashes && !has("--help") && !has("-h") {
+        recupera::argon2mem::prefault(recupera::domain::hash::Hasher::new(None).blocks(), 1);
     }
 }
 

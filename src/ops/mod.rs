@@ -74,40 +74,6 @@ pub fn require_account(
     }
 }
 
-/// Runs `background` on a scoped thread while `here` runs on this one;
-/// when no thread can be started (a process at its limit), both run here,
-/// one after the other: the answer is the same, only slower.
-pub fn parallel<A: Send, B>(
-    background: impl FnOnce() -> A + Send,
-    here: impl FnOnce() -> B,
-) -> Result<(A, B)> {
-    let job = std::sync::Mutex::new(Some(background));
-    let take = || job.lock().unwrap_or_else(|e| e.into_inner()).take();
-    std::thread::scope(|s| {
-        let spawned = if spawn_refused() {
-            Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
-        } else {
-            std::thread::Builder::new().spawn_scoped(s, || take().map(|f| f()))
-        };
-        let b = here();
-        let a = match spawned {
-            Ok(handle) => match handle.join() {
-                Ok(a) => a,
-                Err(p) => std::panic::resume_unwind(p),
-            },
-            Err(_) => None,
-        };
-        let a = match a {
-            Some(a) => a,
-            None => match take() {
-                Some(f) => f(),
-                None => return Err(crate::internal!("parallel job lost")),
-            },
-        };
-        Ok((a, b))
-    })
-}
-
 /// The worker pool for CPU-bound batches (hashing), made on first use;
 /// `None` when this process cannot start threads.
 fn pool() -> Option<&'static rayon::ThreadPool> {
@@ -224,25 +190,42 @@ mod cost {
     }
 
     #[test]
-    fn every_confirm_costs_two_evaluations() {
+    fn every_refused_confirm_costs_one_evaluation_and_a_success_two() {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = app(&dir);
         let known = add(&mut app, "900102030", None);
         let without = add(&mut app, "800003122", None);
+        let disabled = add(&mut app, "860001234", None);
         let unknown = Ident::Nit(Nit::parse("830015428").unwrap());
         let email = Email::parse("ana@example.co").unwrap();
         super::reset::request(&mut app, AccountType::Cliente, &known, &email).unwrap();
+        let code = super::kit::last_code(&dir);
+        super::kit::disable(&mut app, "860001234");
         let pw = Password::new(PW).unwrap();
         for (who, raw, what) in [
             (&known, "900102030", "wrong code, live code"),
             (&without, "800003122", "no live code"),
+            (&disabled, "860001234", "disabled account"),
             (&unknown, "830015428", "unknown account"),
         ] {
             let c = cost(&mut app, |app| {
                 super::reset::confirm(app, None, who, raw, "ZZZZZ", &pw).unwrap();
             });
-            assert_eq!(c, 2, "{what}");
+            assert_eq!(c, 1, "{what}");
         }
+        // The right code, but a password built from the account's email:
+        // the code's check only, the password is not hashed.
+        let from_email = Password::new("ana@example.co ana@example.co").unwrap();
+        let c = cost(&mut app, |app| {
+            let out = super::reset::confirm(app, None, &known, "900102030", &code, &from_email);
+            assert!(matches!(out, Ok(super::reset::ConfirmOutcome::Policy(_))));
+        });
+        assert_eq!(c, 1, "policy refusal after the right code");
+        let c = cost(&mut app, |app| {
+            let out = super::reset::confirm(app, None, &known, "900102030", &code, &pw);
+            assert!(matches!(out, Ok(super::reset::ConfirmOutcome::Updated(_))));
+        });
+        assert_eq!(c, 2, "success: the code's check and the new hash");
     }
 }
 

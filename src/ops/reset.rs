@@ -9,10 +9,12 @@
 //!   of a hit.
 //! - `confirm` gives one refusal for a wrong, expired, used or dead code, an
 //!   identifier that does not match, a disabled account or a suspended
-//!   channel; it always costs two argon2 evaluations (the code's check and
-//!   the new password's hash, run in parallel), hit or miss, and a refusal
-//!   runs the statements of a wrong code against a live one (a miss against
-//!   `NO_ROW`).
+//!   channel; every refusal costs one argon2 evaluation (the code's check,
+//!   or the same work burnt on a miss), and runs the statements of a wrong
+//!   code against a live one (a miss against `NO_ROW`). The new password is
+//!   hashed only after the code verified and the account's policy accepted
+//!   it: a guess never pays for a second hash, and only a success (which
+//!   its answer announces anyway) takes longer.
 //! - Only a confirmation against a live code counts, on the code (5 tries)
 //!   and on the account (20 in a row suspend the channel for 24 h and mail
 //!   the owner): an account with no live code has nothing to guess, and a
@@ -24,7 +26,7 @@
 //!   account's other codes die, the failure counters and any suspension
 //!   clear, the "password changed" notice is queued.
 
-use super::{NO_ROW, find_accounts, parallel};
+use super::{NO_ROW, find_accounts};
 use crate::app::App;
 use crate::domain::account::{Account, AccountType, Ident};
 use crate::domain::code;
@@ -184,6 +186,16 @@ pub enum ConfirmOutcome {
     Policy(PolicyError),
 }
 
+/// What a verified code leads to.
+enum Verdict {
+    /// The code was wrong, or there was none to check.
+    Refuse,
+    /// The code was right; the account's data refuses the password.
+    Policy(PolicyError),
+    /// The code was right and the password accepted: its new hash.
+    Accept(String),
+}
+
 struct Plan {
     /// The account with the live code the confirmation is checked against.
     target: Option<(Account, LiveCode)>,
@@ -261,35 +273,33 @@ pub fn confirm(
         })
     })?;
 
-    // 2. Check the code (one argon2 evaluation, hit or miss) while the new
-    // password's hash (made hit or miss too, for a uniform cost) is computed
-    // on another core: two hashes' work in about one hash's wall time.
+    // 2. Check the code: one argon2 evaluation, hit or miss (a miss burns
+    // the same work).
     let hasher = &app.hasher;
-    let (new_hash, verified) = parallel(
-        || hasher.hash(password.as_bytes()),
-        || match (&plan.target, plan.gate) {
-            (Some((_, c)), Some(ConfirmGate::Verify { .. })) => match &c.hash {
-                Some(h) => hasher.verify(code_typed.as_bytes(), h),
-                None => {
-                    hasher.burn(code_typed.as_bytes());
-                    false
-                }
-            },
-            _ => {
+    let verified = match (&plan.target, plan.gate) {
+        (Some((_, c)), Some(ConfirmGate::Verify { .. })) => match &c.hash {
+            Some(h) => hasher.verify(code_typed.as_bytes(), h),
+            None => {
                 hasher.burn(code_typed.as_bytes());
                 false
             }
         },
-    )?;
-    let new_hash = new_hash?;
+        _ => {
+            hasher.burn(code_typed.as_bytes());
+            false
+        }
+    };
 
-    // 3. Account-dependent policy, only once the code is known right.
-    let policy = match (&plan.target, verified) {
-        (Some((acc, _)), true) => app
-            .policy
-            .check_account(password, &acc.policy_words())
-            .err(),
-        _ => None,
+    // 3. Only once the code is known right: the account-dependent policy,
+    // then the new password's hash. A refusal (every guess) costs one
+    // evaluation, the same for every kind of miss; only a success, which
+    // its answer announces anyway, pays for the second.
+    let verdict = match (&plan.target, verified) {
+        (Some((acc, _)), true) => match app.policy.check_account(password, &acc.policy_words()) {
+            Err(pe) => Verdict::Policy(pe),
+            Ok(()) => Verdict::Accept(hasher.hash(password.as_bytes())?),
+        },
+        _ => Verdict::Refuse,
     };
 
     let detail = match (&plan.target, plan.gate) {
@@ -315,8 +325,8 @@ pub fn confirm(
                 .detail(detail)
         };
         suspended_now = false;
-        match (&plan.target, verified, &policy) {
-            (Some((acc, c)), true, Some(pe)) => {
+        match (&plan.target, &verdict) {
+            (Some((acc, c)), Verdict::Policy(pe)) => {
                 // The password is refused, not the code: the attempt is
                 // given back on the code and the account.
                 tx.refund_code_attempt(c.id)?;
@@ -330,13 +340,13 @@ pub fn confirm(
                 tx.audit(&entry("refused", format!("policy:{}", policy_tag(pe))), now)?;
                 Ok((ConfirmOutcome::Policy(pe.clone()), None))
             }
-            (Some((acc, c)), true, None) => {
+            (Some((acc, c)), Verdict::Accept(new_hash)) => {
                 if !tx.end_code(c.id, CodeState::Used, now)? {
                     tx.audit(&entry("refused", "code_spent_meanwhile".into()), now)?;
                     return Ok((ConfirmOutcome::Refused, None));
                 }
                 tx.kill_codes(acc.id, now)?;
-                tx.set_password(acc.id, &new_hash, now)?;
+                tx.set_password(acc.id, new_hash, now)?;
                 tx.set_channel_state(acc.id, &ChannelState::default())?;
                 tx.set_login_state(acc.id, &LoginState::default())?;
                 let mail_id = tx.enqueue_notice(&NewNotice {
@@ -353,7 +363,7 @@ pub fn confirm(
                     Some(mail_id),
                 ))
             }
-            (target, _, _) => {
+            (target, _) => {
                 let mut notice = None;
                 if let (Some((acc, c)), Some(ConfirmGate::Verify { .. })) = (target, plan.gate) {
                     // A wrong code against a live one: it counted at the

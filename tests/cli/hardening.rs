@@ -53,8 +53,8 @@ fn a_process_that_cannot_start_threads_answers_the_same(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
-    // reset confirm hashes the new password on a second thread; without
-    // one it does both hashes here and answers the same.
+    // Without threads (argon2's memory is then not prepared ahead on
+    // another one) a confirmation answers the same.
     let r = env
         .cli([
             "reset",
