@@ -18,7 +18,10 @@ Method
 - P0: one whole `recupera login --password-stdin` process against ONE
   in-process libsodium argon2id hash (crypto_pwhash through PyNaCl's
   nacl.pwhash.argon2id.kdf, opslimit=2, memlimit=19456 KiB: argon2id v1.3,
-  m=19456 KiB, t=2, p=1, recupera's parameters), alternating, 31 rounds.
+  m=19456 KiB, t=2, p=1, recupera's parameters), alternating, 31 rounds;
+  likewise a `reset confirm` with a wrong code (a refusal: one hash) and
+  one with the right code (a success: two hashes; a fresh account and code
+  each round, the code read from the outbox).
 - BENCH_BIN=path measures another build of recupera (default: the
   release build of this checkout).
 - PostgreSQL sections run when RECUPERA_TEST_PG_URL is set (scripts/test-pg.sh

@@ -91,15 +91,6 @@ pub fn login(
         _ => None,
     };
 
-    let detail = match (&account, gate) {
-        (None, _) if ambiguous => "ambiguous",
-        (None, _) => "unknown_account",
-        (Some(a), None) if a.is_disabled() => "disabled",
-        (Some(_), None) => "no_password",
-        (Some(_), Some(LoginGate::Locked { .. })) => "locked",
-        (Some(_), Some(LoginGate::Verify { .. })) if verified => "ok",
-        (Some(_), Some(LoginGate::Verify { .. })) => "wrong_password",
-    };
     let account_id = account.as_ref().map(|a| a.id);
     let subject = ident.audit_label(account.as_ref());
     app.store.write(|tx| {
@@ -120,6 +111,16 @@ pub fn login(
                 tx.audit(&e, now)?;
             }
             _ => {
+                // Refused: a verified password was wrong unless the gate
+                // refused first.
+                let detail = match (&account, gate) {
+                    (None, _) if ambiguous => "ambiguous",
+                    (None, _) => "unknown_account",
+                    (Some(a), None) if a.is_disabled() => "disabled",
+                    (Some(_), None) => "no_password",
+                    (Some(_), Some(LoginGate::Locked { .. })) => "locked",
+                    (Some(_), Some(LoginGate::Verify { .. })) => "wrong_password",
+                };
                 // The statements of a success, changing nothing (NO_ROW).
                 tx.set_login_state(NO_ROW, &LoginState::default())?;
                 tx.set_last_login(NO_ROW, now)?;

@@ -205,6 +205,22 @@ struct Plan {
     ambiguous: bool,
 }
 
+impl Plan {
+    /// Why a refused confirmation was refused (the audit's detail): a
+    /// target's code was wrong unless its gate refused first.
+    fn refusal(&self) -> &'static str {
+        match (&self.target, self.gate) {
+            (None, _) if self.ambiguous => "ambiguous",
+            (None, _) if self.named.as_ref().is_some_and(Account::is_disabled) => "disabled",
+            (None, _) if self.named.is_some() => "no_code",
+            (None, _) => "no_match",
+            (Some(_), Some(ConfirmGate::Suspended)) => "channel_suspended",
+            (Some(_), Some(ConfirmGate::CodeDead)) => "code_dead",
+            (Some(_), _) => "wrong_code",
+        }
+    }
+}
+
 /// Sets a new password with a code.
 pub fn confirm(
     app: &mut App,
@@ -243,8 +259,8 @@ pub fn confirm(
         // the same NIT, or proveedores sharing an email) name no one
         // account: refused like no match, nothing counted (no guess was
         // checked), and the refusal's hint depends only on what was typed.
-        let ambiguous = live.len() > 1;
         let target = if live.len() == 1 { live.pop() } else { None };
+        let ambiguous = !live.is_empty();
         let named = match (&target, candidates.len()) {
             (None, 1) => candidates.into_iter().next(),
             _ => None,
@@ -302,18 +318,6 @@ pub fn confirm(
         _ => Verdict::Refuse,
     };
 
-    let detail = match (&plan.target, plan.gate) {
-        (None, _) if plan.ambiguous => "ambiguous",
-        (None, _) if plan.named.as_ref().is_some_and(Account::is_disabled) => "disabled",
-        (None, _) if plan.named.is_some() => "no_code",
-        (None, _) => "no_match",
-        (Some(_), Some(ConfirmGate::Suspended)) => "channel_suspended",
-        (Some(_), Some(ConfirmGate::CodeDead)) => "code_dead",
-        (Some(_), _) if verified => "ok",
-        (Some(_), _) => "wrong_code",
-    };
-
-    let mut suspended_now = false;
     let outcome = app.store.write(|tx| {
         let named = plan.target.as_ref().map(|(a, _)| a).or(plan.named.as_ref());
         let account_id = named.map(|a| a.id);
@@ -324,7 +328,6 @@ pub fn confirm(
                 .subject(subject.clone())
                 .detail(detail)
         };
-        suspended_now = false;
         match (&plan.target, &verdict) {
             (Some((acc, c)), Verdict::Policy(pe)) => {
                 // The password is refused, not the code: the attempt is
@@ -393,7 +396,6 @@ pub fn confirm(
                                     .detail(format!("until={}", now + limits.suspension_secs)),
                                 now,
                             )?;
-                            suspended_now = true;
                         }
                     }
                 }
@@ -402,7 +404,7 @@ pub fn confirm(
                     tx.code(NO_ROW)?;
                     tx.account(NO_ROW)?;
                 }
-                tx.audit(&entry("refused", detail.to_string()), now)?;
+                tx.audit(&entry("refused", plan.refusal().to_string()), now)?;
                 Ok((ConfirmOutcome::Refused, notice))
             }
         }
@@ -420,7 +422,8 @@ pub fn confirm(
                     changed_at: now,
                 })
             }
-            (_, Some((acc, _))) if suspended_now => {
+            // A refusal queues a notice only when it suspended the channel.
+            (ConfirmOutcome::Refused, Some((acc, _))) => {
                 app.mailer.suspended_message(&crate::mail::SuspendedMail {
                     to: &acc.email,
                     lang: acc.lang,
