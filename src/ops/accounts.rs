@@ -376,7 +376,7 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kit::{add_account, audit, cliente, last_code, nit, quick_app, sent, stored};
+    use super::super::kit::{audit, cliente, last_code, nit, proveedor, quick_app, sent, stored};
     use super::{Edit, delete, edit, set_disabled, unlock};
     use crate::app::App;
     use crate::domain::account::AccountType;
@@ -424,14 +424,7 @@ mod tests {
         let (mut app, _) = quick_app(&dir);
         let prov = AccountType::Proveedor;
         cliente(&mut app, "900102030", "ana@example.co", Some(PW));
-        add_account(
-            &mut app,
-            prov,
-            "900373587",
-            "b@example.co",
-            Some("norte"),
-            None,
-        );
+        proveedor(&mut app, "900373587", "b@example.co", "norte");
         let e = add_err(&mut app, CLIENTE, "900102030", None, PW);
         assert!(
             e.contains(&Nit::parse("900102030").unwrap().display()),
@@ -517,22 +510,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
         let prov = AccountType::Proveedor;
-        add_account(
-            &mut app,
-            prov,
-            "900373587",
-            "b@example.co",
-            Some("sur"),
-            None,
-        );
-        add_account(
-            &mut app,
-            prov,
-            "900102030",
-            "ana@example.co",
-            Some("norte"),
-            None,
-        );
+        proveedor(&mut app, "900373587", "b@example.co", "sur");
+        proveedor(&mut app, "900102030", "ana@example.co", "norte");
         let who = nit("900102030");
         let none = || Edit {
             email: None,

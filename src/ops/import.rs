@@ -731,26 +731,12 @@ mod tests {
     /// a password, and records one audit event with the counts.
     #[test]
     fn plan_and_write_against_the_database() {
-        use crate::ops::kit::{add_account, audit, quick_app};
+        use crate::ops::kit::{audit, cliente, proveedor, quick_app};
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
         let prov = AccountType::Proveedor;
-        add_account(
-            &mut app,
-            AccountType::Cliente,
-            "900102030",
-            "a@example.co",
-            None,
-            None,
-        );
-        add_account(
-            &mut app,
-            prov,
-            "860518862",
-            "n@example.co",
-            Some("norte"),
-            None,
-        );
+        cliente(&mut app, "900102030", "a@example.co", None);
+        proveedor(&mut app, "860518862", "n@example.co", "norte");
         let bcrypt = bcrypt::hash_with_result("clave vieja", 4)
             .unwrap()
             .format_for_version(bcrypt::Version::TwoY);

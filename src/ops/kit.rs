@@ -53,20 +53,25 @@ pub fn wrong(code: &str) -> String {
 
 /// A cliente with the email ana@example.co.
 pub fn add(app: &mut App, nit: &str, password: Option<&str>) -> Ident {
-    let acc = add_account(
-        app,
-        AccountType::Cliente,
-        nit,
-        "ana@example.co",
-        None,
-        password,
-    );
+    let acc = cliente(app, nit, "ana@example.co", password);
     Ident::Nit(acc.nit)
 }
 
 /// A cliente, with or without a password.
 pub fn cliente(app: &mut App, nit: &str, email: &str, password: Option<&str>) -> Account {
     add_account(app, AccountType::Cliente, nit, email, None, password)
+}
+
+/// A proveedor with a username and no password.
+pub fn proveedor(app: &mut App, nit: &str, email: &str, username: &str) -> Account {
+    add_account(
+        app,
+        AccountType::Proveedor,
+        nit,
+        email,
+        Some(username),
+        None,
+    )
 }
 
 /// Disables the cliente with this NIT (no reason given).

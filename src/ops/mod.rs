@@ -362,7 +362,7 @@ mod same_statements {
 
 #[cfg(test)]
 mod lookups {
-    use super::kit::{add_account, quick_app};
+    use super::kit::{proveedor, quick_app};
     use super::{find_accounts, par_map, require_account};
     use crate::domain::account::{AccountType, Ident};
     use crate::domain::email::Email;
@@ -376,22 +376,8 @@ mod lookups {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
         let prov = AccountType::Proveedor;
-        add_account(
-            &mut app,
-            prov,
-            "900373587",
-            "b@example.co",
-            Some("norte"),
-            None,
-        );
-        add_account(
-            &mut app,
-            prov,
-            "860518862",
-            "b@example.co",
-            Some("sur"),
-            None,
-        );
+        proveedor(&mut app, "900373587", "b@example.co", "norte");
+        proveedor(&mut app, "860518862", "b@example.co", "sur");
         let user = Ident::Username("norte".into());
         let mail = Ident::Email(Email::parse("b@example.co").unwrap());
         let cliente = Some(AccountType::Cliente);

@@ -469,7 +469,7 @@ pub fn policy_tag(e: &PolicyError) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::kit::{
-        add_account, audit, cliente, disable, last_code, mails, nit, quick_app, stored, wrong,
+        audit, cliente, disable, last_code, mails, nit, proveedor, quick_app, stored, wrong,
     };
     use super::{ConfirmOutcome, RequestResult, confirm, request};
     use crate::app::App;
@@ -508,8 +508,8 @@ mod tests {
         disable(&mut app, "830015428");
         let prov = AccountType::Proveedor;
         let shared = "compras@example.co";
-        add_account(&mut app, prov, "900373587", shared, Some("norte"), None);
-        add_account(&mut app, prov, "860518862", shared, Some("sur"), None);
+        proveedor(&mut app, "900373587", shared, "norte");
+        proveedor(&mut app, "860518862", shared, "sur");
         let shared_ident = Ident::Email(Email::parse(shared).unwrap());
 
         let who = nit("900102030");
@@ -633,15 +633,7 @@ mod tests {
         // A cliente and a proveedor with one NIT, each with a live code.
         let prov = AccountType::Proveedor;
         let c = cliente(&mut app, "900373587", "a@example.co", None).id;
-        let p = add_account(
-            &mut app,
-            prov,
-            "900373587",
-            "b@example.co",
-            Some("norte"),
-            None,
-        )
-        .id;
+        let p = proveedor(&mut app, "900373587", "b@example.co", "norte").id;
         ask(&mut app, CLIENTE, &nit("900373587"), "a@example.co");
         let cliente_code = last_code(&dir);
         ask(&mut app, prov, &nit("900373587"), "b@example.co");
@@ -681,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut app, _) = quick_app(&dir);
         let email = "mariana.restrepo@example.co";
-        let id = add_account(&mut app, CLIENTE, "900102030", email, None, None).id;
+        let id = cliente(&mut app, "900102030", email, None).id;
         ask(&mut app, CLIENTE, &nit("900102030"), email);
         let code = last_code(&dir);
         for _ in 0..2 {
