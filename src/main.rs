@@ -9,8 +9,7 @@
 )]
 
 use clap::FromArgMatches;
-use clap::parser::ValueSource;
-use recupera::cli::Cli;
+use recupera::cli::{Cli, typed};
 use recupera::error::{Error, exit};
 use recupera::usage;
 use std::io::Write;
@@ -32,14 +31,6 @@ fn err(line: &str) {
         .join("\n");
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "{shown}");
-}
-
-/// True when a global flag was typed on the command line, at any level.
-fn on_argv(m: &clap::ArgMatches, id: &str) -> bool {
-    if m.value_source(id) == Some(ValueSource::CommandLine) {
-        return true;
-    }
-    m.subcommand().is_some_and(|(_, sub)| on_argv(sub, id))
 }
 
 /// A clap error: help and version as clap prints them; usage errors in the
@@ -170,16 +161,17 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     prepare_hash_memory(&args);
     let lang = usage::early_lang(&args);
-    // Parse with the bare tree; only a help screen, the version or an
-    // error needs the texts, and gets them from the full tree.
-    let matches = match recupera::cli::parser().try_get_matches_from(&args) {
-        Ok(m) => m,
+    // Parse with the bare tree, the global options moved to the front;
+    // only a help screen, the version or an error needs the texts, and
+    // gets them from the full tree, which reads the line as typed.
+    let matches = match recupera::cli::parse_hoisted(&args) {
+        Some(Ok(m)) => m,
         // The version needs no text of ours.
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+        Some(Err(e)) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
             out(e.render().to_string().trim_end());
             return ExitCode::SUCCESS;
         }
-        Err(_) => match recupera::cli::command(lang).try_get_matches_from(&args) {
+        _ => match recupera::cli::command(lang).try_get_matches_from(&args) {
             Ok(m) => m,
             Err(e) => return usage_error(&e, &args),
         },
@@ -189,10 +181,10 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e, &args),
     };
     cli.on_argv = recupera::app::OnArgv {
-        db: on_argv(&matches, "db"),
-        smtp_url: on_argv(&matches, "smtp_url"),
-        lang: on_argv(&matches, "lang"),
-        agent: on_argv(&matches, "agent"),
+        db: typed(&matches, "db"),
+        smtp_url: typed(&matches, "smtp_url"),
+        lang: typed(&matches, "lang"),
+        agent: typed(&matches, "agent"),
     };
     let json = cli.global.json;
     match recupera::run(cli) {
