@@ -505,20 +505,25 @@ pub fn parser() -> clap::Command {
     crate::help::structure(Cli::command())
 }
 
-/// Parses `args` the fast way: every global option (with its value) moved
-/// in front of the first command and parsed there, by a tree in which the
-/// global options are top-level options only. clap copies each global
-/// option into every subcommand of each level it builds (16 options into
-/// the eight commands, then into the chosen command's own): a third of a
-/// `--version`'s heap and ~8% of its time. `None` when moving them could
-/// change what the line means (a value-taking option right before a global
-/// one, a global one without its value or a flag given one, a non-UTF-8
-/// option): `main` then parses `args` as they are with the full tree, as it
-/// does after any error of this parse. What this parse accepts, the full
-/// tree reads the same (`hoisted_parse_agrees_with_the_full_tree`).
+/// Parses `args` the fast way, with a tree that has only the command the
+/// line names, and every global option (with its value) moved in front of
+/// that command and parsed there as a top-level option.
+///
+/// - clap builds every command of the tree it is given: the other seven
+///   top-level commands and their subcommands are never read.
+/// - clap copies each global option into every subcommand of each level it
+///   builds (16 options into the eight commands, then into the chosen
+///   command's own): that was a third of a `--version`'s heap.
+///
+/// `None` when moving the options could change what the line means (a
+/// value-taking option right before a global one, a global one without its
+/// value or a flag given one, a non-UTF-8 option): `main` then parses
+/// `args` as they are with the full tree, as it does after any error of
+/// this parse. What this parse accepts, the full tree reads the same
+/// (`hoisted_parse_agrees_with_the_full_tree`).
 pub fn parse_hoisted(args: &[std::ffi::OsString]) -> Option<Result<clap::ArgMatches, clap::Error>> {
-    let cmd = parser();
-    let globals: Vec<GlobalOpt> = cmd
+    let root = crate::help::structure(root());
+    let globals: Vec<GlobalOpt> = root
         .get_arguments()
         .filter(|a| a.is_global_set() && a.get_id() != "help")
         .filter_map(|a| {
@@ -529,11 +534,77 @@ pub fn parse_hoisted(args: &[std::ffi::OsString]) -> Option<Result<clap::ArgMatc
             })
         })
         .collect();
-    let hoisted = hoist(&cmd, &globals, args)?;
+    // The command: the first word once the global options are moved (no
+    // command option comes before it, so the root alone reads that far).
+    let (first, at) = hoist(&root, &globals, args)?;
+    let name = first[at..]
+        .iter()
+        .find(|a| !dash(a))
+        .and_then(|a| a.to_str());
+    let cmd = match name.and_then(|name| top_level(name, globals.len())) {
+        Some(command) => root.subcommand(command),
+        // No command, or none of ours: clap's error, read again by `main`.
+        None => root,
+    };
+    let (hoisted, _) = hoist(&cmd, &globals, args)?;
     let cmd = globals
         .into_iter()
         .fold(cmd, |cmd, g| cmd.mut_arg(g.id, |a| a.global(false)));
     Some(cmd.try_get_matches_from(hoisted))
+}
+
+/// The top-level commands, in [`Command`]'s order.
+const COMMANDS: [&str; 8] = [
+    "user", "login", "reset", "codes", "mail", "audit", "db", "demo",
+];
+
+/// The root of [`Cli`]'s tree, without its commands: what the derive
+/// builds before them (`the_pruned_tree_is_built_as_the_derive_builds_it`).
+fn root() -> clap::Command {
+    use clap::Args as _;
+    let cmd = clap::Command::new("recupera")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .max_term_width(100)
+        .arg_required_else_help(true)
+        .group(
+            clap::ArgGroup::new("Cli")
+                .multiple(true)
+                .args(None::<clap::Id>),
+        );
+    Global::augment_args(cmd)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+}
+
+/// One top-level command as the derive builds it, or `None` for a word
+/// that names none; `first` is the number of options on the root (clap
+/// numbers options and commands in one sequence).
+fn top_level(name: &str, first: usize) -> Option<clap::Command> {
+    use clap::{Args as _, Subcommand as _};
+    let order = COMMANDS.iter().position(|c| *c == name)?;
+    let group = |name: &'static str| {
+        clap::Command::new(name)
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+    };
+    let cmd = match name {
+        "user" => UserCommand::augment_subcommands(group("user")),
+        "login" => LoginArgs::augment_args(clap::Command::new("login")),
+        "reset" => ResetCommand::augment_subcommands(group("reset")),
+        "codes" => CodesCommand::augment_subcommands(group("codes")),
+        "mail" => MailCommand::augment_subcommands(group("mail")),
+        "audit" => AuditArgs::augment_args(clap::Command::new("audit")),
+        "db" => DbCommand::augment_subcommands(group("db")),
+        "demo" => clap::Command::new("demo"),
+        _ => return None,
+    };
+    // The place clap numbers it by in the full tree.
+    Some(cmd.display_order(first + order))
+}
+
+fn dash(a: &std::ffi::OsString) -> bool {
+    a.as_encoded_bytes().first() == Some(&b'-')
 }
 
 /// A global option, as [`hoist`] needs it.
@@ -543,14 +614,15 @@ struct GlobalOpt {
     takes_value: bool,
 }
 
-/// `args` with the options named in `globals` and their values moved right after the program name, in their order;
-/// the rest keeps its order. Stops at `--`.
+/// `args` with the options named in `globals` and their values moved right
+/// after the program name, in their order, and where the rest (in its
+/// order) begins. Stops at `--`; `cmd` says which other options take a
+/// value.
 fn hoist(
     cmd: &clap::Command,
     globals: &[GlobalOpt],
     args: &[std::ffi::OsString],
-) -> Option<Vec<std::ffi::OsString>> {
-    let dash = |a: &std::ffi::OsString| a.as_encoded_bytes().first() == Some(&b'-');
+) -> Option<(Vec<std::ffi::OsString>, usize)> {
     let mut it = args.iter();
     let mut front = vec![it.next()?.clone()];
     let mut rest = Vec::with_capacity(args.len());
@@ -598,8 +670,9 @@ fn hoist(
             }
         }
     }
+    let at = front.len();
     front.extend(rest);
-    Some(front)
+    Some((front, at))
 }
 
 /// Whether an option named `--name` (or an alias) takes a value in any
@@ -863,23 +936,47 @@ mod tests {
                 takes_value: false,
             },
         ];
-        let h = |w: &[&str]| hoist(&cmd, &globals, &argv(w)).map(|v| v[1..].to_vec());
-        let os = |w: &[&str]| Some(w.iter().map(OsString::from).collect::<Vec<_>>());
+        let h = |w: &[&str]| {
+            hoist(&cmd, &globals, &argv(w)).map(|(v, at)| (v[1..at].to_vec(), v[at..].to_vec()))
+        };
+        let os = |w: &[&str]| w.iter().map(OsString::from).collect::<Vec<_>>();
+        let moved = |front: &[&str], rest: &[&str]| Some((os(front), os(rest)));
         assert_eq!(
             h(&["user", "show", "1", "--db", "a", "--json"]),
-            os(&["--db", "a", "--json", "user", "show", "1"])
+            moved(&["--db", "a", "--json"], &["user", "show", "1"])
         );
         assert_eq!(
             h(&["user", "show", "--db=a", "--", "--json"]),
-            os(&["--db=a", "user", "show", "--", "--json"])
+            moved(&["--db=a"], &["user", "show", "--", "--json"])
         );
         assert_eq!(
             h(&["user", "import", "f", "--delimiter", ";", "--json"]),
-            os(&["--json", "user", "import", "f", "--delimiter", ";"])
+            moved(&["--json"], &["user", "import", "f", "--delimiter", ";"])
         );
+        assert_eq!(h(&["user", "list"]), moved(&[], &["user", "list"]));
         assert_eq!(h(&["user", "list", "--db"]), None);
         assert_eq!(h(&["user", "list", "--db", "-x"]), None);
         assert_eq!(h(&["user", "list", "--json=1"]), None);
         assert_eq!(h(&["user", "import", "f", "--delimiter", "--json"]), None);
+    }
+
+    /// The pruned tree's root and commands are what the derive builds: all
+    /// eight on the root make `Cli::command()` again, to the last setting.
+    #[test]
+    fn the_pruned_tree_is_built_as_the_derive_builds_it() {
+        use clap::CommandFactory;
+        let full = Cli::command();
+        let names: Vec<&str> = full
+            .get_subcommands()
+            .map(clap::Command::get_name)
+            .collect();
+        assert_eq!(names, COMMANDS);
+        let first = root().get_arguments().count();
+        let all = COMMANDS.iter().fold(root(), |cmd, name| {
+            cmd.subcommand(top_level(name, first).unwrap())
+        });
+        assert_eq!(format!("{all:#?}"), format!("{full:#?}"));
+        assert!(top_level("help", first).is_none());
+        assert!(top_level("usr", first).is_none());
     }
 }
