@@ -960,6 +960,20 @@ mod tests {
         assert_eq!(h(&["user", "import", "f", "--delimiter", "--json"]), None);
     }
 
+    /// An option typed on the line, at whatever level, is told from one
+    /// left to its default or not given, on either tree's matches.
+    #[test]
+    fn typed_tells_the_line_from_defaults() {
+        let line = argv(&["user", "list", "--db", "x.db", "--lang", "en"]);
+        let hoisted = parse_hoisted(&line).unwrap().unwrap();
+        let full = parser().try_get_matches_from(&line).unwrap();
+        for m in [&hoisted, &full] {
+            assert!(typed(m, "db") && typed(m, "lang"));
+            // `--smtp-timeout` has a default; `--agent` has none.
+            assert!(!typed(m, "smtp_timeout") && !typed(m, "agent"));
+        }
+    }
+
     /// The pruned tree's root and commands are what the derive builds: all
     /// eight on the root make `Cli::command()` again, to the last setting.
     #[test]
