@@ -17,8 +17,13 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let target = |key: &str| std::env::var(key).unwrap_or_default();
-    if target("CARGO_CFG_TARGET_OS") != "linux" || target("CARGO_CFG_TARGET_ENV") != "gnu" {
+    let var = |key: &str| std::env::var(key).unwrap_or_default();
+    println!("cargo:rerun-if-env-changed=CC");
+    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
+        return;
+    }
+    // A cross build: the host's C compiler would name the host's file.
+    if var("TARGET") != var("HOST") {
         return;
     }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
