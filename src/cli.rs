@@ -498,9 +498,11 @@ impl ValueEnum for Lang {
     }
 }
 
-/// The command tree for parsing only (no help texts; see
-/// `help::structure`).
-pub fn parser() -> clap::Command {
+/// The whole command tree for parsing only (no help texts; see
+/// `help::structure`): what [`parse_hoisted`]'s reading is checked
+/// against.
+#[cfg(test)]
+fn parser() -> clap::Command {
     use clap::CommandFactory;
     crate::help::structure(Cli::command())
 }

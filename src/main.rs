@@ -161,9 +161,10 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     prepare_hash_memory(&args);
     let lang = usage::early_lang(&args);
-    // Parse with the bare tree, the global options moved to the front;
-    // only a help screen, the version or an error needs the texts, and
-    // gets them from the full tree, which reads the line as typed.
+    // Parse with a bare tree of the one command the line names, the global
+    // options moved to the front; only a help screen, the version or an
+    // error needs the texts, and gets them from the full tree, which reads
+    // the line as typed.
     let matches = match recupera::cli::parse_hoisted(&args) {
         Some(Ok(m)) => m,
         // The version needs no text of ours.
