@@ -921,6 +921,106 @@ mod tests {
         assert!(agrees(&["--json", "--version"]));
     }
 
+    /// Random lines of the words the tree knows (commands, each kind of
+    /// option, values, `--`, `=` forms, values that start with `-`): the
+    /// fast parse never reads one otherwise than the full tree. Seeded,
+    /// so a failure repeats.
+    #[test]
+    fn random_lines_are_read_alike_or_left_to_the_full_tree() {
+        const WORDS: &[&str] = &[
+            "user",
+            "show",
+            "list",
+            "add",
+            "import",
+            "login",
+            "reset",
+            "confirm",
+            "request",
+            "codes",
+            "purge",
+            "mail",
+            "retry",
+            "audit",
+            "db",
+            "status",
+            "demo",
+            "help",
+            "--db",
+            "--db=x.db",
+            "--json",
+            "--json=1",
+            "--lang",
+            "en",
+            "xx",
+            "--agent",
+            "--agent=ana",
+            "--smtp-timeout",
+            "3",
+            "--delimiter",
+            ";",
+            "--nit",
+            "--user",
+            "--email",
+            "a@example.co",
+            "--type",
+            "cliente",
+            "--limit",
+            "5",
+            "--dry-run",
+            "--no-password",
+            "--yes",
+            "--format",
+            "csv",
+            "--code",
+            "123456",
+            "900123456",
+            "f.csv",
+            "-",
+            "-x",
+            "--",
+            "--version",
+            "-h",
+            "--help",
+            "--nada",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut read = 0;
+        for _ in 0..3000 {
+            let len = 1 + next(7);
+            let line: Vec<&str> = (0..len).map(|_| WORDS[next(WORDS.len())]).collect();
+            if agrees(&line) {
+                read += 1;
+            }
+        }
+        // Most random lines are errors; some must have been read.
+        assert!(read > 50, "{read}");
+        // Good lines with one or two random words put in or swapped.
+        let mut read = 0;
+        for _ in 0..2000 {
+            let mut line = LINES[next(LINES.len())].to_vec();
+            for _ in 0..1 + next(2) {
+                let word = WORDS[next(WORDS.len())];
+                let at = next(line.len() + 1);
+                if next(2) == 0 || at == line.len() {
+                    line.insert(at, word);
+                } else {
+                    line[at] = word;
+                }
+            }
+            if agrees(&line) {
+                read += 1;
+            }
+        }
+        assert!(read > 100, "{read}");
+    }
+
     /// A value that starts with `-` stays where it is; so does anything
     /// after `--`; a flag given a value is left to the full tree.
     #[test]
