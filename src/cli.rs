@@ -702,7 +702,9 @@ pub fn typed(m: &clap::ArgMatches, id: &str) -> bool {
 }
 
 /// The clap command with the help texts of `lang` (see `help.rs`): what
-/// `main` parses with and what the completion and man-page generator renders.
+/// `main` parses with when [`parse_hoisted`] leaves a line to it (a help
+/// screen, an error, a line it cannot move), and what the completion and
+/// man-page generator renders.
 pub fn command(lang: Lang) -> clap::Command {
     use clap::CommandFactory;
     crate::help::localize(Cli::command(), lang)

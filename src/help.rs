@@ -875,8 +875,9 @@ pub fn localize(cmd: Command, lang: Lang) -> Command {
 /// `--help`/`--version` flags in place of clap's. Putting two languages'
 /// worth of texts on thirty commands costs a process a good part of its
 /// start-up, and only a help screen (or an error) shows them; `main`
-/// parses with this tree and falls back to [`localize`]'s when it must
-/// show something.
+/// parses with this root and the one command the line names
+/// (`cli::parse_hoisted`) and falls back to [`localize`]'s tree when it
+/// must show something.
 pub fn structure(cmd: Command) -> Command {
     cmd.disable_help_flag(true)
         .disable_version_flag(true)
