@@ -1,6 +1,6 @@
 //! The running context every command gets: store, clock, hasher, policy,
 //! limits, mailer and the acting agent. Built from the command line and the
-//! environment by [`App::from_cli`]; tests and the demo build one directly.
+//! environment by [`Config::from_cli`]; tests and the demo build one directly.
 //!
 //! Configuration is validated before the database is opened, so a bad
 //! setting (exit 78) never touches the file. The `--db` value becomes a

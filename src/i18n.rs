@@ -1,7 +1,7 @@
 //! The message catalog: every user-facing string, in Spanish and English.
 //!
 //! Invariants:
-//! - A message is one row of [`catalog!`] with both languages; the compiler
+//! - A message is one row of `catalog!` with both languages; the compiler
 //!   refuses a row without both, and a unit test checks that both sides carry
 //!   the same `{placeholders}`.
 //! - Spanish is the default (the users are Colombian); the wording follows
