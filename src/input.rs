@@ -82,3 +82,39 @@ pub fn password_from_stdin() -> Result<Zeroizing<String>> {
 pub fn email_or_prompt(ui: &Ui, given: Option<&str>) -> Result<Email> {
     ui.value_or_prompt(given, "--email", t(M::PromptEmail), email)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_username_is_kept_as_typed_less_the_spaces_around_it() {
+        assert_eq!(username("  ana.perez_2 ").unwrap(), "ana.perez_2");
+        for bad in ["ab", "ana perez", "12345", "ana@x"] {
+            assert!(matches!(username(bad), Err(Error::Data(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_name_has_at_most_200_characters_and_nothing_hidden() {
+        assert_eq!(
+            name("  Ferretería Núñez S.A.S. ").unwrap(),
+            "Ferretería Núñez S.A.S."
+        );
+        assert_eq!(name("").unwrap(), "");
+        // Characters, not bytes: 200 accented letters are 400 bytes.
+        let most = "ñ".repeat(NAME_MAX);
+        assert_eq!(name(&most).unwrap(), most);
+        let e = name(&format!("{most}a")).unwrap_err();
+        assert_eq!(e.to_string(), t(M::NameTooLong));
+        for hidden in [
+            "Ana\u{1b}[2J",
+            "Ana\u{202e}zeréP",
+            "Ana\u{200b}",
+            "Ana\nPérez",
+        ] {
+            let e = name(hidden).unwrap_err();
+            assert_eq!(e.to_string(), t(M::NameInvalid), "{hidden:?}");
+        }
+    }
+}

@@ -627,4 +627,410 @@ mod tests {
     fn html_is_escaped() {
         assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
     }
+    /// A mailer writing into `dir`, with or without a footer of its own.
+    fn mailer(dir: &Path, footer: Option<&str>) -> Mailer {
+        Mailer {
+            transport: Transport::Outbox(dir.to_path_buf()),
+            from: parse_from(DEFAULT_FROM).unwrap(),
+            footer: footer.map(str::to_string),
+        }
+    }
+
+    /// Recipient, subject, plain text and HTML of a message, decoded (line
+    /// ends as `\n`).
+    fn read(bytes: &[u8]) -> (String, String, String, String) {
+        let msg = mail_parser::MessageParser::default().parse(bytes).unwrap();
+        let to = msg
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string();
+        let body = |html: bool| {
+            let mut parts = if html {
+                msg.html_bodies().collect::<Vec<_>>()
+            } else {
+                msg.text_bodies().collect::<Vec<_>>()
+            };
+            match parts.pop().map(|p| &p.body) {
+                Some(mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t)) => {
+                    t.replace("\r\n", "\n")
+                }
+                _ => panic!("no {} part", if html { "HTML" } else { "text" }),
+            }
+        };
+        let subject = msg.subject().unwrap_or_default().to_string();
+        (to, subject, body(false), body(true))
+    }
+
+    fn outbox(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    const NOW: i64 = 1_796_000_000;
+
+    #[test]
+    fn time_left_says_whole_hours_from_two_then_minutes_never_more() {
+        for (secs, es, en) in [
+            (12 * 3600, "12Hrs", "12 hours"),
+            (2 * 3600 + 3599, "2Hrs", "2 hours"),
+            (2 * 3600, "2Hrs", "2 hours"),
+            (2 * 3600 - 1, "119 minutos", "119 minutes"),
+            (3600, "60 minutos", "60 minutes"),
+            (150, "2 minutos", "2 minutes"),
+            (59, "1 minutos", "1 minutes"),
+            (0, "1 minutos", "1 minutes"),
+            (-30, "1 minutos", "1 minutes"),
+        ] {
+            assert_eq!(time_left(secs, Lang::Es), es, "{secs} s");
+            assert_eq!(time_left(secs, Lang::En), en, "{secs} s");
+        }
+    }
+
+    #[test]
+    fn a_reset_message_carries_the_code_its_expiry_and_the_footer() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = Email::parse("ana@example.co").unwrap();
+        let nit = Nit::parse("900123456").unwrap();
+        let m = mailer(dir.path(), None);
+        let msg = m
+            .reset_message(&ResetMail {
+                to: &to,
+                lang: Lang::Es,
+                nit: &nit,
+                code: "Ab3<z",
+                requested_at: NOW - 600,
+                // A retry an hour after the request: what is left, not 12 h.
+                expires_at: NOW + 3 * 3600 + 59,
+                now: NOW,
+            })
+            .unwrap();
+        let (rcpt, subject, text, html) = read(&msg.formatted());
+        assert_eq!(rcpt, "ana@example.co");
+        assert_eq!(subject, M::MailSubject.text(Lang::Es));
+        assert!(text.contains("Código: Ab3<z\n"), "{text}");
+        assert!(text.contains(&format!("NIT: {}\n", nit.as_str())), "{text}");
+        assert!(text.contains("caducará en 3Hrs ("), "{text}");
+        assert!(text.contains(&colombia(NOW + 3 * 3600 + 59)), "{text}");
+        let asked = format!("{}: {}\n", M::MailDate.text(Lang::Es), colombia(NOW - 600));
+        assert!(text.contains(&asked), "{text}");
+        assert!(
+            text.ends_with(&format!("-- \n{}\n", M::MailFooterDefault.text(Lang::Es))),
+            "{text}"
+        );
+        // In the HTML the code is escaped, never markup.
+        assert!(html.contains("Ab3&lt;z</strong>"), "{html}");
+        assert!(!html.contains("Ab3<z"), "{html}");
+        assert!(html.contains(M::MailFooterDefault.text(Lang::Es)), "{html}");
+        // Delivered to the outbox as built.
+        m.send(&msg).unwrap();
+        let files = outbox(dir.path());
+        assert_eq!(files.len(), 1);
+        assert_eq!(std::fs::read(&files[0]).unwrap(), msg.formatted());
+    }
+
+    #[test]
+    fn a_footer_of_our_own_replaces_the_default_and_is_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = Email::parse("ana@example.co").unwrap();
+        let nit = Nit::parse("900123456").unwrap();
+        let m = mailer(dir.path(), Some("Soporte <soporte@example.co> & cía"));
+        let msg = m
+            .changed_message(&ChangedMail {
+                to: &to,
+                lang: Lang::En,
+                kind: AccountType::Proveedor,
+                nit: &nit,
+                changed_at: NOW,
+            })
+            .unwrap();
+        let (_, subject, text, html) = read(&msg.formatted());
+        assert_eq!(subject, M::MailChangedSubject.text(Lang::En));
+        assert!(
+            text.ends_with("-- \nSoporte <soporte@example.co> & cía\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(M::MailFooterDefault.text(Lang::En)),
+            "{text}"
+        );
+        assert!(
+            html.contains("Soporte &lt;soporte@example.co&gt; &amp; cía"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn each_notice_says_its_own_thing_and_no_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = Email::parse("ana@example.co").unwrap();
+        let nit = Nit::parse("900123456").unwrap();
+        let m = mailer(dir.path(), None);
+        let (kind, lang) = (AccountType::Cliente, Lang::Es);
+        let changed = m
+            .changed_message(&ChangedMail {
+                to: &to,
+                lang,
+                kind,
+                nit: &nit,
+                changed_at: NOW,
+            })
+            .unwrap();
+        let suspended = m
+            .suspended_message(&SuspendedMail {
+                to: &to,
+                lang,
+                kind,
+                nit: &nit,
+                at: NOW,
+                until: NOW + 86_400,
+            })
+            .unwrap();
+        let email = |to_old| {
+            m.email_changed_message(&EmailChangedMail {
+                to: &to,
+                lang,
+                kind,
+                nit: &nit,
+                new_masked: "b***@example.co",
+                to_old,
+                at: NOW,
+            })
+            .unwrap()
+        };
+        let (old, new) = (email(true), email(false));
+        let texts: Vec<_> = [&changed, &suspended, &old, &new]
+            .iter()
+            .map(|msg| read(&msg.formatted()))
+            .collect();
+        let expect = [
+            (M::MailChangedSubject, M::MailChangedWarn),
+            (M::MailSuspendedSubject, M::MailSuspendedWarn),
+            (M::MailEmailChangedSubject, M::MailEmailChangedWarn),
+            (M::MailEmailChangedSubject, M::MailEmailChangedNewWarn),
+        ];
+        for ((rcpt, subject, text, html), (s, w)) in texts.iter().zip(expect) {
+            assert_eq!(rcpt, "ana@example.co");
+            assert_eq!(subject, s.text(lang));
+            assert!(text.contains(w.text(lang)), "{text}");
+            assert!(text.contains(&nit.display()), "{text}");
+            assert!(html.contains(&html_escape(w.text(lang))), "{html}");
+            assert!(!text.contains("Código"), "{text}");
+        }
+        assert!(
+            texts[1].2.contains(&colombia(NOW + 86_400)),
+            "{}",
+            texts[1].2
+        );
+        // The old address is told where the mail goes now; the new one is
+        // told it is the address now.
+        assert!(texts[2].2.contains("a b***@example.co."), "{}", texts[2].2);
+        assert!(
+            texts[3]
+                .2
+                .starts_with(&format!("{}\n\nEsta dirección", texts[3].1)),
+            "{}",
+            texts[3].2
+        );
+    }
+
+    #[test]
+    fn the_outbox_gets_whole_messages_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let box_ = dir.path().join("outbox");
+        let m = mailer(&box_, None);
+        m.send_raw("ana@example.co", b"Subject: x\r\n\r\nhola\r\n")
+            .unwrap();
+        let files = outbox(&box_);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().unwrap(), "eml");
+        assert_eq!(
+            std::fs::read(&files[0]).unwrap(),
+            b"Subject: x\r\n\r\nhola\r\n"
+        );
+        // A recipient that is no address: nothing written.
+        assert!(m.send_raw("not an address", b"x").is_err());
+        assert_eq!(outbox(&box_).len(), 1);
+        // A folder that is a file: an error naming it.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let e = mailer(&file, None)
+            .send_raw("ana@example.co", b"x")
+            .unwrap_err();
+        assert!(e.text.contains("a-file"), "{}", e.text);
+        assert!(!e.credentials && !e.permanent);
+    }
+
+    /// An SMTP server that speaks from a script, on as many connections as
+    /// it is given: its greeting, then for each command the reply of the
+    /// first entry whose prefix the command has (upper-cased), else what a
+    /// willing server says (`354` to `DATA`, `250` to the rest).
+    /// Returns its port. The library's tests use it for the replies a real
+    /// server gives only on a bad day; `tests/cli/smtp.rs` has a real one.
+    pub(super) fn scripted_smtp(script: &'static [(&'static str, &'static str)]) -> u16 {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let session = move |stream: std::net::TcpStream| -> std::io::Result<()> {
+            let mut w = stream.try_clone()?;
+            let mut r = BufReader::new(stream);
+            w.write_all(b"220 test ESMTP\r\n")?;
+            let mut in_data = false;
+            let mut line = String::new();
+            while r.read_line(&mut line)? > 0 {
+                let cmd = std::mem::take(&mut line);
+                if in_data {
+                    if cmd == ".\r\n" {
+                        in_data = false;
+                        w.write_all(b"250 queued\r\n")?;
+                    }
+                    continue;
+                }
+                let upper = cmd.to_ascii_uppercase();
+                let usual = match upper.get(..4) {
+                    Some("DATA") => "354 go ahead\r\n",
+                    Some("QUIT") => "221 bye\r\n",
+                    _ => "250 ok\r\n",
+                };
+                let reply = script
+                    .iter()
+                    .find(|(p, _)| upper.starts_with(p))
+                    .map_or(usual, |(_, r)| r);
+                in_data = upper.starts_with("DATA") && reply.starts_with("354");
+                w.write_all(reply.as_bytes())?;
+                if upper.starts_with("QUIT") {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || session(stream));
+            }
+        });
+        port
+    }
+
+    /// Plain SMTP to the scripted server on `port` (loopback), with or
+    /// without credentials.
+    pub(super) fn smtp_to(port: u16, login: bool) -> Transport {
+        let auth = if login { "ana:pw@" } else { "" };
+        let config = SmtpConfig::parse(&format!("smtp://{auth}127.0.0.1:{port}")).unwrap();
+        Transport::Smtp(Box::new(
+            config.transport(Duration::from_secs(10), None).unwrap(),
+        ))
+    }
+
+    fn smtp_send(port: u16, login: bool) -> std::result::Result<(), SendError> {
+        let m = Mailer {
+            transport: smtp_to(port, login),
+            from: parse_from(DEFAULT_FROM).unwrap(),
+            footer: None,
+        };
+        m.send_raw("ana@example.co", b"Subject: x\r\n\r\nhola\r\n")
+    }
+
+    #[test]
+    fn smtp_refusals_are_told_apart() {
+        const EHLO_AUTH: (&str, &str) = ("EHLO", "250-test\r\n250 AUTH PLAIN LOGIN\r\n");
+        // Accepted.
+        let port = scripted_smtp(&[EHLO_AUTH]);
+        smtp_send(port, true).unwrap();
+        // Our credentials refused: a configuration problem.
+        let port = scripted_smtp(&[EHLO_AUTH, ("AUTH", "535 5.7.8 bad credentials\r\n")]);
+        let e = smtp_send(port, true).unwrap_err();
+        assert!(e.credentials && e.permanent, "{e:?}");
+        assert!(e.text.contains("bad credentials"), "{}", e.text);
+        // Credentials, and a server that offers no way to use them.
+        let port = scripted_smtp(&[("EHLO", "250 test\r\n")]);
+        let e = smtp_send(port, true).unwrap_err();
+        assert!(e.credentials, "{e:?}");
+        // This recipient refused for good: the next message may still go.
+        let port = scripted_smtp(&[("RCPT", "550 5.1.1 no such user\r\n")]);
+        let e = smtp_send(port, false).unwrap_err();
+        assert!(e.permanent && !e.credentials, "{e:?}");
+        // Try later.
+        let port = scripted_smtp(&[("MAIL", "451 4.3.0 try later\r\n")]);
+        let e = smtp_send(port, false).unwrap_err();
+        assert!(!e.permanent && !e.credentials, "{e:?}");
+        // A reply that would move the cursor is shown made visible, on one line.
+        let port = scripted_smtp(&[("MAIL", "451 \x1b[2Jgone\r\n")]);
+        let e = smtp_send(port, false).unwrap_err();
+        assert!(
+            !e.text.contains('\x1b') && !e.text.contains('\n'),
+            "{}",
+            e.text
+        );
+        assert!(e.text.contains("gone"), "{}", e.text);
+        // Nobody listening: temporary, and not about credentials.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = smtp_send(port, true).unwrap_err();
+        assert!(!e.permanent && !e.credentials, "{e:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_outbox_folder_must_be_ours_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Missing: made, with its parents, 0700.
+        let made = dir.path().join("a/b");
+        ensure_private_dir(&made).unwrap();
+        assert_eq!(mode(&made), 0o700);
+        // Ours and open to others: tightened.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o750)).unwrap();
+        ensure_private_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
+        // Ours and private already: left as it is (0700 with the owner's
+        // bits only; 0500 stays 0500).
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        ensure_private_dir(&ro).unwrap();
+        assert_eq!(mode(&ro), 0o500);
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A symlink (even to a good folder) and a file: refused.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&made, &link).unwrap();
+        let e = ensure_private_dir(&link).unwrap_err();
+        assert_eq!(e.to_string(), crate::i18n::t(M::OutboxSymlink));
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let e = ensure_private_dir(&file).unwrap_err();
+        assert_eq!(e.to_string(), crate::i18n::t(M::OutboxNotDir));
+        // A path through a file: the system's error, nothing made.
+        assert!(ensure_private_dir(&file.join("sub")).is_err());
+    }
+
+    #[test]
+    fn a_from_line_is_one_mailbox() {
+        assert_eq!(
+            parse_from("Soporte <soporte@example.co>")
+                .unwrap()
+                .email
+                .to_string(),
+            "soporte@example.co"
+        );
+        for bad in [
+            "a@example.co\r\nBcc: b@example.co",
+            "a@example.co\nX: y",
+            "a@example.co, b@example.co",
+            "a@example.co; b@example.co",
+            "not a mailbox",
+        ] {
+            assert!(matches!(parse_from(bad), Err(Error::Config(_))), "{bad:?}");
+        }
+    }
 }

@@ -384,8 +384,9 @@ fn fresh_codes(app: &App, wants: &[bool]) -> Result<Vec<Option<Fresh>>> {
 /// The queue at the library level, with the outbox as transport: a path
 /// that is a file, not a folder, makes every delivery fail (temporarily,
 /// as a server that is down would), and a real folder makes it succeed.
-/// The SMTP-specific outcomes (a permanent refusal, bad credentials) are
-/// the CLI tests', against a real SMTP server.
+/// The SMTP-specific outcomes (a permanent refusal, bad credentials) come
+/// from a scripted server (`mail::tests::scripted_smtp`); the CLI tests
+/// run the queue against a real one.
 #[cfg(test)]
 mod tests {
     use super::{MAX_ATTEMPTS, RetryReport, retry};
@@ -393,6 +394,7 @@ mod tests {
     use crate::domain::account::AccountType;
     use crate::domain::email::Email;
     use crate::mail::Transport;
+    use crate::mail::tests::{scripted_smtp, smtp_to};
     use crate::ops::kit::{audit, cliente, last_code, mails, nit, quick_app};
     use crate::ops::reset::{ConfirmOutcome, confirm, request};
     use crate::store::MailState;
@@ -520,6 +522,66 @@ mod tests {
         let (r, stopped) = retry(&mut app).unwrap();
         assert_eq!(r, report(0, 0, 1, 2));
         assert!(stopped.is_some_and(|s| s.error.text.contains("not-a-folder")));
+        let attempts: Vec<i64> = queued(&mut app)
+            .into_iter()
+            .map(|id| state(&mut app, id).1)
+            .collect();
+        assert_eq!(attempts, [2, 1, 1], "only the first was tried again");
+    }
+
+    /// Three queued messages, for ana, eva and luis (the server was down
+    /// when they were asked for), then `transport` as the server.
+    fn three_queued_then(transport: Transport) -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let people = [
+            ("900102030", "ana@example.co"),
+            ("830015428", "eva@example.co"),
+            ("800003122", "luis@example.co"),
+        ];
+        for (n, e) in people {
+            cliente(&mut app, n, e, None);
+        }
+        server_down(&mut app, &dir);
+        for (n, e) in people {
+            ask(&mut app, n, e);
+        }
+        app.mailer.transport = transport;
+        (dir, app)
+    }
+
+    /// A recipient the server refuses for good fails that message only:
+    /// the others go, and the run goes on past it.
+    #[test]
+    fn a_permanent_refusal_fails_that_message_and_the_run_goes_on() {
+        let port = scripted_smtp(&[("RCPT TO:<EVA@", "550 5.1.1 no such user\r\n")]);
+        let (_dir, mut app) = three_queued_then(smtp_to(port, false));
+        let first = queued(&mut app);
+        let (r, stopped) = retry(&mut app).unwrap();
+        assert_eq!(r, report(2, 0, 1, 0));
+        assert!(stopped.is_none());
+        assert_eq!(queued(&mut app), [first[1]], "eva's stays queued");
+        assert_eq!(state(&mut app, first[1]), (MailState::Queued, 2));
+        assert_eq!(state(&mut app, first[0]).0, MailState::Sent);
+        assert_eq!(state(&mut app, first[2]).0, MailState::Sent);
+    }
+
+    /// Credentials the server refuses would fail every message alike: the
+    /// run stops at the first, the rest not tried.
+    #[test]
+    fn refused_credentials_stop_the_run() {
+        let port = scripted_smtp(&[
+            ("EHLO", "250-test\r\n250 AUTH PLAIN LOGIN\r\n"),
+            ("AUTH", "535 5.7.8 bad credentials\r\n"),
+        ]);
+        let (_dir, mut app) = three_queued_then(smtp_to(port, true));
+        let (r, stopped) = retry(&mut app).unwrap();
+        assert_eq!(r, report(0, 0, 1, 2));
+        let error = stopped.unwrap().error;
+        assert!(
+            error.credentials && error.text.contains("bad credentials"),
+            "{error:?}"
+        );
         let attempts: Vec<i64> = queued(&mut app)
             .into_iter()
             .map(|id| state(&mut app, id).1)
