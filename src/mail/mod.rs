@@ -1014,6 +1014,44 @@ mod tests {
         assert!(ensure_private_dir(&file.join("sub")).is_err());
     }
 
+    /// A folder someone else owns is used as it is, unless others can
+    /// write into it. As root, the folders are given to `nobody`; as
+    /// anyone else, `/usr` (root's, 0755) and `/tmp` (root's, 1777) are
+    /// someone else's already (and are never changed: the refusal or the
+    /// acceptance comes before any change).
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_of_someone_else_is_used_only_if_others_cannot_write_it() {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = |name: &str, mode: u32| -> std::path::PathBuf {
+            if !root {
+                return PathBuf::from(if mode & 0o022 == 0 { "/usr" } else { "/tmp" });
+            }
+            let p = dir.path().join(name);
+            std::fs::create_dir(&p).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid C string naming the folder just made.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            p
+        };
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let theirs = foreign("theirs", 0o755);
+        let before = mode(&theirs);
+        ensure_private_dir(&theirs).unwrap();
+        assert_eq!(mode(&theirs), before, "not ours to change");
+        for (name, m) in [("group-writable", 0o775), ("world-writable", 0o757)] {
+            let open = foreign(name, m);
+            let before = mode(&open);
+            let e = ensure_private_dir(&open).unwrap_err();
+            assert!(e.to_string().contains(&format!("{:o}", before & 0o777)), "{e}");
+            assert_eq!(mode(&open), before);
+        }
+    }
+
     #[test]
     fn a_from_line_is_one_mailbox() {
         assert_eq!(
