@@ -1047,7 +1047,10 @@ mod tests {
             let open = foreign(name, m);
             let before = mode(&open);
             let e = ensure_private_dir(&open).unwrap_err();
-            assert!(e.to_string().contains(&format!("{:o}", before & 0o777)), "{e}");
+            assert!(
+                e.to_string().contains(&format!("{:o}", before & 0o777)),
+                "{e}"
+            );
             assert_eq!(mode(&open), before);
         }
     }
