@@ -93,6 +93,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_system_clock_reads_the_system_time_in_seconds() {
+        let secs = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        let (before, ours, after) = (secs(), SystemClock.now(), secs());
+        assert!((before..=after).contains(&ours), "{before} {ours} {after}");
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(1_000);
+        assert_eq!(c.now(), 1_000);
+        c.advance(61);
+        assert_eq!(c.now(), 1_061);
+        c.set(5);
+        let shared = std::sync::Arc::new(c);
+        assert_eq!(Clock::now(&shared), 5);
+    }
+
+    #[test]
     fn colombia_is_utc_minus_5_all_year() {
         // 2023-02-24 18:46:38 UTC is the manual's 13:46:38 in Bogotá.
         let ts = Utc

@@ -308,3 +308,113 @@ impl From<crate::domain::hash::HashError> for Error {
         Error::Internal(anyhow::anyhow!(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Lang;
+    use crate::store::Error as S;
+
+    /// Each error's `--json` kind and exit code, as SPEC.md's table has
+    /// them; a store error a callback stopped on keeps its own.
+    #[test]
+    fn each_error_has_its_kind_and_exit_code() {
+        let s = String::new;
+        let cases: Vec<(Error, &str, u8)> = vec![
+            (Error::Refused(s()), "refused", exit::REFUSED),
+            (Error::Usage(s()), "usage", exit::USAGE),
+            (Error::Data(s()), "bad_data", exit::DATA),
+            (Error::Rows(s(), Vec::new()), "bad_data", exit::DATA),
+            (
+                Error::MailUnavailable(s()),
+                "mail_unavailable",
+                exit::UNAVAILABLE,
+            ),
+            (Error::Config(s()), "config", exit::CONFIG),
+            (Error::Interrupted(s()), "interrupted", exit::INTERRUPTED),
+            (Error::Store(S::Busy(s())), "busy", exit::BUSY),
+            (Error::Store(S::Conflict(s())), "busy", exit::BUSY),
+            (
+                Error::Store(S::Unavailable(s())),
+                "database_unavailable",
+                exit::UNAVAILABLE,
+            ),
+            (Error::Store(S::Auth(s())), "config", exit::CONFIG),
+            (Error::Store(S::Config(s())), "config", exit::CONFIG),
+            (Error::Store(S::NewerSchema(s())), "database", exit::DB),
+            (Error::Store(S::Corrupt(s())), "database", exit::DB),
+            (Error::Store(S::Other(s())), "database", exit::DB),
+            (
+                Error::Store(S::Stopped(Box::new(Error::Usage(s())))),
+                "usage",
+                exit::USAGE,
+            ),
+            (Error::Io(std::io::Error::other("x")), "io", exit::DB),
+            (
+                Error::Internal(anyhow::anyhow!("x")),
+                "internal",
+                exit::SOFTWARE,
+            ),
+        ];
+        for (e, kind, code) in cases {
+            assert_eq!((e.kind(), e.exit_code()), (kind, code), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_exit_code_table_is_listed_whole_in_help_and_readme() {
+        for lang in [Lang::Es, Lang::En] {
+            let line = exit_codes_line(lang);
+            assert!(line.starts_with(M::ExitCodesTitle.text(lang)), "{line}");
+            for (c, short, _) in EXIT_CODES {
+                assert!(
+                    line.contains(&format!("{c} {}", short.text(lang))),
+                    "{line}"
+                );
+            }
+            assert_eq!(line.matches(" · ").count(), EXIT_CODES.len() - 1);
+        }
+        let md = exit_codes_markdown();
+        let rows: Vec<&str> = md.lines().collect();
+        assert_eq!(rows[..2], ["| code | meaning |", "|---|---|"]);
+        assert_eq!(rows.len(), 2 + EXIT_CODES.len());
+        for ((c, _, long), row) in EXIT_CODES.iter().zip(&rows[2..]) {
+            assert_eq!(*row, format!("| {c} | {} |", long.text(Lang::En)));
+        }
+    }
+
+    /// Every refusal of a password says why, and what it was built from.
+    #[test]
+    fn each_policy_refusal_says_why() {
+        use crate::domain::password::Context as C;
+        let contexts = [
+            C::Product,
+            C::Identifier,
+            C::Nit,
+            C::Email,
+            C::Username,
+            C::Name,
+        ];
+        let labels: Vec<&str> = contexts.iter().map(|c| context_label(*c)).collect();
+        assert_eq!(labels[2], t(M::CtxNit));
+        let mut distinct = labels.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), contexts.len(), "{labels:?}");
+        for (c, label) in contexts.iter().zip(&labels) {
+            let m = policy_message(&PolicyError::BuiltFrom(*c));
+            assert_eq!(m, tf(M::PwBuiltFrom, &[("what", label)]));
+        }
+        let short = policy_message(&PolicyError::TooShort { min: 15, got: 9 });
+        assert!(short.contains("15") && short.contains('9'), "{short}");
+        for (e, m) in [
+            (PolicyError::Empty, M::PwEmpty),
+            (PolicyError::TooLong, M::PwTooLong),
+            (PolicyError::Guessable, M::PwGuessable),
+            (PolicyError::Mismatch, M::PwMismatch),
+        ] {
+            assert_eq!(policy_message(&e), t(m));
+            assert!(matches!(Error::from(e), Error::Data(d) if d == t(m)));
+        }
+    }
+}

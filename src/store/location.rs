@@ -395,6 +395,34 @@ mod tests {
         assert_eq!(t.password.as_deref(), Some("x"));
     }
 
+    /// What messages and `db status` print: the file's path, or the
+    /// server without its password (`Debug` too); the default outbox goes
+    /// beside a file, never beside a server.
+    #[test]
+    fn a_location_is_shown_without_secrets_and_has_a_folder_only_as_a_file() {
+        let file = Location::parse(OsStr::new("/srv/recupera/datos.db"), false, None).unwrap();
+        assert_eq!(file.shown(), "/srv/recupera/datos.db");
+        assert_eq!(file.folder(), Some(Path::new("/srv/recupera")));
+        let t = parse("postgresql://ana:s3cr3t@db.example.co:5433/r").unwrap();
+        assert_eq!(t.shown(), "postgresql://ana@db.example.co:5433/r");
+        assert_eq!(format!("{t:?}"), t.shown());
+        assert_eq!(t.server(), "db.example.co:5433");
+        let server = Location::Postgres(Box::new(t));
+        assert_eq!(server.shown(), "postgresql://ana@db.example.co:5433/r");
+        assert_eq!(server.folder(), None);
+        let socket = parse("postgresql:///r?host=/run/pg&user=u").unwrap();
+        assert_eq!(socket.shown(), "postgresql://u@/r?host=/run/pg");
+    }
+
+    /// The process's environment, an empty variable counting as unset
+    /// (as libpq counts it). `PATH` is set wherever the tests run.
+    #[test]
+    fn the_system_environment_is_read_as_is() {
+        let path = SystemEnv.var("PATH").unwrap();
+        assert_eq!(Some(path), std::env::var("PATH").ok());
+        assert_eq!(SystemEnv.var("RECUPERA_SURELY_UNSET_VARIABLE"), None);
+    }
+
     #[test]
     fn libpq_defaults_from_the_environment() {
         let t = PgTarget::parse(
