@@ -374,3 +374,242 @@ impl App {
         self.code_ttl_secs / 3600
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The configuration of `recupera ARGS db status`, SMTP off unless
+    /// `ARGS` turns it on (so a developer's `RECUPERA_SMTP_URL` does not
+    /// change what is checked).
+    fn config(args: &[&str], on_argv: OnArgv) -> Result<Config> {
+        let mut line = vec!["recupera"];
+        if !args.iter().any(|a| a.starts_with("--smtp-url")) {
+            line.push("--smtp-url=");
+        }
+        line.extend_from_slice(args);
+        line.extend(["db", "status"]);
+        let cli = crate::cli::Cli::try_parse_from(line).unwrap();
+        Config::from_cli(&cli.global, &on_argv)
+    }
+
+    fn config_error(args: &[&str], on_argv: OnArgv) -> String {
+        match config(args, on_argv) {
+            Err(Error::Config(m) | Error::Store(crate::store::Error::Config(m))) => m,
+            Err(e) => panic!("{args:?}: {e:?}"),
+            Ok(_) => panic!("{args:?}: accepted"),
+        }
+    }
+
+    #[test]
+    fn a_pepper_holds_16_bytes_to_1_mib() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |n: usize| {
+            let p = dir.path().join(format!("pepper-{n}"));
+            std::fs::write(&p, vec![7u8; n]).unwrap();
+            p
+        };
+        for n in [16, 1024 * 1024] {
+            assert_eq!(read_pepper(&file(n)).unwrap().len(), n);
+        }
+        for n in [0, 15, 1024 * 1024 + 1] {
+            let p = file(n);
+            match read_pepper(&p) {
+                Err(Error::Config(m)) => assert!(m.contains(&p.display().to_string()), "{m}"),
+                other => panic!("{n} bytes: {other:?}"),
+            }
+        }
+        let missing = dir.path().join("missing");
+        match read_pepper(&missing) {
+            Err(Error::Config(m)) => assert!(m.contains("missing"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_numeric_setting_is_a_number_in_its_range() {
+        let n = |raw: &str| setting("RECUPERA_X", raw, 1..=24, M::ConfigNumber);
+        assert_eq!(n("1").unwrap(), 1);
+        assert_eq!(n(" 24 ").unwrap(), 24);
+        assert_eq!(n("1_2").unwrap(), 12);
+        for bad in ["0", "25", "-1", "doce", ""] {
+            match n(bad) {
+                Err(Error::Config(m)) => {
+                    let want = tf(
+                        M::ConfigNumber,
+                        &[
+                            ("name", &"RECUPERA_X"),
+                            ("value", &crate::i18n::quote(bad)),
+                            ("min", &1),
+                            ("max", &24),
+                        ],
+                    );
+                    assert_eq!(m, want);
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        // A setting with a sentence of its own says it instead.
+        match setting::<i64>("RECUPERA_CODE_TTL_HOURS", "25", 1..=24, M::ConfigTtl) {
+            Err(Error::Config(m)) => assert_eq!(m, t(M::ConfigTtl)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_policy_settings_are_bounded() {
+        let none = OnArgv::default();
+        let c = config(
+            &["--code-ttl-hours", "24", "--min-password-length", "8"],
+            none,
+        )
+        .unwrap();
+        assert_eq!(c.code_ttl_secs, 24 * 3600);
+        assert_eq!(c.policy.min_len, 8);
+        assert_eq!(config(&[], none).unwrap().code_ttl_secs, 12 * 3600);
+        assert_eq!(
+            config_error(&["--code-ttl-hours", "25"], none),
+            t(M::ConfigTtl)
+        );
+        assert_eq!(
+            config_error(&["--min-password-length", "7"], none),
+            t(M::ConfigMinLen)
+        );
+        for (flag, max) in [
+            ("--request-min-ms", "10001"),
+            ("--busy-timeout-ms", "3600001"),
+            ("--smtp-timeout", "301"),
+        ] {
+            let m = config_error(&[flag, max], none);
+            assert!(m.contains(max), "{m}");
+        }
+        let c = config(&["--request-min-ms", "250", "--busy-timeout-ms", "0"], none).unwrap();
+        assert_eq!(c.request_min, Duration::from_millis(250));
+        assert_eq!(c.busy_timeout, Duration::ZERO);
+    }
+
+    /// Without SMTP the mail goes to an outbox: `--outbox`, else beside
+    /// the SQLite file; nothing runs in the background.
+    #[test]
+    fn the_outbox_is_beside_the_database_unless_named() {
+        let none = OnArgv::default();
+        let c = config(&["--db", "/srv/recupera/datos.db"], none).unwrap();
+        assert!(
+            matches!(&c.mailer.transport, Transport::Outbox(p) if p == Path::new("/srv/recupera/outbox"))
+        );
+        assert!(c.background.is_none());
+        let c = config(
+            &["--db", "/srv/recupera/datos.db", "--outbox", "/var/mail/x"],
+            none,
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.mailer.transport, Transport::Outbox(p) if p == Path::new("/var/mail/x"))
+        );
+    }
+
+    /// A password typed on the command line is refused, for the database
+    /// and for SMTP, without repeating it; from the environment it is
+    /// taken.
+    #[test]
+    fn a_password_on_the_command_line_is_refused() {
+        let url = "postgresql://ana:s3cr3t@db.example.co/r";
+        let argv = OnArgv {
+            db: true,
+            smtp_url: true,
+            ..OnArgv::default()
+        };
+        let m = config_error(&["--db", url], argv);
+        assert!(!m.contains("s3cr3t"), "{m}");
+        assert!(config(&["--db", url], OnArgv::default()).is_ok());
+        let smtp = "--smtp-url=smtps://ana:s3cr3t@mail.example.co";
+        assert_eq!(config_error(&[smtp], argv), t(M::ConfigSmtpArgv));
+        let c = config(&[smtp], OnArgv::default()).unwrap();
+        assert!(matches!(c.mailer.transport, Transport::Smtp(_)));
+    }
+
+    /// With SMTP, a background delivery gets what it needs in its
+    /// environment (never its argv).
+    #[test]
+    fn a_background_delivery_gets_the_settings_it_needs() {
+        let c = config(
+            &[
+                "--db",
+                "/srv/recupera/datos.db",
+                "--smtp-url=smtps://mail.example.co",
+                "--smtp-timeout",
+                "30",
+                "--busy-timeout-ms",
+                "900",
+                "--mail-from",
+                "Soporte <soporte@example.co>",
+                "--agent",
+                "mesa-2",
+            ],
+            OnArgv::default(),
+        )
+        .unwrap();
+        let env = c.background.unwrap().env;
+        let get = |k: &str| {
+            env.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            get("RECUPERA_DB").as_deref(),
+            Some("/srv/recupera/datos.db")
+        );
+        assert_eq!(
+            get("RECUPERA_SMTP_URL").as_deref(),
+            Some("smtps://mail.example.co")
+        );
+        assert_eq!(get("RECUPERA_SMTP_TIMEOUT").as_deref(), Some("30"));
+        assert_eq!(get("RECUPERA_BUSY_TIMEOUT_MS").as_deref(), Some("900"));
+        assert_eq!(
+            get("RECUPERA_MAIL_FROM").as_deref(),
+            Some("Soporte <soporte@example.co>")
+        );
+        assert_eq!(get("RECUPERA_AGENT").as_deref(), Some("mesa-2"));
+        assert_eq!(get("RECUPERA_SMTP_CA_FILE"), None);
+        assert_eq!(get("PATH"), std::env::var("PATH").ok());
+    }
+
+    #[test]
+    fn the_footer_is_one_line_and_the_agent_is_shown_as_typed() {
+        let none = OnArgv::default();
+        let c = config(
+            &[
+                "--mail-footer",
+                "Soporte\r\nBogotá",
+                "--agent",
+                "ana\u{1b}[2J",
+            ],
+            none,
+        )
+        .unwrap();
+        assert_eq!(c.mailer.footer.as_deref(), Some("Soporte  Bogotá"));
+        assert!(
+            !c.agent.contains('\u{1b}') && c.agent.starts_with("ana"),
+            "{}",
+            c.agent
+        );
+        let c = config(&["--mail-footer", " \n "], none).unwrap();
+        assert_eq!(c.mailer.footer, None);
+        let long = "ñ".repeat(70);
+        assert_eq!(agent_name(Some(&long)), "ñ".repeat(64));
+        assert_eq!(agent_name(Some("mesa-2")), "mesa-2");
+    }
+
+    #[test]
+    fn the_code_lifetime_is_told_in_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, clock) = crate::ops::kit::quick_app(&dir);
+        assert_eq!(app.ttl_hours(), 12);
+        app.code_ttl_secs = 5 * 3600;
+        assert_eq!(app.ttl_hours(), 5);
+        assert_eq!(app.now(), clock.now());
+        clock.advance(90);
+        assert_eq!(app.now(), clock.now());
+    }
+}
