@@ -155,11 +155,17 @@ where
 /// `RECUPERA_LANG`: `es` or `en`; anything else falls back to the locale
 /// (Spanish unless it says English) instead of failing.
 pub fn lang_from_env() -> crate::i18n::Lang {
+    lang_named(std::env::var("RECUPERA_LANG").ok().as_deref())
+        .unwrap_or_else(crate::i18n::lang_from_locale_env)
+}
+
+/// `es` or `en` (spaces around allowed); anything else names no language.
+fn lang_named(v: Option<&str>) -> Option<crate::i18n::Lang> {
     use crate::i18n::Lang;
-    match std::env::var("RECUPERA_LANG").as_deref().map(str::trim) {
-        Ok("en") => Lang::En,
-        Ok("es") => Lang::Es,
-        _ => crate::i18n::lang_from_locale_env(),
+    match v.map(str::trim) {
+        Some("en") => Some(Lang::En),
+        Some("es") => Some(Lang::Es),
+        _ => None,
     }
 }
 
@@ -599,6 +605,16 @@ mod tests {
         let long = "ñ".repeat(70);
         assert_eq!(agent_name(Some(&long)), "ñ".repeat(64));
         assert_eq!(agent_name(Some("mesa-2")), "mesa-2");
+    }
+
+    #[test]
+    fn recupera_lang_names_spanish_or_english_or_nothing() {
+        use crate::i18n::Lang;
+        assert_eq!(lang_named(Some("en")), Some(Lang::En));
+        assert_eq!(lang_named(Some(" es ")), Some(Lang::Es));
+        for other in [None, Some(""), Some("EN"), Some("fr"), Some("es_CO")] {
+            assert_eq!(lang_named(other), None, "{other:?}");
+        }
     }
 
     #[test]
