@@ -219,3 +219,250 @@ pub fn confirm_refused(ident: &Ident, kind: Option<AccountType>) -> Error {
         t(M::ConfirmRefused).to_string()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::account::Disabled;
+    use crate::domain::email::Email;
+    use crate::domain::lang::Lang;
+    use crate::domain::limits::{ChannelState, LoginState, RequestLog};
+    use crate::domain::nit::Nit;
+
+    const NOW: i64 = 1_796_000_000;
+
+    /// A cliente with nothing happening to it, created a day ago.
+    fn account() -> Account {
+        Account {
+            id: 7,
+            kind: AccountType::Cliente,
+            nit: Nit::parse("900123456").unwrap(),
+            username: Some("ana\u{1b}[2J".into()),
+            email: Email::parse("ana@example.co").unwrap(),
+            name: None,
+            lang: Lang::En,
+            password_hash: None,
+            created_at: NOW - 86_400,
+            password_changed_at: None,
+            last_login_at: None,
+            login: LoginState::default(),
+            channel: ChannelState::default(),
+            request_log: RequestLog::parse(""),
+            live_code_id: None,
+            disabled: None,
+        }
+    }
+
+    fn disabled(a: &mut Account, reason: Option<&str>) {
+        a.disabled = Some(Disabled {
+            at: NOW - 60,
+            reason: reason.map(str::to_string),
+        });
+    }
+
+    #[test]
+    fn an_account_in_json_says_what_holds_now() {
+        let limits = Limits::default();
+        let mut a = account();
+        let j = account_json(&a, NOW, &limits);
+        assert_eq!(j["id"], 7);
+        assert_eq!(j["type"], "cliente");
+        assert_eq!(j["nit"], "900123456");
+        assert_eq!(j["nit_display"], a.nit.display());
+        assert_eq!(j["username"], "ana\u{1b}[2J", "JSON keeps it as it is");
+        assert_eq!(j["lang"], "en");
+        assert_eq!(
+            (j["has_password"].clone(), j["disabled"].clone()),
+            (json!(false), json!(false))
+        );
+        assert_eq!(j["recovery_enabled"], true);
+        assert_eq!(j["requests_last_24h"], 0);
+        assert!(j["next_request_at"].is_null() && j["login_locked_until"].is_null());
+        assert_eq!(j["created_at"], rfc3339(NOW - 86_400));
+        // A lock or a suspension that ends now is over.
+        a.login.locked_until = Some(NOW);
+        a.channel.suspended_until = Some(NOW);
+        let j = account_json(&a, NOW, &limits);
+        assert!(j["login_locked_until"].is_null() && j["recovery_suspended_until"].is_null());
+        assert_eq!(j["recovery_enabled"], true);
+        a.login.locked_until = Some(NOW + 1);
+        a.channel.suspended_until = Some(NOW + 2);
+        a.password_hash = Some("$argon2id$…".into());
+        a.request_log = RequestLog::parse(&(NOW - 30).to_string());
+        let j = account_json(&a, NOW, &limits);
+        assert_eq!(j["login_locked_until"], rfc3339(NOW + 1));
+        assert_eq!(j["recovery_suspended_until"], rfc3339(NOW + 2));
+        assert_eq!(j["recovery_enabled"], false);
+        assert_eq!(j["has_password"], true);
+        assert_eq!(j["requests_last_24h"], 1);
+        assert_eq!(j["next_request_at"], rfc3339(NOW + 30));
+        assert!(!j.to_string().contains("argon2"), "never the hash");
+        disabled(&mut a, Some("baja"));
+        a.channel.suspended_until = None;
+        let j = account_json(&a, NOW, &limits);
+        assert_eq!(
+            (j["disabled"].clone(), j["recovery_enabled"].clone()),
+            (json!(true), json!(false))
+        );
+        assert_eq!(j["disabled_at"], rfc3339(NOW - 60));
+        assert_eq!(j["disabled_reason"], "baja");
+    }
+
+    #[test]
+    fn an_outcome_names_an_account_by_id_type_and_nit() {
+        let a = account();
+        assert_eq!(
+            account_ref(&a),
+            json!({"id": 7, "type": "cliente", "nit": "900123456", "nit_display": a.nit.display()})
+        );
+    }
+
+    /// Disabled before locked before suspended before active; a lock or
+    /// suspension ending now is over.
+    #[test]
+    fn the_state_word_says_the_weightiest_state() {
+        let mut a = account();
+        assert_eq!(state_word(&a, NOW), t(M::StateActive));
+        a.channel.suspended_until = Some(NOW);
+        a.login.locked_until = Some(NOW);
+        assert_eq!(state_word(&a, NOW), t(M::StateActive));
+        a.channel.suspended_until = Some(NOW + 1);
+        assert_eq!(state_word(&a, NOW), t(M::StateSuspended));
+        a.login.locked_until = Some(NOW + 1);
+        assert_eq!(state_word(&a, NOW), t(M::StateLocked));
+        disabled(&mut a, None);
+        assert_eq!(state_word(&a, NOW), t(M::StateDisabled));
+    }
+
+    #[test]
+    fn a_list_row_is_made_visible() {
+        let mut a = account();
+        a.password_hash = Some("x".into());
+        let row = list_row(&a, NOW);
+        assert_eq!(row.len(), list_headers().len());
+        assert_eq!(row[0], type_label(AccountType::Cliente));
+        assert_eq!(row[1], a.nit.display());
+        assert_eq!(row[2], visible("ana\u{1b}[2J"));
+        assert!(!row[2].contains('\u{1b}'));
+        assert_eq!((row[3].as_str(), row[4].as_str()), ("ana@example.co", ""));
+        assert_eq!(
+            (row[5].as_str(), row[6].as_str()),
+            (t(M::Yes), t(M::StateActive))
+        );
+        a.password_hash = None;
+        assert_eq!(list_row(&a, NOW)[5], t(M::No));
+    }
+
+    #[test]
+    fn user_show_has_a_line_for_each_thing_an_agent_asks() {
+        let limits = Limits::default();
+        let mut a = account();
+        let rows = show_rows(&a, NOW, &limits, 2);
+        let get = |rows: &[(&str, String)], k: &str| {
+            rows.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get(&rows, t(M::ColUsername)).unwrap(),
+            visible("ana\u{1b}[2J")
+        );
+        assert_eq!(get(&rows, t(M::ColName)).unwrap(), "—");
+        assert_eq!(get(&rows, t(M::ColMailLang)).unwrap(), "en");
+        assert_eq!(get(&rows, t(M::ColDisabled)), None);
+        assert_eq!(get(&rows, t(M::ColPassword)).unwrap(), t(M::No));
+        assert_eq!(get(&rows, t(M::ColLockedUntil)).unwrap(), "—");
+        assert_eq!(
+            get(&rows, t(M::ColRecovery)).unwrap(),
+            t(M::RecoveryEnabled)
+        );
+        let used = tf(
+            M::RequestsUsed,
+            &[("used", &0), ("limit", &limits.requests_per_window)],
+        );
+        assert_eq!(get(&rows, t(M::ColRequests)).unwrap(), used);
+        assert_eq!(get(&rows, t(M::ColPendingCodes)).unwrap(), "2");
+        assert_eq!(get(&rows, t(M::ColLastLogin)).unwrap(), "—");
+        assert_eq!(
+            get(&rows, t(M::ColCreated)).unwrap(),
+            colombia(NOW - 86_400)
+        );
+
+        a.name = Some("Ana\u{202e}".into());
+        a.login.locked_until = Some(NOW + 600);
+        a.login.failures = 3;
+        a.channel.failures = 4;
+        a.channel.suspended_until = Some(NOW + 3600);
+        a.request_log = RequestLog::parse(&(NOW - 30).to_string());
+        a.last_login_at = Some(NOW - 5);
+        let rows = show_rows(&a, NOW, &limits, 0);
+        assert_eq!(get(&rows, t(M::ColName)).unwrap(), visible("Ana\u{202e}"));
+        assert_eq!(
+            get(&rows, t(M::ColLockedUntil)).unwrap(),
+            colombia(NOW + 600)
+        );
+        let until = tf(
+            M::RecoverySuspendedUntil,
+            &[("until", &colombia(NOW + 3600))],
+        );
+        assert_eq!(get(&rows, t(M::ColRecovery)).unwrap(), until);
+        let used = tf(
+            M::RequestsUsedUntil,
+            &[
+                ("used", &1),
+                ("limit", &limits.requests_per_window),
+                ("at", &colombia(NOW + 30)),
+            ],
+        );
+        assert_eq!(get(&rows, t(M::ColRequests)).unwrap(), used);
+        assert_eq!(get(&rows, t(M::ColFailedLogins)).unwrap(), "3");
+        assert_eq!(get(&rows, t(M::ColFailedConfirms)).unwrap(), "4");
+        assert_eq!(get(&rows, t(M::ColLastLogin)).unwrap(), colombia(NOW - 5));
+
+        a.channel.suspended_until = None;
+        disabled(&mut a, Some("baja\u{1b}"));
+        let rows = show_rows(&a, NOW, &limits, 0);
+        let line = format!("{} · {}", colombia(NOW - 60), visible("baja\u{1b}"));
+        assert_eq!(get(&rows, t(M::ColDisabled)).unwrap(), line);
+        assert_eq!(
+            get(&rows, t(M::ColRecovery)).unwrap(),
+            t(M::RecoveryDisabled)
+        );
+        disabled(&mut a, None);
+        let rows = show_rows(&a, NOW, &limits, 0);
+        assert_eq!(get(&rows, t(M::ColDisabled)).unwrap(), colombia(NOW - 60));
+    }
+
+    /// The hint to be precise depends only on what was typed.
+    #[test]
+    fn a_refusal_hints_only_from_what_was_typed() {
+        let nit = Ident::Nit(Nit::parse("900123456").unwrap());
+        let email = Ident::Email(Email::parse("ana@example.co").unwrap());
+        let user = Ident::Username("ana".into());
+        let refused = t(M::ConfirmRefused);
+        let hinted = format!("{refused} {}", t(M::HintIdentShared));
+        for (ident, kind, want) in [
+            (&email, None, &hinted),
+            (&email, Some(AccountType::Proveedor), &hinted),
+            (&nit, None, &hinted),
+            (&nit, Some(AccountType::Cliente), &refused.to_string()),
+            (&user, None, &refused.to_string()),
+        ] {
+            assert!(
+                matches!(confirm_refused(ident, kind), Error::Refused(m) if &m == want),
+                "{ident:?} {kind:?}"
+            );
+        }
+        let ui = Ui::new(false);
+        let login = |ident| match login_outcome(&ui, LoginOutcome::Refused, ident) {
+            Err(Error::Refused(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            login(&email),
+            format!("{} {}", t(M::LoginRefused), t(M::HintEmailShared))
+        );
+        assert_eq!(login(&nit), t(M::LoginRefused));
+        assert_eq!(login(&user), t(M::LoginRefused));
+    }
+}
