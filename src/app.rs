@@ -68,13 +68,22 @@ pub struct Config {
 
 /// `$XDG_DATA_HOME/recupera/recupera.db`, else `~/.local/share/recupera/recupera.db`.
 pub fn default_db_path() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+    db_path_under(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+/// [`default_db_path`] from the two variables' values: a relative or empty
+/// `XDG_DATA_HOME` is ignored (as the XDG specification says).
+fn db_path_under(
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<PathBuf> {
+    if let Some(d) = xdg_data_home.filter(|d| !d.is_empty()) {
         let d = PathBuf::from(d);
         if d.is_absolute() {
             return Ok(d.join("recupera").join("recupera.db"));
         }
     }
-    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+    match home.filter(|h| !h.is_empty()) {
         Some(h) => Ok(PathBuf::from(h)
             .join(".local")
             .join("share")
@@ -615,6 +624,48 @@ mod tests {
         for other in [None, Some(""), Some("EN"), Some("fr"), Some("es_CO")] {
             assert_eq!(lang_named(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_default_database_is_in_the_users_data_folder() {
+        let p = |xdg: Option<&str>, home: Option<&str>| {
+            db_path_under(xdg.map(Into::into), home.map(Into::into))
+        };
+        let data = PathBuf::from("/home/ana/.local/share/recupera/recupera.db");
+        assert_eq!(p(None, Some("/home/ana")).unwrap(), data);
+        assert_eq!(
+            p(Some("/datos"), Some("/home/ana")).unwrap(),
+            PathBuf::from("/datos/recupera/recupera.db")
+        );
+        // A relative or empty XDG_DATA_HOME is ignored.
+        assert_eq!(p(Some("datos"), Some("/home/ana")).unwrap(), data);
+        assert_eq!(p(Some(""), Some("/home/ana")).unwrap(), data);
+        for home in [None, Some("")] {
+            match p(None, home) {
+                Err(Error::Config(m)) => assert_eq!(m, t(M::ConfigNoHome)),
+                other => panic!("{home:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// A background delivery's settings may hold the SMTP password (from
+    /// the environment): `Debug` names them and shows no value.
+    #[test]
+    fn a_background_delivery_is_debugged_by_names_only() {
+        let b = Background {
+            env: vec![
+                (
+                    "RECUPERA_SMTP_URL",
+                    "smtps://ana:s3cr3t@mail.example.co".into(),
+                ),
+                ("PGPASSWORD", "pg-s3cr3t".into()),
+            ],
+        };
+        let shown = format!("{b:?}");
+        assert_eq!(
+            shown,
+            r#"Background { env: ["RECUPERA_SMTP_URL", "PGPASSWORD"] }"#
+        );
     }
 
     #[test]
