@@ -668,6 +668,17 @@ mod tests {
         );
     }
 
+    /// Without `--db`, the background delivery is told the file this
+    /// process chose; a server is named without its password.
+    #[test]
+    fn a_background_delivery_is_told_which_database() {
+        let file = Location::Sqlite(PathBuf::from("/srv/recupera/datos.db"));
+        assert_eq!(db_path_os(&file), "/srv/recupera/datos.db");
+        let url = "postgresql://ana:s3cr3t@db.example.co/r";
+        let server = Location::parse(std::ffi::OsStr::new(url), false, None).unwrap();
+        assert_eq!(db_path_os(&server), "postgresql://ana@db.example.co:5432/r");
+    }
+
     #[test]
     fn the_code_lifetime_is_told_in_hours() {
         let dir = tempfile::tempdir().unwrap();
