@@ -339,7 +339,18 @@ mod tests {
         let mut a = account();
         a.password_hash = Some("x".into());
         let row = list_row(&a, NOW);
-        assert_eq!(row.len(), list_headers().len());
+        // Each cell under its own header.
+        let headers = [
+            t(M::ColType),
+            "NIT",
+            t(M::ColUsername),
+            t(M::ColEmail),
+            t(M::ColName),
+            t(M::ColPassword),
+            t(M::ColState),
+        ];
+        assert_eq!(list_headers(), headers);
+        assert_eq!(row.len(), headers.len());
         assert_eq!(row[0], type_label(AccountType::Cliente));
         assert_eq!(row[1], a.nit.display());
         assert_eq!(row[2], visible("ana\u{1b}[2J"));
