@@ -399,6 +399,16 @@ mod tests {
             colombia(NOW - 86_400)
         );
 
+        // A lock or a suspension that ends now is over.
+        a.login.locked_until = Some(NOW);
+        a.channel.suspended_until = Some(NOW);
+        let rows = show_rows(&a, NOW, &limits, 0);
+        assert_eq!(get(&rows, t(M::ColLockedUntil)).unwrap(), "—");
+        assert_eq!(
+            get(&rows, t(M::ColRecovery)).unwrap(),
+            t(M::RecoveryEnabled)
+        );
+
         a.name = Some("Ana\u{202e}".into());
         a.login.locked_until = Some(NOW + 600);
         a.login.failures = 3;
