@@ -91,3 +91,87 @@ pub fn message(e: &clap::Error, lang: Lang) -> Option<String> {
     msg.push_str(M::UsageMoreHelp.text(lang));
     Some(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    /// What recupera says of `line`, in English; `None`: clap's own text.
+    fn said(line: &[&str]) -> Option<String> {
+        let e = crate::cli::command(Lang::En)
+            .try_get_matches_from(line)
+            .unwrap_err();
+        message(&e, Lang::En)
+    }
+
+    const MORE: &str = "\nFor more information, try: recupera --help";
+
+    #[test]
+    fn each_usage_error_is_told_in_our_words() {
+        let cases: &[(&[&str], String)] = &[
+            (
+                &["recupera", "user", "list", "--frobnicate"],
+                "Unknown option: --frobnicate.".into(),
+            ),
+            (
+                &["recupera", "usr"],
+                "Unknown command: usr. Did you mean «user»?".into(),
+            ),
+            (
+                &["recupera", "--lang", "fr", "user", "list"],
+                "Invalid value «fr» for --lang <LANG>; possible values: es, en.".into(),
+            ),
+            (
+                &["recupera", "user", "list", "--lang"],
+                "--lang <LANG> needs a value.".into(),
+            ),
+            (
+                &["recupera", "audit", "--limit", "diez"],
+                "Invalid value for --limit <N>: «diez».".into(),
+            ),
+            (
+                &["recupera", "--agent", "a", "--agent", "b", "user", "list"],
+                "--agent <NAME> cannot be used with --agent <NAME>.".into(),
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(said(line), Some(format!("{want}{MORE}")), "{line:?}");
+        }
+        let missing = said(&["recupera", "mail", "deliver"]).unwrap();
+        assert!(missing.starts_with("Missing --id <ID>"), "{missing}");
+        assert!(missing.ends_with(MORE), "{missing}");
+        // Help and version are clap's.
+        assert_eq!(said(&["recupera", "--help"]), None);
+        assert_eq!(said(&["recupera", "--version"]), None);
+    }
+
+    #[test]
+    fn a_suggested_option_is_offered() {
+        let m = said(&["recupera", "user", "list", "--jsn"]).unwrap();
+        assert!(
+            m.starts_with("Unknown option: --jsn. Did you mean «--json»?"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn the_language_before_parsing_comes_from_a_typed_lang() {
+        let lang = |args: &[&str]| early_lang(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(lang(&["recupera", "--lang", "en", "user"]), Lang::En);
+        assert_eq!(lang(&["recupera", "user", "--lang=es"]), Lang::Es);
+        // A value that names no language is passed over; a later one counts.
+        assert_eq!(lang(&["recupera", "--lang", "fr", "--lang=en"]), Lang::En);
+        assert_eq!(lang(&["recupera", "--lang=de", "--lang", "es"]), Lang::Es);
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            let args = vec![
+                OsString::from("recupera"),
+                OsString::from_vec(vec![0xff]),
+                OsString::from("--lang=en"),
+            ];
+            assert_eq!(early_lang(&args), Lang::En);
+        }
+    }
+}
