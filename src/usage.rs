@@ -141,6 +141,22 @@ mod tests {
         let missing = said(&["recupera", "mail", "deliver"]).unwrap();
         assert!(missing.starts_with("Missing --id <ID>"), "{missing}");
         assert!(missing.ends_with(MORE), "{missing}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            let line = [
+                OsString::from("recupera"),
+                OsString::from("--agent"),
+                OsString::from_vec(vec![b'a', 0xff]),
+                OsString::from("user"),
+                OsString::from("list"),
+            ];
+            let e = crate::cli::command(Lang::En)
+                .try_get_matches_from(line)
+                .unwrap_err();
+            let want = format!("{}{MORE}", M::UsageUtf8.text(Lang::En));
+            assert_eq!(message(&e, Lang::En), Some(want));
+        }
         // Help and version are clap's.
         assert_eq!(said(&["recupera", "--help"]), None);
         assert_eq!(said(&["recupera", "--version"]), None);
@@ -163,6 +179,8 @@ mod tests {
         // A value that names no language is passed over; a later one counts.
         assert_eq!(lang(&["recupera", "--lang", "fr", "--lang=en"]), Lang::En);
         assert_eq!(lang(&["recupera", "--lang=de", "--lang", "es"]), Lang::Es);
+        // The first that names one wins.
+        assert_eq!(lang(&["recupera", "--lang=es", "--lang", "en"]), Lang::Es);
         #[cfg(unix)]
         {
             use std::os::unix::ffi::OsStringExt;
