@@ -639,28 +639,10 @@ mod tests {
     /// Recipient, subject, plain text and HTML of a message, decoded (line
     /// ends as `\n`).
     fn read(bytes: &[u8]) -> (String, String, String, String) {
-        let msg = mail_parser::MessageParser::default().parse(bytes).unwrap();
-        let to = msg
-            .to()
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-            .unwrap_or_default()
-            .to_string();
-        let body = |html: bool| {
-            let mut parts = if html {
-                msg.html_bodies().collect::<Vec<_>>()
-            } else {
-                msg.text_bodies().collect::<Vec<_>>()
-            };
-            match parts.pop().map(|p| &p.body) {
-                Some(mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t)) => {
-                    t.replace("\r\n", "\n")
-                }
-                _ => panic!("no {} part", if html { "HTML" } else { "text" }),
-            }
-        };
-        let subject = msg.subject().unwrap_or_default().to_string();
-        (to, subject, body(false), body(true))
+        let m = crate::ops::kit::decode(bytes);
+        let lf = |s: &str| s.replace("\r\n", "\n");
+        let html = m.html.expect("an HTML part");
+        (m.to, m.subject, lf(&m.text), lf(&html))
     }
 
     fn outbox(dir: &Path) -> Vec<std::path::PathBuf> {

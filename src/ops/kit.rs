@@ -132,24 +132,47 @@ pub fn sent(outbox: &Path) -> Vec<(String, String)> {
     files
         .iter()
         .map(|p| {
-            let raw = std::fs::read(p).unwrap();
-            let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
-            let to = msg
-                .to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .unwrap_or_default()
-                .to_string();
-            let text = msg
-                .text_bodies()
-                .find_map(|part| match &part.body {
-                    mail_parser::PartType::Text(t) => Some(t.to_string()),
-                    _ => None,
-                })
-                .expect("a plain-text part");
-            (to, text)
+            let m = decode(&std::fs::read(p).unwrap());
+            (m.to, m.text)
         })
         .collect()
+}
+
+/// A message read back as its reader's mail program would show it.
+pub struct Decoded {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// Decodes a message's bytes (`mail-parser`): its first recipient, its
+/// subject, its plain-text part and its HTML part, if any.
+pub fn decode(raw: &[u8]) -> Decoded {
+    let msg = mail_parser::MessageParser::default().parse(raw).unwrap();
+    let to = msg
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string();
+    let text = msg
+        .text_bodies()
+        .find_map(|part| match &part.body {
+            mail_parser::PartType::Text(t) => Some(t.to_string()),
+            _ => None,
+        })
+        .expect("a plain-text part");
+    let html = msg.html_bodies().find_map(|part| match &part.body {
+        mail_parser::PartType::Html(t) => Some(t.to_string()),
+        _ => None,
+    });
+    Decoded {
+        to,
+        subject: msg.subject().unwrap_or_default().to_string(),
+        text,
+        html,
+    }
 }
 
 /// The code of the newest reset message in the outbox.
