@@ -89,9 +89,9 @@ impl Hasher {
     }
 
     /// One argon2 evaluation into `out`, in the dedicated working memory;
-    /// counted once it has run. On a CPU with AVX-512 the evaluation is our
-    /// kernel's (`argon2-avx512`, the same function), elsewhere the argon2
-    /// crate's. `pepper: false` leaves the pepper out (only [`Self::burn`],
+    /// counted once it has run. On a CPU with AVX-512 or AVX2 the evaluation
+    /// is one of our kernels' (`argon2-simd`, the same function), elsewhere
+    /// the argon2 crate's. `pepper: false` leaves the pepper out (only [`Self::burn`],
     /// when the pepper is unusable: the work is still done).
     fn compute(
         &self,
@@ -104,8 +104,7 @@ impl Hasher {
     ) -> Result<(), HashError> {
         let key = self.pepper.as_deref().map(Vec::as_slice).filter(|_| pepper);
         let r = crate::argon2mem::with_blocks(params.block_count(), |mem| {
-            if argon2_avx512::hash_into(alg, version, params, key, secret, salt, out, mem).is_some()
-            {
+            if argon2_simd::hash_into(alg, version, params, key, secret, salt, out, mem).is_some() {
                 return Ok(());
             }
             let a = match key {
