@@ -342,7 +342,7 @@ mod tests {
 
     /// RFC 9106 §5.3: the three test vectors (m=32 KiB, t=3, p=4, with
     /// secret and associated data), through `compute` (so through the
-    /// AVX-512 kernel on a CPU that has it, the argon2 crate elsewhere) and
+    /// kernel the CPU runs, AVX-512 or AVX2, the argon2 crate elsewhere) and
     /// the dedicated working memory. A known answer from outside this code,
     /// not argon2 compared with itself.
     #[test]

@@ -18,8 +18,8 @@
 //!   time (the binary is built for any x86-64); without AVX2, or for inputs
 //!   the argon2 crate would refuse, [`hash_into`] returns `None` and the
 //!   caller uses the crate.
-//! - Both kernels run one `fill` (the passes over memory, `fill_fn!`); only
-//!   the block function differs.
+//! - Both kernels run one `fill` (the passes over memory) and one G
+//!   (`kernel_common!`); only P's rounds, loads and stores differ.
 //! - Only the prehash, the first blocks and the final hash are here besides
 //!   the kernel; password-hash parsing and parameter checks stay the crate's
 //!   (`Params` can only hold valid parameters).
@@ -289,13 +289,44 @@ fn ref_index(
     ref_lane * lane_length + (start + relative) % lane_length
 }
 
-/// The passes over memory (RFC 9106 §3.4), written once for both kernels:
-/// expanded inside a kernel's module, it uses that module's `State`,
-/// `load`, `store`, `xor`, `compress`, `rows`, `columns_first` (after which
-/// word 0 of the block is final), `columns_rest`, `first_word`, `word0`,
-/// `prefetch` and `store_words`.
-macro_rules! fill_fn {
+/// What both kernels share, written once: G (`compress`), P over a block
+/// (`permute`), the prefetch, and the passes over memory (`fill`, RFC 9106
+/// §3.4). Expanded inside a kernel's module, it uses that module's
+/// `State`, `load`, `store`, `xor`, `rows`, `columns_first` (after which
+/// word 0 of the block is final), `columns_rest`, `first_word`, `word0` and
+/// `store_words`.
+macro_rules! kernel_common {
     ($feature:literal) => {
+        /// P over rows then columns of `q`.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        fn permute(q: &mut State) {
+            rows(q);
+            columns_first(q);
+            columns_rest(q);
+        }
+
+        /// G(x, y) of RFC 9106 §3.5: P(R) ⊕ R with R = x ⊕ y.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        fn compress(x: &State, y: &State) -> State {
+            let r = xor(x, y);
+            let mut q = r;
+            permute(&mut q);
+            xor(&q, &r)
+        }
+
+        /// Asks for the sixteen cache lines of `b` ahead of their use.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        fn prefetch(b: &Block) {
+            let p = b.as_ref().as_ptr().cast::<i8>();
+            for line in 0..16 {
+                // SAFETY: a hint about an address inside `b`; nothing is read.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(64 * line)) }
+            }
+        }
+
         /// # Safety
         /// The CPU must support the kernel's target feature.
         #[target_feature(enable = $feature)]
@@ -536,15 +567,6 @@ mod avx512 {
         put(12 + k, d0, d1);
     }
 
-    /// P over rows then columns of `q`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn permute(q: &mut State) {
-        rows(q);
-        columns_first(q);
-        columns_rest(q);
-    }
-
     /// The columns that hold word 0 (0..4).
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -568,31 +590,10 @@ mod avx512 {
         _mm_cvtsi128_si64(_mm512_castsi512_si128(w)) as u64
     }
 
-    /// Asks for the sixteen cache lines of `b` ahead of their use.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn prefetch(b: &Block) {
-        let p = b.as_ref().as_ptr().cast::<i8>();
-        for line in 0..16 {
-            // SAFETY: a hint about an address inside `b`; nothing is read.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(64 * line)) }
-        }
-    }
-
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn xor(x: &State, y: &State) -> State {
         core::array::from_fn(|k| _mm512_xor_si512(x[k], y[k]))
-    }
-
-    /// G(x, y) of RFC 9106 §3.5: P(R) ⊕ R with R = x ⊕ y.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn compress(x: &State, y: &State) -> State {
-        let r = xor(x, y);
-        let mut q = r;
-        permute(&mut q);
-        xor(&q, &r)
     }
 
     /// The first 64-bit word of a block in registers.
@@ -602,7 +603,7 @@ mod avx512 {
         _mm_cvtsi128_si64(_mm512_castsi512_si128(s[0])) as u64
     }
 
-    fill_fn!("avx512f");
+    kernel_common!("avx512f");
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -780,15 +781,6 @@ mod avx2 {
         column_pair(q, 3);
     }
 
-    /// P over rows then columns of `q`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn permute(q: &mut State) {
-        rows(q);
-        columns_first(q);
-        columns_rest(q);
-    }
-
     /// Word 0 of `q ⊕ x ⊕ old`: of the next block, once `columns_first`
     /// has run.
     #[inline]
@@ -798,31 +790,10 @@ mod avx2 {
         _mm_cvtsi128_si64(_mm256_castsi256_si128(w)) as u64
     }
 
-    /// Asks for the sixteen cache lines of `b` ahead of their use.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn prefetch(b: &Block) {
-        let p = b.as_ref().as_ptr().cast::<i8>();
-        for line in 0..16 {
-            // SAFETY: a hint about an address inside `b`; nothing is read.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(64 * line)) }
-        }
-    }
-
     #[inline]
     #[target_feature(enable = "avx2")]
     fn xor(x: &State, y: &State) -> State {
         core::array::from_fn(|k| _mm256_xor_si256(x[k], y[k]))
-    }
-
-    /// G(x, y) of RFC 9106 §3.5: P(R) ⊕ R with R = x ⊕ y.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn compress(x: &State, y: &State) -> State {
-        let r = xor(x, y);
-        let mut q = r;
-        permute(&mut q);
-        xor(&q, &r)
     }
 
     /// The first 64-bit word of a block in registers.
@@ -832,7 +803,7 @@ mod avx2 {
         _mm_cvtsi128_si64(_mm256_castsi256_si128(s[0])) as u64
     }
 
-    fill_fn!("avx2");
+    kernel_common!("avx2");
 
     #[inline]
     #[target_feature(enable = "avx2")]
