@@ -254,11 +254,16 @@ pub fn read_stdin_password() -> Result<StdinPassword> {
         .lock()
         .take(STDIN_LIMIT + 1)
         .read_to_end(&mut buf)?;
+    parse_stdin_password(&buf)
+}
+
+/// The password lines in what `--password-stdin` read (at most one byte
+/// more than [`STDIN_LIMIT`]).
+fn parse_stdin_password(buf: &[u8]) -> Result<StdinPassword> {
     if buf.len() as u64 > STDIN_LIMIT {
         return Err(Error::Data(t(M::PwTooLong).to_string()));
     }
-    let text =
-        std::str::from_utf8(&buf).map_err(|_| Error::Data(t(M::StdinNotUtf8).to_string()))?;
+    let text = std::str::from_utf8(buf).map_err(|_| Error::Data(t(M::StdinNotUtf8).to_string()))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let password = Zeroizing::new(lines.next().unwrap_or("").to_string());
     let confirmation = lines
@@ -272,4 +277,84 @@ pub fn read_stdin_password() -> Result<StdinPassword> {
         password,
         confirmation,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(bytes: &[u8]) -> (String, Option<String>) {
+        let p = parse_stdin_password(bytes).unwrap();
+        (
+            p.password.to_string(),
+            p.confirmation.map(|c| c.to_string()),
+        )
+    }
+
+    fn refused(bytes: &[u8]) -> String {
+        match parse_stdin_password(bytes) {
+            Err(Error::Data(msg)) => msg,
+            Err(e) => panic!("not a data error: {e:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn stdin_gives_the_password_and_an_optional_confirmation_line() {
+        let none = None;
+        assert_eq!(parsed(b"pw one\n"), ("pw one".into(), none.clone()));
+        assert_eq!(
+            parsed(b"pw one"),
+            ("pw one".into(), none.clone()),
+            "no newline at the end"
+        );
+        assert_eq!(
+            parsed(b"pw one\npw two\n"),
+            ("pw one".into(), Some("pw two".into()))
+        );
+        assert_eq!(
+            parsed(b"pw one\r\npw two\r\n"),
+            ("pw one".into(), Some("pw two".into())),
+            "a Windows line end is a line end"
+        );
+        assert_eq!(
+            parsed(b"pw one\n\n"),
+            ("pw one".into(), none.clone()),
+            "an empty second line is no confirmation"
+        );
+        assert_eq!(
+            parsed(b"  spaced\tout \n"),
+            ("  spaced\tout ".into(), none.clone()),
+            "spaces and tabs are part of a password"
+        );
+        assert_eq!(
+            parsed(b"a\rb\n"),
+            ("a\rb".into(), none.clone()),
+            "only a final \\r is stripped"
+        );
+        assert_eq!(
+            parsed("contraseña ñandú\n".as_bytes()),
+            ("contraseña ñandú".into(), none.clone())
+        );
+        assert_eq!(
+            parsed(b"one\ntwo\nthree\n").1,
+            Some("two".into()),
+            "a third line is ignored"
+        );
+    }
+
+    #[test]
+    fn stdin_without_a_password_or_not_text_or_too_long_is_refused_in_our_words() {
+        assert_eq!(refused(b""), t(M::PwEmpty));
+        assert_eq!(refused(b"\n"), t(M::PwEmpty));
+        assert_eq!(refused(b"\r\nsecond\n"), t(M::PwEmpty));
+        assert_eq!(refused(b"pw\xff\n"), t(M::StdinNotUtf8));
+        let limit = STDIN_LIMIT as usize;
+        assert_eq!(refused(&vec![b'a'; limit + 1]), t(M::PwTooLong));
+        assert_eq!(
+            parsed(&vec![b'a'; limit]).0.len(),
+            limit,
+            "the limit itself is read"
+        );
+    }
 }
