@@ -934,6 +934,91 @@ mod tests {
         }
     }
 
+    /// Each heading in its language, where it belongs: the root's commands,
+    /// options and its two configuration groups (in `--help`, not in `-h`),
+    /// a command's arguments; the root's closing text with the exit codes.
+    #[test]
+    fn every_heading_of_the_help_is_in_its_language() {
+        for (lang, words) in [
+            (
+                Lang::Es,
+                [
+                    "Uso:",
+                    "Órdenes:",
+                    "Opciones:",
+                    "Argumentos:",
+                    "Correo:",
+                    "Política:",
+                ],
+            ),
+            (
+                Lang::En,
+                [
+                    "Usage:",
+                    "Commands:",
+                    "Options:",
+                    "Arguments:",
+                    "Mail:",
+                    "Policy:",
+                ],
+            ),
+        ] {
+            let [usage, commands, options, arguments, mail, policy] = words;
+            let mut root = localize(crate::cli::Cli::command(), lang);
+            let long = root.render_long_help().to_string();
+            let lines: Vec<&str> = long.lines().collect();
+            assert!(long.contains(&format!("{usage} recupera")), "{long}");
+            for heading in [commands, options, mail, policy] {
+                assert!(
+                    lines.contains(&heading),
+                    "{lang:?}: no line {heading:?} in\n{long}"
+                );
+            }
+            let at = |h: &str| lines.iter().position(|l| *l == h).unwrap();
+            let smtp = lines.iter().position(|l| l.contains("--smtp-url")).unwrap();
+            assert!(
+                at(mail) < smtp && smtp < at(policy),
+                "--smtp-url under {mail}"
+            );
+            let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                words(&long).ends_with(&words(&crate::error::exit_codes_line(lang))),
+                "the root's help ends with the exit codes (wrapped): {long}"
+            );
+            let short = root.render_help().to_string();
+            assert!(
+                !short.contains("--smtp-url"),
+                "configuration stays out of -h: {short}"
+            );
+            assert!(short.contains("--db "), "{short}");
+
+            let mut user = root.find_subcommand_mut("user").unwrap().clone();
+            let show = user
+                .find_subcommand_mut("show")
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(show.lines().any(|l| l == arguments), "{lang:?}: {show}");
+            assert!(show.lines().any(|l| l == options), "{lang:?}: {show}");
+            assert!(!show.lines().any(|l| l == commands), "{show}");
+        }
+    }
+
+    #[test]
+    fn lookup_finds_a_key_s_text_in_each_language_and_nothing_else() {
+        let (_, es, en) = HELP.iter().find(|(k, _, _)| *k == "demo").unwrap();
+        assert_eq!(lookup("demo", Lang::Es), Some(*es));
+        assert_eq!(lookup("demo", Lang::En), Some(*en));
+        assert_ne!(es, en);
+        assert_eq!(lookup("no such key", Lang::Es), None);
+        assert_eq!(shown("no such key", Lang::En), None);
+        assert_eq!(
+            shown("demo", Lang::En).as_deref(),
+            Some(*en),
+            "only the root gets the exit codes"
+        );
+    }
+
     #[test]
     fn help_renders_in_both_languages() {
         for (lang, usage, heading) in [
