@@ -671,6 +671,87 @@ mod tests {
         }
     }
 
+    /// The labels a listing shows: one word of the catalog per state or
+    /// kind, no two alike. Lib tests run in the default language (Spanish:
+    /// only `main` sets another).
+    #[test]
+    fn every_state_and_kind_has_its_own_label_from_the_catalog() {
+        use crate::domain::account::AccountType;
+        use crate::store::{MailKind, MailState, ShownCodeState};
+        assert_eq!(lang(), Lang::Es);
+        let codes: Vec<(&str, M)> = ShownCodeState::ALL
+            .into_iter()
+            .map(|s| (code_state_label(s), s))
+            .map(|(l, s)| {
+                let m = match s {
+                    ShownCodeState::Pending => M::CodePending,
+                    ShownCodeState::Expired => M::CodeExpired,
+                    ShownCodeState::Used => M::CodeUsed,
+                    ShownCodeState::Replaced => M::CodeReplaced,
+                    ShownCodeState::Exhausted => M::CodeExhausted,
+                };
+                (l, m)
+            })
+            .collect();
+        let mails = [
+            (mail_state_label(MailState::Queued), M::MailStateQueued),
+            (mail_state_label(MailState::Sent), M::MailStateSent),
+            (mail_state_label(MailState::Dropped), M::MailStateDropped),
+        ];
+        let kinds = [
+            (mail_kind_label(MailKind::ResetCode), M::MailKindReset),
+            (
+                mail_kind_label(MailKind::PasswordChanged),
+                M::MailKindChanged,
+            ),
+            (
+                mail_kind_label(MailKind::EmailChangedOld),
+                M::MailKindEmailOld,
+            ),
+            (
+                mail_kind_label(MailKind::EmailChangedNew),
+                M::MailKindEmailNew,
+            ),
+            (
+                mail_kind_label(MailKind::ChannelSuspended),
+                M::MailKindSuspended,
+            ),
+        ];
+        for group in [&codes[..], &mails[..], &kinds[..]] {
+            let labels: BTreeSet<&str> = group.iter().map(|(l, _)| *l).collect();
+            assert_eq!(labels.len(), group.len(), "two alike in {group:?}");
+            for (label, m) in group {
+                assert_eq!(*label, m.text(Lang::Es), "{m:?}");
+            }
+        }
+        for lang in [Lang::Es, Lang::En] {
+            let c = type_label_in(AccountType::Cliente, lang);
+            let p = type_label_in(AccountType::Proveedor, lang);
+            assert_eq!(c, M::TypeCliente.text(lang));
+            assert_eq!(p, M::TypeProveedor.text(lang));
+            assert_ne!(c, p);
+        }
+        assert_eq!(
+            type_label(AccountType::Cliente),
+            "Cliente Factura",
+            "the manual's words"
+        );
+        assert_eq!(
+            type_label(AccountType::Proveedor),
+            M::TypeProveedor.text(Lang::Es)
+        );
+    }
+
+    #[test]
+    fn a_quoted_value_is_cut_only_past_its_length() {
+        let sixty = "a".repeat(60);
+        assert_eq!(quote(&sixty), sixty, "exactly 60 characters stay whole");
+        assert_eq!(quote(&"a".repeat(61)), format!("{sixty}…"));
+        let three_hundred = "b".repeat(300);
+        assert_eq!(quote_long(&three_hundred), three_hundred);
+        assert_eq!(quote_long(&"b".repeat(301)), format!("{three_hundred}…"));
+    }
+
     #[test]
     fn fill_and_quote() {
         assert_eq!(

@@ -344,6 +344,78 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_password_and_its_confirmation_fit_in_what_stdin_reads() {
+        let longest = "é".repeat(512); // 1024 bytes, the policy's maximum
+        let both = format!("{longest}\r\n{longest}\r\n");
+        let (pw, again) = parsed(both.as_bytes());
+        assert_eq!((pw.len(), again.map(|a| a.len())), (1024, Some(1024)));
+    }
+
+    /// A `Ui` that is not at a terminal, whatever the test runner's is.
+    fn script_ui() -> Ui {
+        let mut ui = Ui::new(false);
+        ui.interactive = false;
+        ui
+    }
+
+    #[test]
+    fn without_a_terminal_a_missing_value_is_a_usage_error_naming_its_flag() {
+        let ui = script_ui();
+        let e = ui
+            .value_or_prompt(None, "--nit", "NIT", |s| Ok(s.to_string()))
+            .unwrap_err();
+        assert_eq!(e.kind(), "usage");
+        assert_eq!(e.to_string(), Error::missing_flag("--nit").to_string());
+        assert!(e.to_string().contains("--nit"), "{e}");
+        // A given value is parsed, never prompted for.
+        assert_eq!(
+            ui.value_or_prompt(Some("x"), "--nit", "NIT", |s| Ok(format!("<{s}>")))
+                .unwrap(),
+            "<x>"
+        );
+        let refused = ui
+            .value_or_prompt(Some("x"), "--nit", "NIT", |_| -> Result<()> {
+                Err(Error::Data("no".into()))
+            })
+            .unwrap_err();
+        assert_eq!(refused.kind(), "bad_data");
+    }
+
+    #[test]
+    fn without_a_terminal_the_account_type_is_cliente_unless_given() {
+        let ui = script_ui();
+        assert_eq!(ui.account_type(None, true).unwrap(), AccountType::Cliente);
+        assert_eq!(ui.account_type(None, false).unwrap(), AccountType::Cliente);
+        assert_eq!(
+            ui.account_type(Some(AccountType::Proveedor), true).unwrap(),
+            AccountType::Proveedor
+        );
+        let mut at_terminal = script_ui();
+        at_terminal.interactive = true;
+        assert_eq!(
+            at_terminal.account_type(None, false).unwrap(),
+            AccountType::Cliente,
+            "not asked when the rest of the form is not"
+        );
+        assert_eq!(
+            at_terminal
+                .account_type(Some(AccountType::Proveedor), true)
+                .unwrap(),
+            AccountType::Proveedor,
+            "a given type is not asked"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_prompt_is_a_cancellation_and_any_other_failure_an_io_error() {
+        let io = |k| dialoguer::Error::IO(std::io::Error::from(k));
+        let e = map_prompt_err(io(std::io::ErrorKind::Interrupted));
+        assert_eq!((e.kind(), e.exit_code()), ("interrupted", 130));
+        let e = map_prompt_err(io(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(e.kind(), "io");
+    }
+
+    #[test]
     fn stdin_without_a_password_or_not_text_or_too_long_is_refused_in_our_words() {
         assert_eq!(refused(b""), t(M::PwEmpty));
         assert_eq!(refused(b"\n"), t(M::PwEmpty));
