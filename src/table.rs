@@ -254,6 +254,18 @@ mod tests {
             .collect()
     }
 
+    /// A whole table listing of `rows` (number, emphasised), as written.
+    fn table_of(ui: &Ui, rows: impl IntoIterator<Item = (usize, bool)>) -> String {
+        let sink = Shared::default();
+        let mut list = Listing::to(ui, &HEADERS, Box::new(sink.clone())).unwrap();
+        for (i, emphasis) in rows {
+            list.push(|| unreachable!("no JSON in a table"), || cells(i), emphasis)
+                .unwrap();
+        }
+        list.finish().unwrap();
+        sink.text()
+    }
+
     #[test]
     fn a_long_table_is_printed_a_page_at_a_time_and_every_row_once_in_order() {
         let ui = ui(false, false, false);
@@ -287,14 +299,7 @@ mod tests {
 
     #[test]
     fn exactly_one_page_prints_one_table_and_no_empty_notice() {
-        let ui = ui(false, false, false);
-        let sink = Shared::default();
-        let mut list = Listing::to(&ui, &HEADERS, Box::new(sink.clone())).unwrap();
-        for i in 0..PAGE {
-            list.push(|| unreachable!(), || cells(i), false).unwrap();
-        }
-        list.finish().unwrap();
-        let text = sink.text();
+        let text = table_of(&ui(false, false, false), (0..PAGE).map(|i| (i, false)));
         assert_eq!(tables(&text), 1);
         assert_eq!(rows_in(&text).len(), PAGE);
         assert!(!text.contains(t(M::Empty)));
@@ -302,13 +307,8 @@ mod tests {
 
     #[test]
     fn an_empty_table_says_so_in_our_words_without_a_header() {
-        let ui = ui(false, false, false);
-        let sink = Shared::default();
-        Listing::to(&ui, &HEADERS, Box::new(sink.clone()))
-            .unwrap()
-            .finish()
-            .unwrap();
-        assert_eq!(sink.text(), format!("{}\n", t(M::Empty)));
+        let text = table_of(&ui(false, false, false), []);
+        assert_eq!(text, format!("{}\n", t(M::Empty)));
     }
 
     #[test]
@@ -352,12 +352,7 @@ mod tests {
     #[test]
     fn a_pipe_gets_plain_ascii_without_escapes_even_for_an_emphasised_row() {
         for (tty, no_color) in [(false, false), (false, true), (true, true)] {
-            let ui = ui(false, tty, no_color);
-            let sink = Shared::default();
-            let mut list = Listing::to(&ui, &HEADERS, Box::new(sink.clone())).unwrap();
-            list.push(|| unreachable!(), || cells(1), true).unwrap();
-            list.finish().unwrap();
-            let text = sink.text();
+            let text = table_of(&ui(false, tty, no_color), [(1, true)]);
             assert!(text.is_ascii(), "tty={tty} no_color={no_color}: {text}");
             assert!(!text.contains('\u{1b}'), "{text}");
             assert!(text.contains("| NIT "), "{text}");
@@ -368,11 +363,7 @@ mod tests {
     #[test]
     fn a_terminal_gets_box_drawing_and_only_an_emphasised_row_in_colour() {
         let ui = ui(false, true, false);
-        let sink = Shared::default();
-        let mut list = Listing::to(&ui, &HEADERS, Box::new(sink.clone())).unwrap();
-        list.push(|| unreachable!(), || cells(1), false).unwrap();
-        list.finish().unwrap();
-        let plain = sink.text();
+        let plain = table_of(&ui, [(1, false)]);
         assert!(plain.contains('│') && plain.contains('┌'), "{plain}");
         assert!(rows_in(&plain).contains(&"nit-0001".to_string()));
         let row = plain.lines().find(|l| l.contains("nit-0001")).unwrap();
@@ -381,11 +372,7 @@ mod tests {
             "a normal row is not coloured: {row:?}"
         );
 
-        let sink = Shared::default();
-        let mut list = Listing::to(&ui, &HEADERS, Box::new(sink.clone())).unwrap();
-        list.push(|| unreachable!(), || cells(2), true).unwrap();
-        list.finish().unwrap();
-        let text = sink.text();
+        let text = table_of(&ui, [(2, true)]);
         let row = text.lines().find(|l| l.contains("nit-0002")).unwrap();
         assert!(row.contains("\u{1b}[1m"), "bold: {row:?}");
         assert!(
