@@ -732,36 +732,67 @@ mod avx2 {
         }
     }
 
+    /// Swaps the two words of each 128-bit half: (w0, w1, w2, w3) becomes
+    /// (w1, w0, w3, w2). One in-lane shuffle.
+    macro_rules! swap_words {
+        ($x:expr) => {
+            _mm256_shuffle_epi32::<0b01_00_11_10>($x)
+        };
+    }
+
     /// P over columns 2j and 2j+1 of `q`, after [`rows`]. Column i is
     /// words 2i, 2i+1 of every row: 128-bit half i%2 of registers i/2,
-    /// 4+i/2, …, 28+i/2. Its input v0..v3 is rows 0 and 1, v4..v7 rows 2
-    /// and 3, and so on.
+    /// 4+i/2, …, 28+i/2. So register 4k+j holds the inputs v2k, v2k+1 of
+    /// both columns, one column per half, and the two run side by side
+    /// with no transposing: `a0` holds v0,v1, `a1` v2,v3, `b0` v4,v5, `b1`
+    /// v6,v7, `c0` v8,v9, `c1` v10,v11, `d0` v12,v13, `d1` v14,v15. G runs
+    /// on (a0, b0, c0, d0) and (a1, b1, c1, d1); for the diagonals the
+    /// words move between the two with blends and in-lane swaps, which cost
+    /// less than the cross-lane permutes the rows need.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn column_pair(q: &mut State, j: usize) {
-        let x: [__m256i; 8] = core::array::from_fn(|k| q[4 * k + j]);
-        let lo = |u, v| _mm256_permute2x128_si256::<0x20>(u, v);
-        let hi = |u, v| _mm256_permute2x128_si256::<0x31>(u, v);
-        let (mut a0, mut b0, mut c0, mut d0) = (
-            lo(x[0], x[1]),
-            lo(x[2], x[3]),
-            lo(x[4], x[5]),
-            lo(x[6], x[7]),
+        let [
+            mut a0,
+            mut a1,
+            mut b0,
+            mut b1,
+            mut c0,
+            mut c1,
+            mut d0,
+            mut d1,
+        ] = core::array::from_fn(|k| q[4 * k + j]);
+        half_g!(a0, b0, c0, d0, 32, 24);
+        half_g!(a1, b1, c1, d1, 32, 24);
+        half_g!(a0, b0, c0, d0, 16, 63);
+        half_g!(a1, b1, c1, d1, 16, 63);
+        // Diagonals: G(v0,v5,v10,v15), G(v1,v6,v11,v12) beside a0 and
+        // G(v2,v7,v8,v13), G(v3,v4,v9,v14) beside a1.
+        (b0, b1) = (
+            swap_words!(_mm256_blend_epi32::<0x33>(b0, b1)), // v5, v6
+            swap_words!(_mm256_blend_epi32::<0xCC>(b0, b1)), // v7, v4
         );
-        let (mut a1, mut b1, mut c1, mut d1) = (
-            hi(x[0], x[1]),
-            hi(x[2], x[3]),
-            hi(x[4], x[5]),
-            hi(x[6], x[7]),
+        (c0, c1) = (c1, c0);
+        (d0, d1) = (
+            swap_words!(_mm256_blend_epi32::<0xCC>(d0, d1)), // v15, v12
+            swap_words!(_mm256_blend_epi32::<0x33>(d0, d1)), // v13, v14
         );
-        round!(a0, b0, c0, d0);
-        round!(a1, b1, c1, d1);
-        for (k, (e, o)) in [(a0, a1), (b0, b1), (c0, c1), (d0, d1)]
-            .into_iter()
-            .enumerate()
-        {
-            q[4 * (2 * k) + j] = lo(e, o);
-            q[4 * (2 * k + 1) + j] = hi(e, o);
+        half_g!(a0, b0, c0, d0, 32, 24);
+        half_g!(a1, b1, c1, d1, 32, 24);
+        half_g!(a0, b0, c0, d0, 16, 63);
+        half_g!(a1, b1, c1, d1, 16, 63);
+        // And back.
+        (b0, b1) = (
+            swap_words!(_mm256_blend_epi32::<0xCC>(b0, b1)), // v4, v5
+            swap_words!(_mm256_blend_epi32::<0x33>(b0, b1)), // v6, v7
+        );
+        (c0, c1) = (c1, c0);
+        (d0, d1) = (
+            swap_words!(_mm256_blend_epi32::<0x33>(d0, d1)), // v12, v13
+            swap_words!(_mm256_blend_epi32::<0xCC>(d0, d1)), // v14, v15
+        );
+        for (k, v) in [a0, a1, b0, b1, c0, c1, d0, d1].into_iter().enumerate() {
+            q[4 * k + j] = v;
         }
     }
 
