@@ -23,7 +23,8 @@ Method
   one with the right code (a success: two hashes; a fresh account and code
   each round, the code read from the outbox).
 - BENCH_BIN=path measures another build of recupera (default: the
-  release build of this checkout).
+  release build of this checkout); BENCH_LIBSODIUM=path.so times
+  crypto_pwhash in another libsodium build (scripts/libsodium-avx2.sh).
 - PostgreSQL sections run when RECUPERA_TEST_PG_URL is set (scripts/test-pg.sh
   sets it); databases are made with psql.
 - The release binary ignores RECUPERA_TEST_NOW: the real clock runs, so a
@@ -154,14 +155,48 @@ def nit(i: int) -> str:
 
 # ------------------------------------------------------------------ P0
 
-def sodium_hash():
+# BENCH_LIBSODIUM=path: call crypto_pwhash in that shared libsodium (through
+# ctypes) instead of PyNaCl's; scripts/libsodium-avx2.sh builds one whose
+# argon2 runs its AVX2 code on a CPU with AVX-512 (BENCHMARKS.md, item 16).
+SODIUM_LIB = os.environ.get("BENCH_LIBSODIUM")
+_kdf = None
+
+
+def _sodium_kdf():
+    if SODIUM_LIB:
+        import ctypes
+
+        lib = ctypes.CDLL(SODIUM_LIB)
+        if lib.sodium_init() < 0:
+            raise SystemExit(f"sodium_init failed in {SODIUM_LIB}")
+        f = lib.crypto_pwhash
+        f.restype = ctypes.c_int
+        f.argtypes = [ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_ulonglong,
+                      ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_size_t, ctypes.c_int]
+        alg = lib.crypto_pwhash_alg_argon2id13()
+
+        def kdf(pw, salt):
+            out = ctypes.create_string_buffer(32)
+            if f(out, 32, pw, len(pw), salt, 2, 19456 * 1024, alg) != 0:
+                raise SystemExit("crypto_pwhash failed")
+            return out.raw
+
+        return kdf
     try:
         import nacl.pwhash
     except ImportError:
         raise SystemExit("P0 needs PyNaCl: python3 -m pip install pynacl")
+    return lambda pw, salt: nacl.pwhash.argon2id.kdf(32, pw, salt, opslimit=2, memlimit=19456 * 1024)
+
+
+def sodium_hash():
+    global _kdf
+    if _kdf is None:
+        _kdf = _sodium_kdf()
     salt = os.urandom(16)
+    pw = PW.encode()
     t = time.perf_counter()
-    nacl.pwhash.argon2id.kdf(32, PW.encode(), salt, opslimit=2, memlimit=19456 * 1024)
+    _kdf(pw, salt)
     return time.perf_counter() - t
 
 
@@ -202,6 +237,7 @@ def section_p0(results):
         "login_ms": med(times["login"]) * 1e3,
         "confirm_ms": med(times["confirm"]) * 1e3,
         "confirm_ok_ms": med(times["confirm_ok"]) * 1e3,
+        "libsodium": SODIUM_LIB or "PyNaCl",
         "libsodium_ms": med(times["sodium"]) * 1e3,
         "login_vs_libsodium": med(ratios["login"]),
         "confirm_vs_libsodium": med(ratios["confirm"]),

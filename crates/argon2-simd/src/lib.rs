@@ -534,37 +534,70 @@ mod avx512 {
         row_pair!(6);
     }
 
+    /// Swaps the two words of each 128-bit lane. One in-lane shuffle.
+    macro_rules! swap_words {
+        ($x:expr) => {
+            _mm512_shuffle_epi32::<_MM_PERM_BADC>($x)
+        };
+    }
+
     /// P over columns 4k..4k+4 of `q`, after [`rows`]. Column i is words
     /// 2i, 2i+1 of every row, i.e. 128-bit lane i%4 of registers i/4,
-    /// 2+i/4, …, 14+i/4; two columns run per round. After `k = 0`, word 0
-    /// of the result is final.
+    /// 2+i/4, …, 14+i/4. So register 2r+k holds the inputs v2r, v2r+1 of
+    /// four columns, one per lane, and the four run side by side with no
+    /// transposing: `a0` holds v0,v1, `a1` v2,v3, `b0` v4,v5, `b1` v6,v7,
+    /// `c0` v8,v9, `c1` v10,v11, `d0` v12,v13, `d1` v14,v15. For the
+    /// diagonals the words move between the pairs with blends and in-lane
+    /// swaps. After `k = 0`, word 0 of the result is final.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn columns(q: &mut State, k: usize) {
-        let lo = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-        let hi = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
-        let back0 = _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
-        let back1 = _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15);
-        let pick = |x: __m512i, y: __m512i| {
-            (
-                _mm512_permutex2var_epi64(x, lo, y),
-                _mm512_permutex2var_epi64(x, hi, y),
-            )
-        };
-        let (mut a0, mut a1) = pick(q[k], q[2 + k]);
-        let (mut b0, mut b1) = pick(q[4 + k], q[6 + k]);
-        let (mut c0, mut c1) = pick(q[8 + k], q[10 + k]);
-        let (mut d0, mut d1) = pick(q[12 + k], q[14 + k]);
-        round!(a0, b0, c0, d0);
-        round!(a1, b1, c1, d1);
-        let mut put = |i: usize, x: __m512i, y: __m512i| {
-            q[i] = _mm512_permutex2var_epi64(x, back0, y);
-            q[i + 2] = _mm512_permutex2var_epi64(x, back1, y);
-        };
-        put(k, a0, a1);
-        put(4 + k, b0, b1);
-        put(8 + k, c0, c1);
-        put(12 + k, d0, d1);
+        let [
+            mut a0,
+            mut a1,
+            mut b0,
+            mut b1,
+            mut c0,
+            mut c1,
+            mut d0,
+            mut d1,
+        ] = core::array::from_fn(|r| q[2 * r + k]);
+        // A blend taking word 0 (`EVEN`) or word 1 (`ODD`) of each lane
+        // from its second operand.
+        const EVEN: __mmask8 = 0x55;
+        const ODD: __mmask8 = 0xAA;
+        half_g!(a0, b0, c0, d0, 32, 24);
+        half_g!(a1, b1, c1, d1, 32, 24);
+        half_g!(a0, b0, c0, d0, 16, 63);
+        half_g!(a1, b1, c1, d1, 16, 63);
+        // Diagonals: G(v0,v5,v10,v15), G(v1,v6,v11,v12) beside a0 and
+        // G(v2,v7,v8,v13), G(v3,v4,v9,v14) beside a1.
+        (b0, b1) = (
+            swap_words!(_mm512_mask_blend_epi64(EVEN, b0, b1)), // v5, v6
+            swap_words!(_mm512_mask_blend_epi64(ODD, b0, b1)),  // v7, v4
+        );
+        (c0, c1) = (c1, c0);
+        (d0, d1) = (
+            swap_words!(_mm512_mask_blend_epi64(ODD, d0, d1)), // v15, v12
+            swap_words!(_mm512_mask_blend_epi64(EVEN, d0, d1)), // v13, v14
+        );
+        half_g!(a0, b0, c0, d0, 32, 24);
+        half_g!(a1, b1, c1, d1, 32, 24);
+        half_g!(a0, b0, c0, d0, 16, 63);
+        half_g!(a1, b1, c1, d1, 16, 63);
+        // And back.
+        (b0, b1) = (
+            swap_words!(_mm512_mask_blend_epi64(ODD, b0, b1)), // v4, v5
+            swap_words!(_mm512_mask_blend_epi64(EVEN, b0, b1)), // v6, v7
+        );
+        (c0, c1) = (c1, c0);
+        (d0, d1) = (
+            swap_words!(_mm512_mask_blend_epi64(EVEN, d0, d1)), // v12, v13
+            swap_words!(_mm512_mask_blend_epi64(ODD, d0, d1)),  // v14, v15
+        );
+        for (r, v) in [a0, a1, b0, b1, c0, c1, d0, d1].into_iter().enumerate() {
+            q[2 * r + k] = v;
+        }
     }
 
     /// The columns that hold word 0 (0..4).
