@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds two shared libsodium libraries from the source PyNaCl ships, for
+# measuring P0 on a CPU with AVX-512 as if it had AVX2 only (BENCHMARKS.md,
+# item 16):
+#
+#   OUT/libsodium-as-shipped.so  libsodium as PyNaCl builds it (the control:
+#                                it must time like PyNaCl's own wheel)
+#   OUT/libsodium-avx2.so        the same, with its AVX-512F check answering
+#                                "no", so argon2 runs libsodium's AVX2 code
+#
+# Usage: scripts/libsodium-avx2.sh [OUT]       (default OUT: target/libsodium)
+# Then:  BENCH_LIBSODIUM=OUT/libsodium-avx2.so BENCH_BIN=<avx2-only build> \
+#          python3 scripts/bench.py --only p0
+#
+# Needs pip (PyPI), a C compiler and make. Only for measuring; nothing
+# here is part of recupera.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$(mkdir -p "${1:-$ROOT/target/libsodium}" && cd "${1:-$ROOT/target/libsodium}" && pwd)
+PYNACL_VERSION=${PYNACL_VERSION:-$(python3 -c 'import nacl; print(nacl.__version__)' 2>/dev/null || echo 1.6.2)}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+python3 -m pip download --quiet --no-deps --no-binary :all: -d "$WORK" "pynacl==$PYNACL_VERSION"
+tar -xzf "$WORK"/pynacl-*.tar.gz -C "$WORK"
+SRC=$(echo "$WORK"/pynacl-*/src/libsodium)
+
+build() { # build NAME: configure and make a copy of SRC, keep its .so as OUT/NAME
+    local dir="$WORK/$1"
+    cp -r "$SRC" "$dir"
+    if [[ $1 == libsodium-avx2.so ]]; then
+        local runtime="$dir/src/libsodium/sodium/runtime.c"
+        grep -q 'return _cpu_features.has_avx512f;' "$runtime"
+        sed -i 's/return _cpu_features.has_avx512f;/return 0; \/* measuring AVX2 only *\//' "$runtime"
+    fi
+    # PyNaCl's own configure flags (setup.py), shared instead of static.
+    (cd "$dir" && ./configure --quiet --enable-shared --disable-static --disable-debug \
+        --disable-dependency-tracking --with-pic >/dev/null && make -j"$(nproc)" >/dev/null 2>&1)
+    cp "$dir/src/libsodium/.libs/libsodium.so" "$OUT/$1"
+    echo "built $OUT/$1"
+}
+
+build libsodium-as-shipped.so
+build libsodium-avx2.so
