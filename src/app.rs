@@ -393,19 +393,20 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    /// The configuration of `recupera ARGS db status`, SMTP off unless
-    /// `ARGS` turns it on (so a developer's `RECUPERA_SMTP_URL` does not
-    /// change what is checked).
+    /// The configuration of `recupera ARGS db status`, from `ARGS` alone:
+    /// the options' environment variables are not read, so a developer's
+    /// exported `RECUPERA_OUTBOX`, `RECUPERA_SMTP_URL` or
+    /// `RECUPERA_REQUEST_MIN_MS` does not change what is checked.
     fn config(args: &[&str], on_argv: OnArgv) -> Result<Config> {
         let mut line = vec!["recupera"];
-        if !args.iter().any(|a| a.starts_with("--smtp-url")) {
-            line.push("--smtp-url=");
-        }
         line.extend_from_slice(args);
         line.extend(["db", "status"]);
-        let cli = crate::cli::Cli::try_parse_from(line).unwrap();
+        let matches = <crate::cli::Cli as clap::CommandFactory>::command()
+            .mut_args(|a| a.env(None::<&str>))
+            .try_get_matches_from(line)
+            .unwrap();
+        let cli = <crate::cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
         Config::from_cli(&cli.global, &on_argv)
     }
 
