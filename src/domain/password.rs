@@ -380,6 +380,25 @@ mod tests {
         }
     }
 
+    /// The vendored zxcvbn gives one estimate per password, the one
+    /// zxcvbn.js 4.4.2 gives: its scoring walks sequence lengths in
+    /// ascending order (`BTreeMap`), where upstream's `HashMap`s gave, on
+    /// these passphrases, one of two guess counts at random on each call.
+    /// Guess counts as zxcvbn.js computed them (2026-12-06).
+    #[test]
+    fn zxcvbn_estimates_are_the_same_on_every_call() {
+        for (pw, guesses) in [
+            ("Drama+modesto+REdHawk", 46_399_000_000_000_000),
+            ("mark+construction+Poopy", 41_185_786_085_632),
+            ("boris tiniest DoUghboY", 254_209_651_840_000_000),
+            ("ILIANA-success-Volumetric", 28_003_173_760_000_000),
+        ] {
+            for _ in 0..20 {
+                assert_eq!(zxcvbn::zxcvbn(pw, &[]).guesses(), guesses, "{pw}");
+            }
+        }
+    }
+
     const STRONG: &str = "caballo-tornillo-grapa-verde";
 
     fn pw(s: &str) -> Password {
