@@ -1019,6 +1019,86 @@ mod tests {
         );
     }
 
+    /// What follows a flag's help, in the flag's language: its values
+    /// (hidden ones left out), its default, its long aliases and its
+    /// variable, in that order; a switch (which takes no value) shows
+    /// only its variable, never clap's `true`/`false` and `false` default.
+    #[test]
+    fn a_flag_s_values_default_aliases_and_variable_follow_its_help() {
+        use crate::i18n::{M, tl};
+        use clap::builder::PossibleValue;
+        let format = Arg::new("format")
+            .long("format")
+            .value_parser([
+                PossibleValue::new("csv"),
+                PossibleValue::new("jsonl"),
+                PossibleValue::new("internal").hide(true),
+            ])
+            .default_value("csv")
+            .alias("fmt")
+            .alias("f")
+            .env("RECUPERA_FORMAT");
+        let switch = Arg::new("quiet")
+            .long("quiet")
+            .action(ArgAction::SetTrue)
+            .env("RECUPERA_QUIET");
+        for lang in [Lang::Es, Lang::En] {
+            let env = |name: &str| tl(M::HelpEnv, lang, &[("env", &name)]);
+            assert_eq!(
+                suffixes(&format, lang),
+                [
+                    tl(M::HelpValues, lang, &[("values", &"csv, jsonl")]),
+                    tl(M::HelpDefault, lang, &[("default", &"csv")]),
+                    tl(M::HelpAlias, lang, &[("alias", &"--fmt")]),
+                    env("RECUPERA_FORMAT"),
+                ]
+                .join(" ")
+            );
+            assert_eq!(suffixes(&switch, lang), env("RECUPERA_QUIET"));
+            assert_eq!(suffixes(&Arg::new("plain").long("plain"), lang), "");
+        }
+        // And on the real tree: `user export --format` in Spanish.
+        let export = long_help(Lang::Es, &["user", "export"]);
+        assert!(export.contains("Valores: csv, jsonl."), "{export}");
+        assert!(export.contains("[por omisión: csv]"), "{export}");
+    }
+
+    /// `recupera WORDS --help` in `lang`, as the binary prints it (globals
+    /// propagated).
+    fn long_help(lang: Lang, words: &[&str]) -> String {
+        let line = ["recupera"].iter().chain(words).chain(&["--help"]);
+        match localize(crate::cli::Cli::command(), lang).try_get_matches_from(line) {
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.render().to_string(),
+            other => panic!("{words:?}: {other:?}"),
+        }
+    }
+
+    /// In every help screen the global flags come after the command's own,
+    /// in the order `cli.rs` declares them.
+    #[test]
+    fn global_flags_follow_a_command_s_own_in_their_declared_order() {
+        let globals: Vec<String> = crate::cli::Cli::command()
+            .get_arguments()
+            .filter(|a| a.is_global_set() && !a.is_hide_set())
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        assert!(globals.len() >= 4, "{globals:?}");
+        let help = long_help(Lang::En, &["user", "export"]);
+        // The line that introduces a flag: `  -x, --flag <V>` or `      --flag`.
+        let at = |flag: &str| {
+            help.lines()
+                .position(|l| {
+                    let l = l.trim_start();
+                    l.starts_with('-') && l.split([' ', ',']).any(|w| w == flag)
+                })
+                .unwrap_or_else(|| panic!("no {flag} in\n{help}"))
+        };
+        let own = at("--format");
+        let places: Vec<usize> = globals.iter().map(|g| at(g)).collect();
+        assert!(places.iter().all(|&p| p > own), "{globals:?} {places:?}\n{help}");
+        assert!(places.is_sorted(), "{globals:?} {places:?}\n{help}");
+    }
+
     #[test]
     fn help_renders_in_both_languages() {
         for (lang, usage, heading) in [
