@@ -112,7 +112,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;list' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Solo este tipo Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Solo este tipo. Valores: cliente, proveedor.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -134,7 +134,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;show' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -156,7 +156,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;unlock' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -178,7 +178,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;disable' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Motivo, para la auditoría y user show')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
@@ -201,7 +201,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;enable' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -223,11 +223,11 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;edit' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.')
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Email registrado nuevo')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Nombre nuevo (vacío: sin nombre)')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Usuario nuevo de un proveedor (vacío: sin usuario)')
-            [CompletionResult]::new('--mail-lang', '--mail-lang', [CompletionResultType]::ParameterName, 'Idioma de los correos de la cuenta Valores: es, en.')
+            [CompletionResult]::new('--mail-lang', '--mail-lang', [CompletionResultType]::ParameterName, 'Idioma de los correos de la cuenta. Valores: es, en.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -249,7 +249,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;delete' {
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -272,9 +272,9 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;import' {
-            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta) Valores: fail, skip. [por omisión: fail]')
+            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta). Valores: fail, skip. [por omisión: fail]')
             [CompletionResult]::new('--delimiter', '--delimiter', [CompletionResultType]::ParameterName, 'Fuerza el separador: ; , o tab [por omisión: el de la línea de encabezados]')
-            [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'utf-8 (por omisión) o windows-1252 (CSV de Excel antiguos) Valores: utf-8, windows-1252. [por omisión: utf-8]')
+            [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'Codificación del archivo; windows-1252 para CSV de Excel antiguos. Valores: utf-8, windows-1252. [por omisión: utf-8]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -298,7 +298,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             break
         }
         'recupera;user;export' {
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'csv (por omisión) o jsonl Valores: csv, jsonl. [por omisión: csv]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Formato de salida. Valores: csv, jsonl. [por omisión: csv]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Archivo nuevo (permisos 600) en vez de la salida estándar')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
@@ -397,7 +397,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         'recupera;reset;confirm' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, '«NIT, Usuario o email (Proveedor)» [también --nit]')
             [CompletionResult]::new('--code', '--code', [CompletionResultType]::ParameterName, 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos [variable: RECUPERA_CODE]')
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente. Valores: cliente, proveedor.')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')
@@ -576,12 +576,12 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
         }
         'recupera;audit' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Solo los eventos de esta cuenta (NIT, usuario/email de proveedor, o el seudónimo borrado-N de una cuenta borrada). En audit, --agent filtra por agente')
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta para --user, si el NIT tiene ambos Valores: cliente, proveedor.')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Tipo de cuenta para --user, si el NIT tiene ambos. Valores: cliente, proveedor.')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Como mucho N eventos')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Desde esta fecha: AAAA-MM-DD (hora de Colombia, desde las 00:00) o RFC 3339')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Hasta esta fecha: AAAA-MM-DD (hora de Colombia, el día entero incluido) o RFC 3339 (excluido)')
             [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'Solo este evento (login, reset.confirm…) o grupo (reset, user)')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'table (por omisión) o csv, para informes de cumplimiento Valores: table, csv. [por omisión: table]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Formato de salida; csv para informes de cumplimiento. Valores: table, csv. [por omisión: table]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]')
             [CompletionResult]::new('--db-ca-file', '--db-ca-file', [CompletionResultType]::ParameterName, 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]')
             [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.')

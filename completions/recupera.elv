@@ -106,7 +106,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;list'= {
-            cand --type 'Solo este tipo Valores: cliente, proveedor.'
+            cand --type 'Solo este tipo. Valores: cliente, proveedor.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -127,7 +127,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;show'= {
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -148,7 +148,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;unlock'= {
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -169,7 +169,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;disable'= {
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.'
             cand --reason 'Motivo, para la auditoría y user show'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
@@ -191,7 +191,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;enable'= {
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -212,11 +212,11 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;edit'= {
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.'
             cand --email 'Email registrado nuevo'
             cand --name 'Nombre nuevo (vacío: sin nombre)'
             cand --username 'Usuario nuevo de un proveedor (vacío: sin usuario)'
-            cand --mail-lang 'Idioma de los correos de la cuenta Valores: es, en.'
+            cand --mail-lang 'Idioma de los correos de la cuenta. Valores: es, en.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -237,7 +237,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;delete'= {
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -259,9 +259,9 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;import'= {
-            cand --on-conflict 'Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta) Valores: fail, skip. [por omisión: fail]'
+            cand --on-conflict 'Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta). Valores: fail, skip. [por omisión: fail]'
             cand --delimiter 'Fuerza el separador: ; , o tab [por omisión: el de la línea de encabezados]'
-            cand --encoding 'utf-8 (por omisión) o windows-1252 (CSV de Excel antiguos) Valores: utf-8, windows-1252. [por omisión: utf-8]'
+            cand --encoding 'Codificación del archivo; windows-1252 para CSV de Excel antiguos. Valores: utf-8, windows-1252. [por omisión: utf-8]'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -284,7 +284,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --help 'Muestra esta ayuda'
         }
         &'recupera;user;export'= {
-            cand --format 'csv (por omisión) o jsonl Valores: csv, jsonl. [por omisión: csv]'
+            cand --format 'Formato de salida. Valores: csv, jsonl. [por omisión: csv]'
             cand --output 'Archivo nuevo (permisos 600) en vez de la salida estándar'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
@@ -379,7 +379,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
         &'recupera;reset;confirm'= {
             cand --user '«NIT, Usuario o email (Proveedor)» [también --nit]'
             cand --code 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos [variable: RECUPERA_CODE]'
-            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente. Valores: cliente, proveedor.'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'
@@ -550,12 +550,12 @@ set edit:completion:arg-completer[recupera] = {|@words|
         }
         &'recupera;audit'= {
             cand --user 'Solo los eventos de esta cuenta (NIT, usuario/email de proveedor, o el seudónimo borrado-N de una cuenta borrada). En audit, --agent filtra por agente'
-            cand --type 'Tipo de cuenta para --user, si el NIT tiene ambos Valores: cliente, proveedor.'
+            cand --type 'Tipo de cuenta para --user, si el NIT tiene ambos. Valores: cliente, proveedor.'
             cand --limit 'Como mucho N eventos'
             cand --since 'Desde esta fecha: AAAA-MM-DD (hora de Colombia, desde las 00:00) o RFC 3339'
             cand --until 'Hasta esta fecha: AAAA-MM-DD (hora de Colombia, el día entero incluido) o RFC 3339 (excluido)'
             cand --event 'Solo este evento (login, reset.confirm…) o grupo (reset, user)'
-            cand --format 'table (por omisión) o csv, para informes de cumplimiento Valores: table, csv. [por omisión: table]'
+            cand --format 'Formato de salida; csv para informes de cumplimiento. Valores: table, csv. [por omisión: table]'
             cand --db 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]'
             cand --db-ca-file 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]'
             cand --lang 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.'

@@ -107,7 +107,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l no-password -d 'Crea la cuenta sin contraseña: el cliente pone la primera con un código'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l type -d 'Solo este tipo Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l type -d 'Solo este tipo. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -127,7 +127,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75) [por omisión: 10000] [variable: RECUPERA_BUSY_TIMEOUT_MS]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -147,7 +147,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75) [por omisión: 10000] [variable: RECUPERA_BUSY_TIMEOUT_MS]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -167,7 +167,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75) [por omisión: 10000] [variable: RECUPERA_BUSY_TIMEOUT_MS]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l reason -d 'Motivo, para la auditoría y user show' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
@@ -188,7 +188,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75) [por omisión: 10000] [variable: RECUPERA_BUSY_TIMEOUT_MS]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -208,12 +208,12 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75) [por omisión: 10000] [variable: RECUPERA_BUSY_TIMEOUT_MS]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l email -d 'Email registrado nuevo' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l name -d 'Nombre nuevo (vacío: sin nombre)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l username -d 'Usuario nuevo de un proveedor (vacío: sin usuario)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l mail-lang -d 'Idioma de los correos de la cuenta Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l mail-lang -d 'Idioma de los correos de la cuenta. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -233,7 +233,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l busy-timeout-ms -d 'Milisegundos de espera si la base está ocupada antes de desistir (salida 75) [por omisión: 10000] [variable: RECUPERA_BUSY_TIMEOUT_MS]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -254,10 +254,10 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l yes -d 'Confirma el borrado sin preguntar (scripts)'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l on-conflict -d 'Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta) Valores: fail, skip. [por omisión: fail]' -r -f -a "fail\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l on-conflict -d 'Una fila cuya cuenta ya existe: fail (error, no se importa nada) o skip (se salta y se cuenta). Valores: fail, skip. [por omisión: fail]' -r -f -a "fail\t''
 skip\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l delimiter -d 'Fuerza el separador: ; , o tab [por omisión: el de la línea de encabezados]' -r
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l encoding -d 'utf-8 (por omisión) o windows-1252 (CSV de Excel antiguos) Valores: utf-8, windows-1252. [por omisión: utf-8]' -r -f -a "utf-8\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l encoding -d 'Codificación del archivo; windows-1252 para CSV de Excel antiguos. Valores: utf-8, windows-1252. [por omisión: utf-8]' -r -f -a "utf-8\t''
 windows-1252\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -279,7 +279,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l invite -d 'A cada cuenta nueva sin contraseña, el correo del manual con un código (por la cola: recupera mail retry)'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l format -d 'csv (por omisión) o jsonl Valores: csv, jsonl. [por omisión: csv]' -r -f -a "csv\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l format -d 'Formato de salida. Valores: csv, jsonl. [por omisión: csv]' -r -f -a "csv\t''
 jsonl\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l output -d 'Archivo nuevo (permisos 600) en vez de la salida estándar' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
@@ -369,7 +369,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l user -d '«NIT, Usuario o email (Proveedor)» [también --nit]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l code -d 'El código de 5 caracteres del email (distingue mayúsculas); un script puede pasarlo en RECUPERA_CODE para que no aparezca en la lista de procesos [variable: RECUPERA_CODE]' -r
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l type -d 'Tipo de cuenta, si el NIT tiene cliente y proveedor con código pendiente. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
@@ -525,13 +525,13 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l user -d 'Solo los eventos de esta cuenta (NIT, usuario/email de proveedor, o el seudónimo borrado-N de una cuenta borrada). En audit, --agent filtra por agente' -r
-complete -c recupera -n "__fish_recupera_using_subcommand audit" -l type -d 'Tipo de cuenta para --user, si el NIT tiene ambos Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand audit" -l type -d 'Tipo de cuenta para --user, si el NIT tiene ambos. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l limit -d 'Como mucho N eventos' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l since -d 'Desde esta fecha: AAAA-MM-DD (hora de Colombia, desde las 00:00) o RFC 3339' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l until -d 'Hasta esta fecha: AAAA-MM-DD (hora de Colombia, el día entero incluido) o RFC 3339 (excluido)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l event -d 'Solo este evento (login, reset.confirm…) o grupo (reset, user)' -r
-complete -c recupera -n "__fish_recupera_using_subcommand audit" -l format -d 'table (por omisión) o csv, para informes de cumplimiento Valores: table, csv. [por omisión: table]' -r -f -a "table\t''
+complete -c recupera -n "__fish_recupera_using_subcommand audit" -l format -d 'Formato de salida; csv para informes de cumplimiento. Valores: table, csv. [por omisión: table]' -r -f -a "table\t''
 csv\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F

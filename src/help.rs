@@ -345,8 +345,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "user import --encoding",
-        "utf-8 (por omisión) o windows-1252 (CSV de Excel antiguos)",
-        "utf-8 (default) or windows-1252 (older Excel CSV files)",
+        "Codificación del archivo; windows-1252 para CSV de Excel antiguos",
+        "The file's encoding; windows-1252 for older Excel CSV files",
     ),
     (
         "user import --invite",
@@ -363,11 +363,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "Ejemplos:\n  recupera user export > cuentas.csv\n  recupera user export --with-hashes --output respaldo.csv",
         "Examples:\n  recupera user export > accounts.csv\n  recupera user export --with-hashes --output backup.csv",
     ),
-    (
-        "user export --format",
-        "csv (por omisión) o jsonl",
-        "csv (default) or jsonl",
-    ),
+    ("user export --format", "Formato de salida", "Output format"),
     (
         "user export --with-hashes",
         "Añade password_hash (solo con --output: los hashes nunca van a la salida estándar)",
@@ -566,8 +562,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "audit --format",
-        "table (por omisión) o csv, para informes de cumplimiento",
-        "table (default) or csv, for compliance reports",
+        "Formato de salida; csv para informes de cumplimiento",
+        "Output format; csv for compliance reports",
     ),
     // ---- db
     (
@@ -800,12 +796,15 @@ fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
         })
         .collect();
     for (id, key, heading, positional, extra) in args {
-        let help = lookup(&key, lang).map(|h| {
-            if extra.is_empty() {
-                h.to_string()
-            } else {
-                format!("{h} {extra}")
+        let help = lookup(&key, lang).map(|h| match extra.as_str() {
+            "" => h.to_string(),
+            // The values are a sentence ("Values: a, b."; the other
+            // suffixes are in brackets): the help before them ends as one,
+            // or with a bracket of its own.
+            _ if !extra.starts_with('[') && !h.ends_with(['.', ':', '?', '!', ']']) => {
+                format!("{h}. {extra}")
             }
+            _ => format!("{h} {extra}"),
         });
         let heading = match heading.as_deref() {
             Some(h) => word(lang, h),
@@ -1063,6 +1062,29 @@ mod tests {
         assert!(export.contains("[por omisión: csv]"), "{export}");
     }
 
+    /// A flag's values are a sentence after its help, which ends as one
+    /// (or with its own bracket), in both languages.
+    #[test]
+    fn a_flag_s_values_read_as_a_sentence_of_their_own() {
+        let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (lang, list, lang_flag) in [
+            (
+                Lang::En,
+                "Only this type. Values: cliente, proveedor.",
+                "unless it says English] Values: es, en.",
+            ),
+            (
+                Lang::Es,
+                "Solo este tipo. Valores: cliente, proveedor.",
+                "salvo que diga inglés] Valores: es, en.",
+            ),
+        ] {
+            let help = words(&long_help(lang, &["user", "list"]));
+            assert!(help.contains(list), "{help}");
+            assert!(help.contains(lang_flag), "{help}");
+        }
+    }
+
     /// `recupera WORDS --help` in `lang`, as the binary prints it (globals
     /// propagated).
     fn long_help(lang: Lang, words: &[&str]) -> String {
@@ -1095,7 +1117,10 @@ mod tests {
         };
         let own = at("--format");
         let places: Vec<usize> = globals.iter().map(|g| at(g)).collect();
-        assert!(places.iter().all(|&p| p > own), "{globals:?} {places:?}\n{help}");
+        assert!(
+            places.iter().all(|&p| p > own),
+            "{globals:?} {places:?}\n{help}"
+        );
         assert!(places.is_sorted(), "{globals:?} {places:?}\n{help}");
     }
 
