@@ -8,7 +8,7 @@
 #   scripts/test-pg.sh cargo test flow::    # any command
 #   scripts/test-pg.sh bash                 # a shell with RECUPERA_TEST_PG_URL set
 #
-# The command runs with RECUPERA_TEST_PG_URL=postgresql:///postgres?host=DIR&user=recupera
+# The command runs with RECUPERA_TEST_PG_URL=postgresql:///postgres?host=DIR&port=5432&user=recupera
 # and RECUPERA_TEST_PG=required (the PostgreSQL tests fail, never skip).
 # Without this script `cargo test` starts such a cluster by itself when
 # PostgreSQL is installed; CI (.ci/run) uses this script.
@@ -30,11 +30,18 @@ if [ -z "$bindir" ]; then
     exit 1
 fi
 
+# As the postgres user when root, and without libpq's variables: initdb,
+# pg_ctl and the server read PGPORT and the like (an exported PGPORT would
+# move the socket; a bad one fails initdb).
 as_pg() {
+    local clean=(env)
+    for v in $(compgen -e); do
+        case $v in PG*) clean+=(-u "$v") ;; esac
+    done
     if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$@"
+        runuser -u postgres -- "${clean[@]}" "$@"
     else
-        "$@"
+        "${clean[@]}" "$@"
     fi
 }
 
@@ -48,10 +55,11 @@ trap cleanup EXIT INT TERM
 
 as_pg "$bindir/initdb" -D "$dir/data" -U recupera --auth=trust --no-sync -E UTF8 >/dev/null
 as_pg "$bindir/pg_ctl" -D "$dir/data" -w -l "$dir/log" \
-    -o "-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-c listen_addresses='' -k $dir -c port=5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     start >/dev/null
 
-export RECUPERA_TEST_PG_URL="postgresql:///postgres?host=$dir&user=recupera"
+# The port named on both sides: an exported PGPORT moves neither.
+export RECUPERA_TEST_PG_URL="postgresql:///postgres?host=$dir&port=5432&user=recupera"
 export RECUPERA_TEST_PG=required
 echo "test-pg.sh: PostgreSQL $("$bindir/postgres" --version | awk '{print $NF}') at $RECUPERA_TEST_PG_URL" >&2
 

@@ -394,10 +394,11 @@ impl App {
 mod tests {
     use super::*;
 
-    /// The configuration of `recupera ARGS db status`, from `ARGS` alone:
-    /// the options' environment variables are not read, so a developer's
-    /// exported `RECUPERA_OUTBOX`, `RECUPERA_SMTP_URL` or
-    /// `RECUPERA_REQUEST_MIN_MS` does not change what is checked.
+    /// The configuration of `recupera ARGS db status`, with the options'
+    /// environment variables not read, so a developer's exported
+    /// `RECUPERA_OUTBOX`, `RECUPERA_SMTP_URL` or `RECUPERA_REQUEST_MIN_MS`
+    /// does not change what is checked. (libpq's `PG*` variables still
+    /// fill what a URL leaves out, so the tests' URLs name their port.)
     fn config(args: &[&str], on_argv: OnArgv) -> Result<Config> {
         let mut line = vec!["recupera"];
         line.extend_from_slice(args);
@@ -530,7 +531,7 @@ mod tests {
     /// taken.
     #[test]
     fn a_password_on_the_command_line_is_refused() {
-        let url = "postgresql://ana:s3cr3t@db.example.co/r";
+        let url = "postgresql://ana:s3cr3t@db.example.co:5432/r";
         let argv = OnArgv {
             db: true,
             smtp_url: true,
@@ -675,7 +676,7 @@ mod tests {
     fn a_background_delivery_is_told_which_database() {
         let file = Location::Sqlite(PathBuf::from("/srv/recupera/datos.db"));
         assert_eq!(db_path_os(&file), "/srv/recupera/datos.db");
-        let url = "postgresql://ana:s3cr3t@db.example.co/r";
+        let url = "postgresql://ana:s3cr3t@db.example.co:5432/r";
         let server = Location::parse(std::ffi::OsStr::new(url), false, None).unwrap();
         assert_eq!(db_path_os(&server), "postgresql://ana@db.example.co:5432/r");
     }

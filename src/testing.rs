@@ -65,13 +65,27 @@ fn is_root() -> bool {
 
 /// Runs a PostgreSQL binary, as the `postgres` user when we are root
 /// (initdb refuses root).
+/// `bin` run as the postgres user when we are root, without libpq's
+/// variables: initdb, pg_ctl and the server read `PGPORT` and the like
+/// from a developer's environment (an exported `PGPORT` moved the server's
+/// socket, and a bad one failed `initdb`).
 fn pg_command(bin: &Path) -> Command {
-    if is_root() {
+    let mut c = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin);
         c
     } else {
         Command::new(bin)
+    };
+    without_pg_vars(&mut c);
+    c
+}
+
+fn without_pg_vars(c: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("PG")) {
+            c.env_remove(k);
+        }
     }
 }
 
@@ -109,8 +123,10 @@ fn start_cluster() -> Result<(String, std::process::ChildStdin), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    // The port is named on both sides (here and in the URL below), so a
+    // developer's exported PGPORT moves neither the server nor the tests.
     let opts = format!(
-        "-c listen_addresses='' -k {} -c fsync=off -c synchronous_commit=off \
+        "-c listen_addresses='' -k {} -c port=5432 -c fsync=off -c synchronous_commit=off \
          -c full_page_writes=off -c max_connections=300",
         dir.display()
     );
@@ -149,7 +165,9 @@ fn start_cluster() -> Result<(String, std::process::ChildStdin), String> {
         "cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf {}",
         dir.display()
     );
-    let mut child = Command::new("sh")
+    let mut watchdog = Command::new("sh");
+    without_pg_vars(&mut watchdog);
+    let mut child = watchdog
         .args(["-c", &script])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -158,7 +176,10 @@ fn start_cluster() -> Result<(String, std::process::ChildStdin), String> {
         .map_err(|e| e.to_string())?;
     let stdin = child.stdin.take().ok_or("no watchdog stdin")?;
     Ok((
-        format!("postgresql:///{{db}}?host={}&user=recupera", dir.display()),
+        format!(
+            "postgresql:///{{db}}?host={}&port=5432&user=recupera",
+            dir.display()
+        ),
         stdin,
     ))
 }

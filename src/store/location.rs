@@ -297,7 +297,11 @@ mod tests {
 
     #[test]
     fn engine_is_chosen_by_scheme() {
-        for s in ["postgres://h/db", "postgresql://h/db", "PostgreSQL://h/db"] {
+        for s in [
+            "postgres://h:5432/db",
+            "postgresql://h:5432/db",
+            "PostgreSQL://h:5432/db",
+        ] {
             assert!(
                 matches!(
                     Location::parse(OsStr::new(s), false, None),
