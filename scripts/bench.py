@@ -245,7 +245,8 @@ def section_p0(results):
     }
     p = results["p0"]
     print(f"P0: login process {p['login_ms']:.1f} ms, confirm process {p['confirm_ms']:.1f} ms (wrong code), "
-          f"{p['confirm_ok_ms']:.1f} ms (right code), libsodium hash {p['libsodium_ms']:.1f} ms; "
+          f"{p['confirm_ok_ms']:.1f} ms (right code), libsodium hash {p['libsodium_ms']:.1f} ms "
+          f"({p['libsodium']}); "
           f"login/libsodium {p['login_vs_libsodium']:.3f} (target <= 0.90), "
           f"confirm/libsodium {p['confirm_vs_libsodium']:.3f} wrong code, "
           f"{p['confirm_ok_vs_libsodium']:.3f} right code (target <= 1.20)")

@@ -22,21 +22,33 @@ PYNACL_VERSION=${PYNACL_VERSION:-$(python3 -c 'import nacl; print(nacl.__version
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-python3 -m pip download --quiet --no-deps --no-binary :all: -d "$WORK" "pynacl==$PYNACL_VERSION"
-tar -xzf "$WORK"/pynacl-*.tar.gz -C "$WORK"
-SRC=$(echo "$WORK"/pynacl-*/src/libsodium)
+# The source distribution of PyNaCl only (`--no-binary pynacl`: its build
+# dependencies may still come as wheels). Its name is PyNaCl-… up to 1.5.
+python3 -m pip download --quiet --no-deps --no-binary pynacl -d "$WORK" "pynacl==$PYNACL_VERSION"
+ARCHIVE=$(find "$WORK" -maxdepth 1 -iname 'pynacl-*.tar.gz' | head -n 1)
+[[ -n $ARCHIVE ]] || { echo "libsodium-avx2.sh: no PyNaCl $PYNACL_VERSION source archive from pip" >&2; exit 1; }
+tar -xzf "$ARCHIVE" -C "$WORK"
+SRC=$(find "$WORK" -mindepth 3 -maxdepth 3 -type d -path '*/src/libsodium' | head -n 1)
+[[ -n $SRC && -x $SRC/configure ]] || { echo "libsodium-avx2.sh: no libsodium source in $ARCHIVE" >&2; exit 1; }
 
 build() { # build NAME: configure and make a copy of SRC, keep its .so as OUT/NAME
     local dir="$WORK/$1"
     cp -r "$SRC" "$dir"
     if [[ $1 == libsodium-avx2.so ]]; then
         local runtime="$dir/src/libsodium/sodium/runtime.c"
-        grep -q 'return _cpu_features.has_avx512f;' "$runtime"
+        grep -q 'return _cpu_features.has_avx512f;' "$runtime" || {
+            echo "libsodium-avx2.sh: $runtime has no AVX-512F check to turn off" >&2
+            exit 1
+        }
         sed -i 's/return _cpu_features.has_avx512f;/return 0; \/* measuring AVX2 only *\//' "$runtime"
     fi
     # PyNaCl's own configure flags (setup.py), shared instead of static.
-    (cd "$dir" && ./configure --quiet --enable-shared --disable-static --disable-debug \
-        --disable-dependency-tracking --with-pic >/dev/null && make -j"$(nproc)" >/dev/null 2>&1)
+    # The build's output goes to OUT/NAME.log (kept when the build fails).
+    if ! (cd "$dir" && ./configure --enable-shared --disable-static --disable-debug \
+        --disable-dependency-tracking --with-pic && make -j"$(nproc)") >"$OUT/$1.log" 2>&1; then
+        echo "libsodium-avx2.sh: building $1 failed; see $OUT/$1.log" >&2
+        exit 1
+    fi
     cp "$dir/src/libsodium/.libs/libsodium.so" "$OUT/$1"
     echo "built $OUT/$1"
 }
