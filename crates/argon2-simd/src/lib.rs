@@ -477,8 +477,9 @@ mod avx512 {
         }};
     }
 
-    /// Half of G on four 64-bit lanes per 256-bit half: two independent
-    /// permutations P at once (one per half).
+    /// Half of G on eight 64-bit lanes: in the rows, two independent
+    /// permutations P at once (one per 256-bit half); in the columns, four
+    /// columns at once (one per 128-bit lane, with its pair register).
     macro_rules! half_g {
         ($a:ident, $b:ident, $c:ident, $d:ident, $r1:literal, $r2:literal) => {
             $a = muladd!($a, $b);
