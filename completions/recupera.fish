@@ -26,7 +26,7 @@ end
 
 complete -c recupera -n "__fish_recupera_needs_command" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_needs_command" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_needs_command" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_needs_command" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_needs_command" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_needs_command" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -53,7 +53,7 @@ complete -c recupera -n "__fish_recupera_needs_command" -f -a "db" -d 'La base d
 complete -c recupera -n "__fish_recupera_needs_command" -f -a "demo" -d 'Recorre los pasos 01–07 del manual en una base temporal e imprime cada uno'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -79,17 +79,17 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_s
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -f -a "delete" -d 'Borra una cuenta para siempre (Ley 1581 de 2012, habeas data): cuenta, códigos, correos y límites; la auditoría queda con un seudónimo'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -f -a "import" -d 'Crea cuentas desde un CSV exportado de la plataforma (UTF-8 con o sin BOM, o Windows-1252; separador ; , o tabulador): tipo, nit, email, usuario, nombre, idioma, password_hash. Se valida todo antes de escribir; si hay errores no se escribe nada'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and not __fish_seen_subcommand_from add list show unlock disable enable edit delete import export" -f -a "export" -d 'Escribe todas las cuentas con las columnas de user import, en CSV (UTF-8, separador ,) o JSON por líneas'
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l type -d 'Tipo de cuenta: cliente (Cliente Factura) o proveedor [por omisión: cliente; en una terminal sin --nit, se pregunta] Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l type -d 'Tipo de cuenta: cliente (Cliente Factura) o proveedor [por omisión: cliente; en una terminal sin --nit, se pregunta]. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l nit -d 'NIT, con o sin dígito verificador (900102030 o 900.102.030-4)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l email -d 'Email registrado: los códigos se envían solo a esta dirección' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l username -d 'Usuario (proveedor): 3–64 letras, dígitos, «.», «_» o «-», con al menos una letra' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l name -d 'Nombre de la persona o empresa' -r
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l mail-lang -d 'Idioma de los correos de la cuenta [por omisión: --lang si se escribió, si no es] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l mail-lang -d 'Idioma de los correos de la cuenta [por omisión: --lang si se escribió, si no es]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from add" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -111,7 +111,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -131,7 +131,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from show" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -151,7 +151,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from unlock" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -172,7 +172,7 @@ proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l reason -d 'Motivo, para la auditoría y user show' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from disable" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -192,7 +192,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from enable" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -217,7 +217,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from edit" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -237,7 +237,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from delete" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -261,7 +261,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 windows-1252\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from import" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -284,7 +284,7 @@ jsonl\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l output -d 'Archivo nuevo (permisos 600) en vez de la salida estándar' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -302,12 +302,12 @@ complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l force -d 'Sobrescribe el archivo de --output si existe'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_using_subcommand user; and __fish_seen_subcommand_from export" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_using_subcommand login" -l type -d 'Tipo de cuenta [por omisión: cliente; en una terminal sin --user, se pregunta] Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand login" -l type -d 'Tipo de cuenta [por omisión: cliente; en una terminal sin --user, se pregunta]. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l user -d 'USUARIO: el NIT sin dígito verificador (un proveedor también puede usar su usuario o email) [también --nit]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand login" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand login" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand login" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -326,7 +326,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand login" -l json -d 'Imp
 complete -c recupera -n "__fish_recupera_using_subcommand login" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -344,13 +344,13 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -f -a "request" -d 'Envía un código de recuperación al email registrado de la cuenta (pasos 01–04 del manual)'
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and not __fish_seen_subcommand_from request confirm" -f -a "confirm" -d 'Pone una contraseña nueva con el código recibido por email (pasos 05–06 del manual)'
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l type -d 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor) [por omisión: cliente; en una terminal sin --user ni --email, se pregunta] Valores: cliente, proveedor.' -r -f -a "cliente\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l type -d 'Tipo de cuenta («Tipo»: Cliente Factura o Proveedor) [por omisión: cliente; en una terminal sin --user ni --email, se pregunta]. Valores: cliente, proveedor.' -r -f -a "cliente\t''
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l user -d '«NIT o Usuario»: NIT sin dígito verificador, o el usuario de un proveedor [también --nit]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l email -d 'El email registrado en la cuenta' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from request" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -373,7 +373,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 proveedor\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -393,7 +393,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand reset; and __fish_seen_subcommand_from confirm" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -413,7 +413,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and not __fish_seen_subcommand_from purge list" -f -a "list" -d 'Lista los códigos guardados (nunca los códigos en sí)'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -432,7 +432,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from purge" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -450,7 +450,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen
 complete -c recupera -n "__fish_recupera_using_subcommand codes; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -471,7 +471,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_s
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and not __fish_seen_subcommand_from list retry deliver" -f -a "deliver"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -489,7 +489,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from list" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from retry" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -508,7 +508,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l id -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand mail; and __fish_seen_subcommand_from deliver" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -535,7 +535,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand audit" -l format -d 'F
 csv\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand audit" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand audit" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -553,7 +553,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand audit" -l json -d 'Imp
 complete -c recupera -n "__fish_recupera_using_subcommand audit" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -573,7 +573,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_see
 complete -c recupera -n "__fish_recupera_using_subcommand db; and not __fish_seen_subcommand_from status copy" -f -a "copy" -d 'Copia todo (cuentas con sus hashes, códigos, límites, correo, auditoría) a una base vacía, SQLite o PostgreSQL, en una transacción, y verifica las cuentas'
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from status" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from status" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from status" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from status" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from status" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from status" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -592,7 +592,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_su
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l to -d 'Destino vacío: archivo SQLite o URL de PostgreSQL (sin contraseña: PGPASSWORD)' -r
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F
@@ -610,7 +610,7 @@ complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_su
 complete -c recupera -n "__fish_recupera_using_subcommand db; and __fish_seen_subcommand_from copy" -s h -l help -d 'Muestra esta ayuda'
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l db -d 'Archivo SQLite, o URL de un servidor PostgreSQL (postgresql://usuario@servidor/base; la contraseña en PGPASSWORD o en RECUPERA_DB, nunca en la línea de órdenes) [por omisión: ~/.local/share/recupera/recupera.db] [variable: RECUPERA_DB]' -r -F
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l db-ca-file -d 'Certificado de CA adicional (PEM) en el que confiar para el TLS de PostgreSQL [variable: RECUPERA_DB_CA_FILE]' -r -F
-complete -c recupera -n "__fish_recupera_using_subcommand demo" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés] Valores: es, en.' -r -f -a "es\t''
+complete -c recupera -n "__fish_recupera_using_subcommand demo" -l lang -d 'Idioma de los mensajes [por omisión: RECUPERA_LANG, si no el del sistema; español salvo que diga inglés]. Valores: es, en.' -r -f -a "es\t''
 en\t''"
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l agent -d 'Quién actúa, para la auditoría [por omisión: $USER] [variable: RECUPERA_AGENT]' -r
 complete -c recupera -n "__fish_recupera_using_subcommand demo" -l outbox -d 'Carpeta de los .eml cuando no hay servidor SMTP [por omisión: outbox/ junto a la base] [variable: RECUPERA_OUTBOX]' -r -F

@@ -799,9 +799,8 @@ fn apply(mut cmd: Command, path: &str, lang: Lang) -> Command {
         let help = lookup(&key, lang).map(|h| match extra.as_str() {
             "" => h.to_string(),
             // The values are a sentence ("Values: a, b."; the other
-            // suffixes are in brackets): the help before them ends as one,
-            // or with a bracket of its own.
-            _ if !extra.starts_with('[') && !h.ends_with(['.', ':', '?', '!', ']']) => {
+            // suffixes are in brackets): the help before them ends as one.
+            _ if !extra.starts_with('[') && !h.ends_with(['.', ':', '?', '!']) => {
                 format!("{h}. {extra}")
             }
             _ => format!("{h} {extra}"),
@@ -1063,7 +1062,8 @@ mod tests {
     }
 
     /// A flag's values are a sentence after its help, which ends as one
-    /// (or with its own bracket), in both languages.
+    /// (after its own bracket too), in both languages; bracketed suffixes
+    /// follow a help as they are.
     #[test]
     fn a_flag_s_values_read_as_a_sentence_of_their_own() {
         let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -1071,17 +1071,18 @@ mod tests {
             (
                 Lang::En,
                 "Only this type. Values: cliente, proveedor.",
-                "unless it says English] Values: es, en.",
+                "unless it says English]. Values: es, en.",
             ),
             (
                 Lang::Es,
                 "Solo este tipo. Valores: cliente, proveedor.",
-                "salvo que diga inglés] Valores: es, en.",
+                "salvo que diga inglés]. Valores: es, en.",
             ),
         ] {
             let help = words(&long_help(lang, &["user", "list"]));
             assert!(help.contains(list), "{help}");
             assert!(help.contains(lang_flag), "{help}");
+            assert!(help.contains("$USER] [variable: RECUPERA_AGENT]"), "{help}");
         }
     }
 
