@@ -1083,6 +1083,14 @@ mod tests {
             assert!(help.contains(list), "{help}");
             assert!(help.contains(lang_flag), "{help}");
             assert!(help.contains("$USER] [variable: RECUPERA_AGENT]"), "{help}");
+            // A help with nothing after it is the catalog's text as it is.
+            let json = lookup("--json", lang).unwrap();
+            assert!(
+                long_help(lang, &["user", "list"])
+                    .lines()
+                    .any(|l| l.trim_end() == format!("          {json}")),
+                "{json:?}"
+            );
         }
     }
 
