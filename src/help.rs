@@ -990,12 +990,7 @@ mod tests {
             );
             assert!(short.contains("--db "), "{short}");
 
-            let mut user = root.find_subcommand_mut("user").unwrap().clone();
-            let show = user
-                .find_subcommand_mut("show")
-                .unwrap()
-                .render_long_help()
-                .to_string();
+            let show = long_help(lang, &["user", "show"]);
             assert!(show.lines().any(|l| l == arguments), "{lang:?}: {show}");
             assert!(show.lines().any(|l| l == options), "{lang:?}: {show}");
             assert!(!show.lines().any(|l| l == commands), "{show}");

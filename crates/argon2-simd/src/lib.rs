@@ -306,6 +306,65 @@ macro_rules! kernel_common {
             columns_rest(q);
         }
 
+        /// P over the columns held by registers `k`, `k + STRIDE`, …,
+        /// `k + 7·STRIDE`, after `rows`. Column i is words 2i, 2i+1 of
+        /// every row, one 128-bit lane of a register; a row is `STRIDE`
+        /// registers. So register `STRIDE·r + k` holds the inputs v2r,
+        /// v2r+1 of each of its columns, one column per lane, and they run
+        /// side by side with no transposing: `a0` holds v0,v1, `a1` v2,v3,
+        /// `b0` v4,v5, `b1` v6,v7, `c0` v8,v9, `c1` v10,v11, `d0` v12,v13,
+        /// `d1` v14,v15. For the diagonals the words move between the two
+        /// registers of a pair with blends and in-lane swaps (as the
+        /// reference implementation's `BLAKE2_ROUND_2` does), cheaper than
+        /// the cross-lane permutes the rows need. After `k = 0`, word 0 of
+        /// the result is final.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        fn columns(q: &mut State, k: usize) {
+            let [
+                mut a0,
+                mut a1,
+                mut b0,
+                mut b1,
+                mut c0,
+                mut c1,
+                mut d0,
+                mut d1,
+            ] = core::array::from_fn(|r| q[STRIDE * r + k]);
+            half_g!(a0, b0, c0, d0, 32, 24);
+            half_g!(a1, b1, c1, d1, 32, 24);
+            half_g!(a0, b0, c0, d0, 16, 63);
+            half_g!(a1, b1, c1, d1, 16, 63);
+            // Diagonals: G(v0,v5,v10,v15), G(v1,v6,v11,v12) beside a0 and
+            // G(v2,v7,v8,v13), G(v3,v4,v9,v14) beside a1.
+            (b0, b1) = (
+                swap_words!(take_first!(b0, b1)),  // v5, v6
+                swap_words!(take_second!(b0, b1)), // v7, v4
+            );
+            (c0, c1) = (c1, c0);
+            (d0, d1) = (
+                swap_words!(take_second!(d0, d1)), // v15, v12
+                swap_words!(take_first!(d0, d1)),  // v13, v14
+            );
+            half_g!(a0, b0, c0, d0, 32, 24);
+            half_g!(a1, b1, c1, d1, 32, 24);
+            half_g!(a0, b0, c0, d0, 16, 63);
+            half_g!(a1, b1, c1, d1, 16, 63);
+            // And back.
+            (b0, b1) = (
+                swap_words!(take_second!(b0, b1)), // v4, v5
+                swap_words!(take_first!(b0, b1)),  // v6, v7
+            );
+            (c0, c1) = (c1, c0);
+            (d0, d1) = (
+                swap_words!(take_first!(d0, d1)),  // v12, v13
+                swap_words!(take_second!(d0, d1)), // v14, v15
+            );
+            for (r, v) in [a0, a1, b0, b1, c0, c1, d0, d1].into_iter().enumerate() {
+                q[STRIDE * r + k] = v;
+            }
+        }
+
         /// G(x, y) of RFC 9106 §3.5: P(R) ⊕ R with R = x ⊕ y.
         #[inline]
         #[target_feature(enable = $feature)]
@@ -535,70 +594,29 @@ mod avx512 {
         row_pair!(6);
     }
 
+    /// The column rounds' moves (`columns` in [`kernel_common!`]): a
+    /// row is two registers here, four columns per register (one per
+    /// 128-bit lane).
+    const STRIDE: usize = 2;
+
+    /// Each 128-bit lane of `x`, with its first word (`take_first!`) or
+    /// its second (`take_second!`) from `y`: one blend.
+    macro_rules! take_first {
+        ($x:expr, $y:expr) => {
+            _mm512_mask_blend_epi64(0x55, $x, $y)
+        };
+    }
+    macro_rules! take_second {
+        ($x:expr, $y:expr) => {
+            _mm512_mask_blend_epi64(0xAA, $x, $y)
+        };
+    }
+
     /// Swaps the two words of each 128-bit lane. One in-lane shuffle.
     macro_rules! swap_words {
         ($x:expr) => {
             _mm512_shuffle_epi32::<_MM_PERM_BADC>($x)
         };
-    }
-
-    /// P over columns 4k..4k+4 of `q`, after [`rows`]. Column i is words
-    /// 2i, 2i+1 of every row, i.e. 128-bit lane i%4 of registers i/4,
-    /// 2+i/4, …, 14+i/4. So register 2r+k holds the inputs v2r, v2r+1 of
-    /// four columns, one per lane, and the four run side by side with no
-    /// transposing: `a0` holds v0,v1, `a1` v2,v3, `b0` v4,v5, `b1` v6,v7,
-    /// `c0` v8,v9, `c1` v10,v11, `d0` v12,v13, `d1` v14,v15. For the
-    /// diagonals the words move between the pairs with blends and in-lane
-    /// swaps. After `k = 0`, word 0 of the result is final.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn columns(q: &mut State, k: usize) {
-        let [
-            mut a0,
-            mut a1,
-            mut b0,
-            mut b1,
-            mut c0,
-            mut c1,
-            mut d0,
-            mut d1,
-        ] = core::array::from_fn(|r| q[2 * r + k]);
-        // A blend taking word 0 (`EVEN`) or word 1 (`ODD`) of each lane
-        // from its second operand.
-        const EVEN: __mmask8 = 0x55;
-        const ODD: __mmask8 = 0xAA;
-        half_g!(a0, b0, c0, d0, 32, 24);
-        half_g!(a1, b1, c1, d1, 32, 24);
-        half_g!(a0, b0, c0, d0, 16, 63);
-        half_g!(a1, b1, c1, d1, 16, 63);
-        // Diagonals: G(v0,v5,v10,v15), G(v1,v6,v11,v12) beside a0 and
-        // G(v2,v7,v8,v13), G(v3,v4,v9,v14) beside a1.
-        (b0, b1) = (
-            swap_words!(_mm512_mask_blend_epi64(EVEN, b0, b1)), // v5, v6
-            swap_words!(_mm512_mask_blend_epi64(ODD, b0, b1)),  // v7, v4
-        );
-        (c0, c1) = (c1, c0);
-        (d0, d1) = (
-            swap_words!(_mm512_mask_blend_epi64(ODD, d0, d1)), // v15, v12
-            swap_words!(_mm512_mask_blend_epi64(EVEN, d0, d1)), // v13, v14
-        );
-        half_g!(a0, b0, c0, d0, 32, 24);
-        half_g!(a1, b1, c1, d1, 32, 24);
-        half_g!(a0, b0, c0, d0, 16, 63);
-        half_g!(a1, b1, c1, d1, 16, 63);
-        // And back.
-        (b0, b1) = (
-            swap_words!(_mm512_mask_blend_epi64(ODD, b0, b1)), // v4, v5
-            swap_words!(_mm512_mask_blend_epi64(EVEN, b0, b1)), // v6, v7
-        );
-        (c0, c1) = (c1, c0);
-        (d0, d1) = (
-            swap_words!(_mm512_mask_blend_epi64(EVEN, d0, d1)), // v12, v13
-            swap_words!(_mm512_mask_blend_epi64(ODD, d0, d1)),  // v14, v15
-        );
-        for (r, v) in [a0, a1, b0, b1, c0, c1, d0, d1].into_iter().enumerate() {
-            q[2 * r + k] = v;
-        }
     }
 
     /// The columns that hold word 0 (0..4).
@@ -766,6 +784,24 @@ mod avx2 {
         }
     }
 
+    /// The column rounds' moves (`columns` in [`kernel_common!`]): a
+    /// row is four registers here, two columns per register (one per
+    /// 128-bit half).
+    const STRIDE: usize = 4;
+
+    /// Each 128-bit half of `x`, with its first word (`take_first!`) or
+    /// its second (`take_second!`) from `y`: one blend.
+    macro_rules! take_first {
+        ($x:expr, $y:expr) => {
+            _mm256_blend_epi32::<0x33>($x, $y)
+        };
+    }
+    macro_rules! take_second {
+        ($x:expr, $y:expr) => {
+            _mm256_blend_epi32::<0xCC>($x, $y)
+        };
+    }
+
     /// Swaps the two words of each 128-bit half: (w0, w1, w2, w3) becomes
     /// (w1, w0, w3, w2). One in-lane shuffle.
     macro_rules! swap_words {
@@ -774,76 +810,20 @@ mod avx2 {
         };
     }
 
-    /// P over columns 2j and 2j+1 of `q`, after [`rows`]. Column i is
-    /// words 2i, 2i+1 of every row: 128-bit half i%2 of registers i/2,
-    /// 4+i/2, …, 28+i/2. So register 4k+j holds the inputs v2k, v2k+1 of
-    /// both columns, one column per half, and the two run side by side
-    /// with no transposing: `a0` holds v0,v1, `a1` v2,v3, `b0` v4,v5, `b1`
-    /// v6,v7, `c0` v8,v9, `c1` v10,v11, `d0` v12,v13, `d1` v14,v15. G runs
-    /// on (a0, b0, c0, d0) and (a1, b1, c1, d1); for the diagonals the
-    /// words move between the two with blends and in-lane swaps, which cost
-    /// less than the cross-lane permutes the rows need.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn column_pair(q: &mut State, j: usize) {
-        let [
-            mut a0,
-            mut a1,
-            mut b0,
-            mut b1,
-            mut c0,
-            mut c1,
-            mut d0,
-            mut d1,
-        ] = core::array::from_fn(|k| q[4 * k + j]);
-        half_g!(a0, b0, c0, d0, 32, 24);
-        half_g!(a1, b1, c1, d1, 32, 24);
-        half_g!(a0, b0, c0, d0, 16, 63);
-        half_g!(a1, b1, c1, d1, 16, 63);
-        // Diagonals: G(v0,v5,v10,v15), G(v1,v6,v11,v12) beside a0 and
-        // G(v2,v7,v8,v13), G(v3,v4,v9,v14) beside a1.
-        (b0, b1) = (
-            swap_words!(_mm256_blend_epi32::<0x33>(b0, b1)), // v5, v6
-            swap_words!(_mm256_blend_epi32::<0xCC>(b0, b1)), // v7, v4
-        );
-        (c0, c1) = (c1, c0);
-        (d0, d1) = (
-            swap_words!(_mm256_blend_epi32::<0xCC>(d0, d1)), // v15, v12
-            swap_words!(_mm256_blend_epi32::<0x33>(d0, d1)), // v13, v14
-        );
-        half_g!(a0, b0, c0, d0, 32, 24);
-        half_g!(a1, b1, c1, d1, 32, 24);
-        half_g!(a0, b0, c0, d0, 16, 63);
-        half_g!(a1, b1, c1, d1, 16, 63);
-        // And back.
-        (b0, b1) = (
-            swap_words!(_mm256_blend_epi32::<0xCC>(b0, b1)), // v4, v5
-            swap_words!(_mm256_blend_epi32::<0x33>(b0, b1)), // v6, v7
-        );
-        (c0, c1) = (c1, c0);
-        (d0, d1) = (
-            swap_words!(_mm256_blend_epi32::<0x33>(d0, d1)), // v12, v13
-            swap_words!(_mm256_blend_epi32::<0xCC>(d0, d1)), // v14, v15
-        );
-        for (k, v) in [a0, a1, b0, b1, c0, c1, d0, d1].into_iter().enumerate() {
-            q[4 * k + j] = v;
-        }
-    }
-
     /// The columns that hold word 0 (0 and 1).
     #[inline]
     #[target_feature(enable = "avx2")]
     fn columns_first(q: &mut State) {
-        column_pair(q, 0);
+        columns(q, 0);
     }
 
     /// The other columns (2..8).
     #[inline]
     #[target_feature(enable = "avx2")]
     fn columns_rest(q: &mut State) {
-        column_pair(q, 1);
-        column_pair(q, 2);
-        column_pair(q, 3);
+        columns(q, 1);
+        columns(q, 2);
+        columns(q, 3);
     }
 
     /// Word 0 of `q ⊕ x ⊕ old`: of the next block, once `columns_first`
