@@ -54,7 +54,9 @@ fn main() {
              words: include_str!(concat!(env!(\"OUT_DIR\"), \"/{file}.words\")),\n    \
              ends: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.ends\")),\n    \
              ranks: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.ranks\")),\n    \
-             slots: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.slots\")),\n}};\n"
+             slots: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}.slots\")),\n    \
+             max_len: {max_len},\n}};\n",
+            max_len = ranks.keys().map(|w| w.len()).max().unwrap_or(0),
         ));
     }
     let mut f = std::fs::File::create(dir.join("ranked.rs")).unwrap();

@@ -4,17 +4,29 @@
 
 /// One ranked list: its words concatenated, the end offset of each and its
 /// rank, and an open-addressing table of word numbers + 1 (0 = empty) by
-/// FNV-1a hash; all u32, little-endian.
+/// FNV-1a hash; all u32, little-endian; and its longest word's length.
 pub(crate) struct Ranked {
     words: &'static str,
     ends: &'static [u8],
     ranks: &'static [u8],
     slots: &'static [u8],
+    /// The byte length of its longest word.
+    max_len: usize,
 }
 
 /// FNV-1a, 64 bits: the table's hash (the same function in build.rs).
+/// It reads a byte at a time, so a word's hash extends its prefix's:
+/// `fnv1a(ab) == fnv1a_extend(fnv1a(a), b)`.
+#[cfg(test)]
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_extend(FNV1A_START, bytes)
+}
+
+/// FNV-1a's starting value (the hash of no bytes).
+pub(crate) const FNV1A_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// `h` (the hash of some bytes) extended by `bytes`.
+pub(crate) fn fnv1a_extend(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
@@ -35,10 +47,28 @@ impl Ranked {
     }
 
     /// The rank of `w` (1 = most common), if listed.
+    #[cfg(test)]
     pub(crate) fn get(&self, w: &str) -> Option<usize> {
+        self.get_hashed(w, fnv1a(w.as_bytes()))
+    }
+
+    /// Every word listed (tests).
+    #[cfg(test)]
+    pub(crate) fn words(&self) -> impl Iterator<Item = &'static str> + '_ {
+        (0..self.ends.len() / 4)
+            .map(|i| std::str::from_utf8(self.word(i)).expect("the lists are UTF-8"))
+    }
+
+    /// The byte length of the longest word listed.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// The rank of `w`, whose FNV-1a hash is `hash`, if listed.
+    pub(crate) fn get_hashed(&self, w: &str, hash: u64) -> Option<usize> {
         let w = w.as_bytes();
         let mask = self.slots.len() / 4 - 1;
-        let mut i = fnv1a(w) as usize & mask;
+        let mut i = hash as usize & mask;
         loop {
             let n = u32_at(self.slots, i);
             if n == 0 {

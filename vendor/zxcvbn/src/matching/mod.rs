@@ -5,9 +5,7 @@ pub mod patterns;
 use self::patterns::*;
 use crate::frequency_lists::DictionaryType;
 use char_indexing::{CharIndexable, CharIndexableStr};
-use fancy_regex::Regex as FancyRegex;
 use itertools::Itertools;
-use regex::Regex;
 use std::collections::HashMap;
 
 /// A match of a predictable pattern in the password.
@@ -101,52 +99,101 @@ struct DictionaryMatch {}
 
 impl Matcher for DictionaryMatch {
     fn get_matches(&self, password: &str, user_inputs: &HashMap<String, usize>) -> Vec<Match> {
-        let password_lower_string = password.to_lowercase();
-        let password_lower = CharIndexableStr::from(password_lower_string.as_str());
+        dictionary_matches(password, user_inputs, None)
+    }
+}
 
-        let do_trials = move |matches: &mut Vec<Match>,
-                              password: &str,
-                              dictionary_name: DictionaryType,
-                              ranked_dict: &dyn Fn(&str) -> Option<usize>| {
-            let len = password.chars().count();
-            for i in 0..len {
-                for j in i..len {
-                    let word = password_lower.char_index(i..j + 1);
-                    if let Some(rank) = ranked_dict(word) {
-                        let pattern = MatchPattern::Dictionary(DictionaryPattern {
-                            matched_word: word.to_string(),
-                            rank,
-                            dictionary_name,
-                            ..DictionaryPattern::default()
-                        });
-                        matches.push(Match {
-                            pattern,
-                            i,
-                            j,
-                            token: password.chars().take(j + 1).skip(i).collect(),
-                            ..Match::default()
-                        });
-                    }
+/// The dictionary matches of `password`; with `changed` (one flag per
+/// character), only those whose range holds a changed character (the only
+/// ones the l33t matcher keeps).
+fn dictionary_matches(
+    password: &str,
+    user_inputs: &HashMap<String, usize>,
+    changed: Option<&[bool]>,
+) -> Vec<Match> {
+    use crate::frequency_lists::{fnv1a_extend, FNV1A_START};
+    // recupera: every substring of the lowercased password is looked up
+    // in seven dictionaries. Upstream hashed each substring anew for
+    // each of them (cubic in the password's length); here each
+    // substring's FNV-1a hash is computed once, extending the previous
+    // one by a character, and a dictionary is not asked for words
+    // longer than its longest. The matches and their order are
+    // upstream's (VENDORED.md, change 4).
+    let lower = password.to_lowercase();
+    let len = password.chars().count();
+    // Where character k of `lower` starts; past its last character, its
+    // end (upstream's `char_index` takes the rest of the string there).
+    let mut starts: Vec<usize> = lower.char_indices().map(|(b, _)| b).collect();
+    let lower_chars = starts.len();
+    starts.push(lower.len());
+    let end = |k: usize| starts[k.min(lower_chars)];
+    let mut hashes = vec![0u64; len * len];
+    for i in 0..len {
+        let mut h = FNV1A_START;
+        for j in i..len {
+            h = fnv1a_extend(h, &lower.as_bytes()[end(j)..end(j + 1)]);
+            hashes[i * len + j] = h;
+        }
+    }
+    // The first changed character at or after each position.
+    let mut first_changed = vec![0; len];
+    let mut next = len;
+    for k in (0..len).rev() {
+        if changed.map(|c| c[k]) != Some(false) {
+            next = k;
+        }
+        first_changed[k] = next;
+    }
+    let user_lens: Vec<usize> = user_inputs.keys().map(String::len).collect();
+    let user_max = user_lens.iter().copied().max().unwrap_or(0);
+
+    let mut matches = Vec::new();
+    let mut trials = |dictionary_name: DictionaryType,
+                      max_len: usize,
+                      ranked_dict: &dyn Fn(&str, u64) -> Option<usize>| {
+        for i in 0..len {
+            for j in i..len {
+                let (a, b) = (end(i), end(j + 1));
+                if b - a > max_len {
+                    break;
+                }
+                if j < first_changed[i] {
+                    continue;
+                }
+                let word = &lower[a..b];
+                if let Some(rank) = ranked_dict(word, hashes[i * len + j]) {
+                    let pattern = MatchPattern::Dictionary(DictionaryPattern {
+                        matched_word: word.to_string(),
+                        rank,
+                        dictionary_name,
+                        ..DictionaryPattern::default()
+                    });
+                    matches.push(Match {
+                        pattern,
+                        i,
+                        j,
+                        token: password.chars().take(j + 1).skip(i).collect(),
+                        ..Match::default()
+                    });
                 }
             }
-        };
-
-        let mut matches = Vec::new();
-
-        for (dictionary_name, ranked_dict) in super::frequency_lists::RANKED_DICTIONARIES.iter() {
-            do_trials(&mut matches, password, *dictionary_name, &|w| {
-                ranked_dict.get(w)
-            });
         }
-        do_trials(
-            &mut matches,
-            password,
-            DictionaryType::UserInputs,
-            &|w| user_inputs.get(w).copied(),
-        );
+    };
 
-        matches
+    for (dictionary_name, ranked_dict) in super::frequency_lists::RANKED_DICTIONARIES.iter() {
+        trials(*dictionary_name, ranked_dict.max_len(), &|w, h| {
+            ranked_dict.get_hashed(w, h)
+        });
     }
+    trials(DictionaryType::UserInputs, user_max, &|w, _| {
+        if user_lens.contains(&w.len()) {
+            user_inputs.get(w).copied()
+        } else {
+            None
+        }
+    });
+
+    matches
 }
 
 struct ReverseDictionaryMatch {}
@@ -176,51 +223,64 @@ struct L33tMatch {}
 
 impl Matcher for L33tMatch {
     fn get_matches(&self, password: &str, user_inputs: &HashMap<String, usize>) -> Vec<Match> {
-        let mut matches = Vec::new();
-        for sub in enumerate_l33t_replacements(&relevant_l33t_subtable(password)) {
-            if sub.is_empty() {
-                break;
-            }
-            let subbed_password = translate(password, &sub);
-            for mut m4tch in (DictionaryMatch {}).get_matches(&subbed_password, user_inputs) {
-                let token = password
-                    .chars()
-                    .take(m4tch.j + 1)
-                    .skip(m4tch.i)
-                    .collect::<String>();
-                {
-                    let pattern = if let MatchPattern::Dictionary(ref mut pattern) = m4tch.pattern {
-                        pattern
-                    } else {
-                        unreachable!()
-                    };
-                    if token.to_lowercase() == pattern.matched_word {
-                        // Only return the matches that contain an actual substitution
-                        continue;
-                    }
-                    let match_sub: HashMap<char, char> = sub
-                        .clone()
-                        .into_iter()
-                        .filter(|&(subbed_chr, _)| token.contains(subbed_chr))
-                        .collect();
-                    m4tch.token = token;
-                    pattern.l33t = true;
-                    pattern.sub_display = Some(
-                        match_sub
-                            .iter()
-                            .map(|(k, v)| format!("{} -> {}", k, v))
-                            .join(", "),
-                    );
-                    pattern.sub = Some(match_sub);
-                }
-                matches.push(m4tch);
-            }
-        }
-        matches
-            .into_iter()
-            .filter(|x| !x.token.is_empty())
-            .collect()
+        l33t_matches(password, user_inputs, true)
     }
+}
+
+/// The l33t matches; `skip: false` looks every substring up, as upstream
+/// did (the tests compare the two).
+fn l33t_matches(password: &str, user_inputs: &HashMap<String, usize>, skip: bool) -> Vec<Match> {
+    let mut matches = Vec::new();
+    for sub in enumerate_l33t_replacements(&relevant_l33t_subtable(password)) {
+        if sub.is_empty() {
+            break;
+        }
+        let subbed_password = translate(password, &sub);
+        // recupera: a match with no substituted character is dropped
+        // below (its token is the word). In an ASCII password that is
+        // every match whose range holds no substituted character, so
+        // those are not looked up (VENDORED.md, change 4). Elsewhere
+        // lowercasing can change lengths, and all are looked up.
+        let changed: Option<Vec<bool>> = (skip && password.is_ascii())
+            .then(|| password.chars().map(|c| sub.contains_key(&c)).collect());
+        for mut m4tch in dictionary_matches(&subbed_password, user_inputs, changed.as_deref()) {
+            let token = password
+                .chars()
+                .take(m4tch.j + 1)
+                .skip(m4tch.i)
+                .collect::<String>();
+            {
+                let pattern = if let MatchPattern::Dictionary(ref mut pattern) = m4tch.pattern {
+                    pattern
+                } else {
+                    unreachable!()
+                };
+                if token.to_lowercase() == pattern.matched_word {
+                    // Only return the matches that contain an actual substitution
+                    continue;
+                }
+                let match_sub: HashMap<char, char> = sub
+                    .clone()
+                    .into_iter()
+                    .filter(|&(subbed_chr, _)| token.contains(subbed_chr))
+                    .collect();
+                m4tch.token = token;
+                pattern.l33t = true;
+                pattern.sub_display = Some(
+                    match_sub
+                        .iter()
+                        .map(|(k, v)| format!("{} -> {}", k, v))
+                        .join(", "),
+                );
+                pattern.sub = Some(match_sub);
+            }
+            matches.push(m4tch);
+        }
+    }
+    matches
+        .into_iter()
+        .filter(|x| !x.token.is_empty())
+        .collect()
 }
 
 fn translate(string: &str, chr_map: &HashMap<char, char>) -> String {
@@ -404,58 +464,37 @@ struct RepeatMatch {}
 
 impl Matcher for RepeatMatch {
     fn get_matches(&self, password: &str, user_inputs: &HashMap<String, usize>) -> Vec<Match> {
-        lazy_static! {
-            static ref GREEDY_REGEX: FancyRegex = FancyRegex::new(r"(.+)\1+").unwrap();
-            static ref LAZY_REGEX: FancyRegex = FancyRegex::new(r"(.+?)\1+").unwrap();
-            static ref LAZY_ANCHORED_REGEX: FancyRegex = FancyRegex::new(r"^(.+?)\1+$").unwrap();
-        }
-
+        // recupera: upstream searched with the regexes `(.+)\1+` (greedy),
+        // `(.+?)\1+` (lazy) and `^(.+?)\1+$`; `scan` does the same searches
+        // without a regex engine (VENDORED.md, change 5).
         let mut matches = Vec::new();
         let mut last_index = 0;
-        let char_indexable_password = CharIndexableStr::from(password);
-        let char_count = password.chars().count();
+        let chars: Vec<char> = password.chars().collect();
+        let char_count = chars.len();
         while last_index < char_count {
-            let token = char_indexable_password.char_index(last_index..char_count);
-            let greedy_matches = GREEDY_REGEX.captures(token).unwrap();
-            if greedy_matches.is_none() {
+            let token = &chars[last_index..];
+            let Some(greedy) = scan::repeat(token, true) else {
                 break;
-            }
-            let lazy_matches = LAZY_REGEX.captures(token).unwrap();
-            let greedy_matches = greedy_matches.unwrap();
-            let lazy_matches = lazy_matches.unwrap();
-            let m4tch;
-            let base_token = if greedy_matches.get(0).unwrap().as_str().chars().count()
-                > lazy_matches.get(0).unwrap().as_str().chars().count()
-            {
+            };
+            let Some(lazy) = scan::repeat(token, false) else {
+                break;
+            };
+            let (m4tch, base_token) = if greedy.len() > lazy.len() {
                 // greedy beats lazy for 'aabaab'
                 //   greedy: [aabaab, aab]
                 //   lazy:   [aa,     a]
-                m4tch = greedy_matches;
                 // greedy's repeated string might itself be repeated, eg.
-                // aabaab in aabaabaabaab.
-                // run an anchored lazy match on greedy's repeated string
-                // to find the shortest repeated string
-                LAZY_ANCHORED_REGEX
-                    .captures(m4tch.get(0).unwrap().as_str())
-                    .unwrap()
-                    .unwrap()
-                    .get(1)
-                    .unwrap()
-                    .as_str()
-                    .to_string()
+                // aabaab in aabaabaabaab: the shortest repeated string.
+                let whole = &token[greedy.start..greedy.end()];
+                (greedy, &whole[..scan::period(whole)])
             } else {
                 // lazy beats greedy for 'aaaaa'
                 //   greedy: [aaaa,  aa]
                 //   lazy:   [aaaaa, a]
-                m4tch = lazy_matches;
-                m4tch.get(1).unwrap().as_str().to_string()
+                (lazy, &token[lazy.start..lazy.start + lazy.unit])
             };
-
-            let m = m4tch.get(0).unwrap();
-            let (i, j) = (
-                last_index + token[..m.start()].chars().count(),
-                last_index + token[..m.end()].chars().count() - 1,
-            );
+            let base_token: String = base_token.iter().collect();
+            let (i, j) = (last_index + m4tch.start, last_index + m4tch.end() - 1);
             // recursively match and score the base string
             let base_analysis = super::scoring::most_guessable_match_sequence(
                 &base_token,
@@ -465,8 +504,7 @@ impl Matcher for RepeatMatch {
             let base_matches = base_analysis.sequence;
             let base_guesses = base_analysis.guesses;
             let pattern = MatchPattern::Repeat(RepeatPattern {
-                repeat_count: m4tch.get(0).unwrap().as_str().chars().count()
-                    / base_token.chars().count(),
+                repeat_count: m4tch.len() / base_token.chars().count(),
                 base_token,
                 base_guesses,
                 base_matches,
@@ -475,7 +513,7 @@ impl Matcher for RepeatMatch {
                 pattern,
                 i,
                 j,
-                token: m4tch.get(0).unwrap().as_str().to_string(),
+                token: chars[i..=j].iter().collect(),
                 ..Match::default()
             });
             last_index = j + 1;
@@ -567,40 +605,29 @@ struct RegexMatch {}
 
 impl Matcher for RegexMatch {
     fn get_matches(&self, password: &str, _user_inputs: &HashMap<String, usize>) -> Vec<Match> {
+        // recupera: upstream's one regex, "recent_year" `19[0-9]{2}|20[0-9]{2}`,
+        // as a scan (VENDORED.md, change 5).
         let mut matches = Vec::new();
-        for (&name, regex) in REGEXES.iter() {
-            for capture in regex.captures_iter(password) {
-                let m = capture.get(0).unwrap();
-                let pattern = MatchPattern::Regex(RegexPattern {
-                    regex_name: name.to_owned(),
-                    regex_match: capture
-                        .iter()
-                        .map(|x| x.unwrap().as_str().to_string())
-                        .collect(),
-                });
-                let (i, j) = (
-                    password[..m.start()].chars().count(),
-                    password[..m.end()].chars().count() - 1,
-                );
-                matches.push(Match {
-                    pattern,
-                    token: m.as_str().to_string(),
-                    i,
-                    j,
-                    ..Match::default()
-                });
-            }
+        for (start, end) in scan::recent_years(password) {
+            let token = &password[start..end];
+            let pattern = MatchPattern::Regex(RegexPattern {
+                regex_name: "recent_year".to_owned(),
+                regex_match: vec![token.to_string()],
+            });
+            let (i, j) = (
+                password[..start].chars().count(),
+                password[..end].chars().count() - 1,
+            );
+            matches.push(Match {
+                pattern,
+                token: token.to_string(),
+                i,
+                j,
+                ..Match::default()
+            });
         }
         matches
     }
-}
-
-lazy_static! {
-    static ref REGEXES: HashMap<&'static str, Regex> = {
-        let mut table = HashMap::with_capacity(1);
-        table.insert("recent_year", Regex::new(r"19[0-9]{2}|20[0-9]{2}").unwrap());
-        table
-    };
 }
 
 /// a "date" is recognized as:
@@ -639,7 +666,7 @@ impl Matcher for DateMatch {
                     break;
                 }
                 let token_str = char_indexable.char_index(i..j + 1);
-                if !MAYBE_DATE_NO_SEPARATOR_REGEX.is_match(token_str) {
+                if !scan::maybe_date_no_separator(token_str) {
                     continue;
                 }
                 let token = CharIndexableStr::from(token_str);
@@ -692,11 +719,9 @@ impl Matcher for DateMatch {
                     }
                     let token = char_indexable.char_index(i..j + 1);
                     let (ymd, separator) = {
-                        let captures = MAYBE_DATE_WITH_SEPARATOR_REGEX.captures(token);
-                        if captures.is_none() {
+                        let Some(captures) = scan::maybe_date_with_separator(token) else {
                             continue;
-                        }
-                        let captures = captures.unwrap();
+                        };
                         if captures[2] != captures[4] {
                             // Original code uses regex backreferences, Rust doesn't support these.
                             // Need to manually test that group 2 and 4 are the same
@@ -823,16 +848,6 @@ fn two_to_four_digit_year(year: u16) -> u16 {
     }
 }
 
-/// Unicode's White_Space property, what `\s` matches in a Unicode regex,
-/// written out: the regex crates are built without their Unicode tables
-/// (thousands of relocated pointers every process paid at start-up; see
-/// VENDORED.md), and `\s` needs them.
-macro_rules! white_space {
-    () => {
-        r"\t\n\x0B\x0C\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
-    };
-}
-
 const DATE_MIN_YEAR: u16 = 1000;
 const DATE_MAX_YEAR: u16 = 2050;
 lazy_static! {
@@ -859,14 +874,137 @@ lazy_static! {
         table.insert(8, vec![(2, 4), (4, 6)]);
         table
     };
-    static ref MAYBE_DATE_NO_SEPARATOR_REGEX: Regex = Regex::new(r"^[0-9]{4,8}$").unwrap();
-    static ref MAYBE_DATE_WITH_SEPARATOR_REGEX: Regex = Regex::new(concat!(
-        r"^([0-9]{1,4})([",
-        white_space!(),
-        r"/\\_.-])([0-9]{1,2})([",
-        white_space!(),
-        r"/\\_.-])([0-9]{1,4})$"
-    )).unwrap();
+}
+
+/// recupera: the searches upstream made with `regex` and `fancy-regex`,
+/// written out (VENDORED.md, change 5). Compiling those regexes was most of
+/// a process's first estimate, and the two crates a fifth of the binary;
+/// the tests check each search against the regex it replaces.
+mod scan {
+    /// A repetition found in a password: `unit` characters from `start`,
+    /// present `count` times in a row (at least twice).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) struct Repeat {
+        pub(super) start: usize,
+        pub(super) unit: usize,
+        pub(super) count: usize,
+    }
+
+    impl Repeat {
+        /// Its length in characters.
+        pub(super) fn len(&self) -> usize {
+            self.unit * self.count
+        }
+
+        /// Where it ends (exclusive).
+        pub(super) fn end(&self) -> usize {
+            self.start + self.len()
+        }
+    }
+
+    /// What the backtracking search `(.+)\1+` (`greedy`) or `(.+?)\1+`
+    /// finds first: the leftmost start from which some unit repeats; there
+    /// the longest unit (greedy) or the shortest that repeats, and as many
+    /// copies of it as follow. `.` does not match a line feed.
+    pub(super) fn repeat(chars: &[char], greedy: bool) -> Option<Repeat> {
+        let n = chars.len();
+        for start in 0..n {
+            let line = chars[start..].iter().take_while(|&&c| c != '\n').count();
+            let longest = line.min((n - start) / 2);
+            let repeats =
+                |unit: usize| chars[start..start + unit] == chars[start + unit..start + 2 * unit];
+            let unit = if greedy {
+                (1..=longest).rev().find(|&u| repeats(u))
+            } else {
+                (1..=longest).find(|&u| repeats(u))
+            };
+            if let Some(unit) = unit {
+                let mut count = 2;
+                while start + (count + 1) * unit <= n
+                    && chars[start..start + unit]
+                        == chars[start + count * unit..start + (count + 1) * unit]
+                {
+                    count += 1;
+                }
+                return Some(Repeat { start, unit, count });
+            }
+        }
+        None
+    }
+
+    /// The shortest unit that `chars` repeats (`^(.+?)\1+$` on a repetition
+    /// `repeat` found): its length.
+    pub(super) fn period(chars: &[char]) -> usize {
+        let n = chars.len();
+        // A shorter last chunk (u not dividing n) is never equal.
+        (1..=n / 2)
+            .find(|&u| chars.chunks(u).all(|c| c == &chars[..u]))
+            .unwrap_or(n)
+    }
+
+    /// `19[0-9]{2}|20[0-9]{2}`: the byte ranges of its matches, leftmost
+    /// first, none overlapping.
+    pub(super) fn recent_years(s: &str) -> Vec<(usize, usize)> {
+        let b = s.as_bytes();
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i + 4 <= b.len() {
+            if matches!(&b[i..i + 2], b"19" | b"20")
+                && b[i + 2].is_ascii_digit()
+                && b[i + 3].is_ascii_digit()
+            {
+                found.push((i, i + 4));
+                i += 4;
+            } else {
+                i += 1;
+            }
+        }
+        found
+    }
+
+    /// `^[0-9]{4,8}$`.
+    pub(super) fn maybe_date_no_separator(s: &str) -> bool {
+        (4..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    /// A date's separator: Unicode's White_Space (what `\s` matched) or
+    /// one of `/\_.-`.
+    pub(super) fn is_date_separator(c: char) -> bool {
+        c.is_whitespace() || matches!(c, '/' | '\\' | '_' | '.' | '-')
+    }
+
+    /// `^([0-9]{1,4})([\s/\\_.-])([0-9]{1,2})([\s/\\_.-])([0-9]{1,4})$`:
+    /// the whole and the five groups. Digits are never separators, so
+    /// there is one way to read a string, if any.
+    pub(super) fn maybe_date_with_separator(s: &str) -> Option<[&str; 6]> {
+        let digits = |t: &str, most: usize| {
+            let n = t.bytes().take_while(u8::is_ascii_digit).count();
+            (1..=most).contains(&n).then_some(n)
+        };
+        let separator = |t: &str| t.chars().next().filter(|&c| is_date_separator(c));
+        let a = digits(s, 4)?;
+        let rest = &s[a..];
+        let sep1 = separator(rest)?.len_utf8();
+        let rest = &rest[sep1..];
+        let b = digits(rest, 2)?;
+        let rest = &rest[b..];
+        let sep2 = separator(rest)?.len_utf8();
+        let year = &rest[sep2..];
+        let c = digits(year, 4)?;
+        if c != year.len() {
+            return None;
+        }
+        let b_at = a + sep1;
+        let c_at = b_at + b + sep2;
+        Some([
+            s,
+            &s[..a],
+            &s[a..b_at],
+            &s[b_at..b_at + b],
+            &s[b_at + b..c_at],
+            &s[c_at..],
+        ])
+    }
 }
 
 #[cfg(test)]
@@ -1609,6 +1747,390 @@ mod tests {
             assert!(matches
                 .iter()
                 .any(|m| m.pattern.variant() == pattern_name && m.i == i && m.j == j));
+        }
+    }
+}
+
+/// recupera: the dictionary matcher against upstream's, on passwords made to
+/// hit the dictionaries (VENDORED.md, change 4).
+#[cfg(test)]
+mod same_as_upstream {
+    use super::*;
+
+    /// Upstream 3.1.1's dictionary matcher, as it was: each substring
+    /// hashed anew for each dictionary.
+    fn upstream_dictionary_matches(
+        password: &str,
+        user_inputs: &HashMap<String, usize>,
+    ) -> Vec<Match> {
+        let password_lower_string = password.to_lowercase();
+        let password_lower = CharIndexableStr::from(password_lower_string.as_str());
+        let do_trials = |matches: &mut Vec<Match>,
+                         dictionary_name: DictionaryType,
+                         ranked_dict: &dyn Fn(&str) -> Option<usize>| {
+            let len = password.chars().count();
+            for i in 0..len {
+                for j in i..len {
+                    let word = password_lower.char_index(i..j + 1);
+                    if let Some(rank) = ranked_dict(word) {
+                        matches.push(Match {
+                            pattern: MatchPattern::Dictionary(DictionaryPattern {
+                                matched_word: word.to_string(),
+                                rank,
+                                dictionary_name,
+                                ..DictionaryPattern::default()
+                            }),
+                            i,
+                            j,
+                            token: password.chars().take(j + 1).skip(i).collect(),
+                            ..Match::default()
+                        });
+                    }
+                }
+            }
+        };
+        let mut matches = Vec::new();
+        for (name, dict) in crate::frequency_lists::RANKED_DICTIONARIES.iter() {
+            do_trials(&mut matches, *name, &|w| dict.get(w));
+        }
+        do_trials(&mut matches, DictionaryType::UserInputs, &|w| {
+            user_inputs.get(w).copied()
+        });
+        matches
+    }
+
+    /// Matches in one order, without what a `HashMap`'s order decides
+    /// (the l33t substitutions' display).
+    fn canonical(mut ms: Vec<Match>) -> Vec<String> {
+        for m in &mut ms {
+            if let MatchPattern::Dictionary(d) = &mut m.pattern {
+                d.sub_display = None;
+                if let Some(sub) = &d.sub {
+                    let mut pairs: Vec<_> = sub.iter().collect();
+                    pairs.sort();
+                    d.sub_display = Some(format!("{pairs:?}"));
+                }
+                d.sub = None;
+            }
+        }
+        let mut out: Vec<String> = ms.iter().map(|m| format!("{m:?}")).collect();
+        out.sort();
+        out
+    }
+
+    /// Passwords built from listed words: l33t-substituted, capitalised,
+    /// reversed, joined by separators and digits, some with letters whose
+    /// lowercase is longer (İ) or depends on the context (Σ).
+    fn passwords() -> Vec<String> {
+        let words: Vec<&str> = [
+            "password",
+            "dragon",
+            "monkey",
+            "football",
+            "shadow",
+            "michael",
+            "jennifer",
+            "batman",
+            "trustno1",
+            "sunshine",
+            "princess",
+            "welcome",
+            "lovely",
+            "nathan",
+            "elizabeth",
+            "smith",
+            "johnson",
+            "the",
+            "and",
+            "house",
+            "recupera",
+            "factura",
+            "ana",
+            "perez",
+            "900123456",
+            "colombia",
+            "leet",
+            "hello",
+            "world",
+            "sigma",
+        ]
+        .to_vec();
+        let subs: [(char, &[char]); 10] = [
+            ('a', &['4', '@']),
+            ('b', &['8']),
+            ('c', &['(', '{', '[', '<']),
+            ('e', &['3']),
+            ('g', &['6', '9']),
+            ('i', &['1', '!', '|']),
+            ('l', &['1', '|', '7']),
+            ('o', &['0']),
+            ('s', &['$', '5']),
+            ('t', &['+', '7']),
+        ];
+        let extras = [
+            "İ", "Σ", "ß", "ñ", "á", "ǅ", " ", "-", "_", ".", "19", "87", "2024", "!",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut out = Vec::new();
+        for _ in 0..1500 {
+            let mut pw = String::new();
+            for _ in 0..1 + next(4) {
+                let mut w: String = words[next(words.len())].to_string();
+                if next(3) == 0 {
+                    w = w.chars().rev().collect();
+                }
+                let w: String = w
+                    .chars()
+                    .map(|c| match subs.iter().find(|(l, _)| *l == c) {
+                        Some((_, s)) if next(2) == 0 => s[next(s.len())],
+                        _ if next(5) == 0 => c.to_ascii_uppercase(),
+                        _ => c,
+                    })
+                    .collect();
+                pw.push_str(&w);
+                if next(2) == 0 {
+                    pw.push_str(extras[next(extras.len())]);
+                }
+            }
+            out.push(pw);
+        }
+        out
+    }
+
+    fn user_inputs() -> HashMap<String, usize> {
+        [
+            "recupera",
+            "ana.perez@example.co",
+            "900123456",
+            "σίγμα",
+            "i̇stanbul",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_lowercase(), i + 1))
+        .collect()
+    }
+
+    #[test]
+    fn dictionary_matches_are_upstreams() {
+        for ui in [HashMap::new(), user_inputs()] {
+            for pw in passwords() {
+                assert_eq!(
+                    dictionary_matches(&pw, &ui, None),
+                    upstream_dictionary_matches(&pw, &ui),
+                    "{pw:?}"
+                );
+            }
+        }
+    }
+
+    /// A dictionary's longest words are still looked up (the matcher
+    /// stops at its longest length, not before).
+    #[test]
+    fn the_longest_words_are_found() {
+        let ui = HashMap::new();
+        for (name, dict) in crate::frequency_lists::RANKED_DICTIONARIES.iter() {
+            let longest: Vec<&str> = dict.words().filter(|w| w.len() == dict.max_len()).collect();
+            assert!(!longest.is_empty());
+            for w in longest {
+                let pw = format!("x{w}1");
+                let found = dictionary_matches(&pw, &ui, None);
+                assert_eq!(found, upstream_dictionary_matches(&pw, &ui), "{pw:?}");
+                assert!(found.iter().any(|m| matches!(&m.pattern,
+                    MatchPattern::Dictionary(d) if d.dictionary_name == *name && d.matched_word == w)));
+            }
+        }
+        let ui = user_inputs();
+        let pw = "xana.perez@example.co1";
+        assert!(dictionary_matches(pw, &ui, None)
+            .iter()
+            .any(|m| m.token == "ana.perez@example.co"));
+    }
+
+    #[test]
+    fn l33t_matches_are_the_same_without_the_lookups_they_drop() {
+        let mut found = 0;
+        for ui in [HashMap::new(), user_inputs()] {
+            for pw in passwords() {
+                let fast = l33t_matches(&pw, &ui, true);
+                found += fast.len();
+                assert_eq!(
+                    canonical(fast),
+                    canonical(l33t_matches(&pw, &ui, false)),
+                    "{pw:?}"
+                );
+            }
+        }
+        // The passwords do exercise the matcher.
+        assert!(found > 3000, "{found}");
+    }
+}
+
+/// recupera: each of `scan`'s searches against the regex upstream ran, on
+/// strings made to hold repeats, years, dates and separators.
+#[cfg(test)]
+mod scan_is_the_regexes {
+    use super::scan;
+
+    /// Unicode's White_Space property, what `\s` matched in upstream's
+    /// Unicode regex (the regex crates are built here without their
+    /// Unicode tables).
+    macro_rules! white_space {
+        () => {
+            r"\t\n\x0B\x0C\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+        };
+    }
+
+    fn strings() -> Vec<String> {
+        let alphabet = [
+            'a', 'b', 'a', 'b', 'c', '\n', 'ñ', 'İ', '1', '9', '2', '0', '0', '1', '/', '.', ' ',
+            '\u{2003}', '\u{200B}', '-', '\\', '_', '\u{3000}', ',',
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut out: Vec<String> = [
+            "",
+            "a",
+            "aa",
+            "aab",
+            "aabaab",
+            "aabaabaabaab",
+            "abcabcabc",
+            "aaaaa",
+            "abab\nabab",
+            "a\na\n",
+            "\n\n\n",
+            "1991",
+            "20201",
+            "12/1/1991",
+            "1-11-91",
+            "1.1.91",
+            "1\u{3000}1\u{3000}91",
+            "12345/1/1",
+            "1/123/1",
+            "1//1",
+            "ññ",
+            "İİİ",
+            "batman1987batman1987",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..30_000 {
+            let len = next(14);
+            let mut s: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            if next(3) == 0 && !s.is_empty() {
+                // A repeat of what is there, at least once.
+                let copy = s.clone();
+                for _ in 0..1 + next(3) {
+                    s.push_str(&copy);
+                }
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    fn chars_before(s: &str, byte: usize) -> usize {
+        s[..byte].chars().count()
+    }
+
+    #[test]
+    fn repeats_are_found_as_the_regexes_found_them() {
+        let greedy = fancy_regex::Regex::new(r"(.+)\1+").unwrap();
+        let lazy = fancy_regex::Regex::new(r"(.+?)\1+").unwrap();
+        let anchored = fancy_regex::Regex::new(r"^(.+?)\1+$").unwrap();
+        let mut found = 0;
+        for s in strings() {
+            let chars: Vec<char> = s.chars().collect();
+            for (re, is_greedy) in [(&greedy, true), (&lazy, false)] {
+                let want = re.captures(&s).unwrap().map(|c| {
+                    let (m, g) = (c.get(0).unwrap(), c.get(1).unwrap());
+                    (
+                        chars_before(&s, m.start()),
+                        g.as_str().chars().count(),
+                        m.as_str().chars().count(),
+                    )
+                });
+                let got = scan::repeat(&chars, is_greedy).map(|r| (r.start, r.unit, r.len()));
+                assert_eq!(got, want, "{s:?} greedy={is_greedy}");
+                if let (Some(r), true) = (scan::repeat(&chars, true), is_greedy) {
+                    found += 1;
+                    let whole: String = chars[r.start..r.end()].iter().collect();
+                    let unit = anchored.captures(&whole).unwrap().unwrap();
+                    assert_eq!(
+                        scan::period(&chars[r.start..r.end()]),
+                        unit.get(1).unwrap().as_str().chars().count(),
+                        "{whole:?}"
+                    );
+                }
+            }
+        }
+        assert!(found > 10_000, "{found}");
+    }
+
+    #[test]
+    fn years_and_dates_are_found_as_the_regexes_found_them() {
+        let years = regex::Regex::new(r"19[0-9]{2}|20[0-9]{2}").unwrap();
+        let plain = regex::Regex::new(r"^[0-9]{4,8}$").unwrap();
+        let separated = regex::Regex::new(concat!(
+            r"^([0-9]{1,4})([",
+            white_space!(),
+            r"/\\_.-])([0-9]{1,2})([",
+            white_space!(),
+            r"/\\_.-])([0-9]{1,4})$"
+        ))
+        .unwrap();
+        let (mut dates, mut plain_dates) = (0, 0);
+        for s in strings() {
+            let want: Vec<(usize, usize)> =
+                years.find_iter(&s).map(|m| (m.start(), m.end())).collect();
+            assert_eq!(scan::recent_years(&s), want, "{s:?}");
+            // As the date matcher asks: every substring.
+            let idx: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+            for a in 0..idx.len() {
+                for b in a + 1..idx.len().min(a + 11) {
+                    let t = &s[idx[a]..idx[b]];
+                    assert_eq!(scan::maybe_date_no_separator(t), plain.is_match(t), "{t:?}");
+                    plain_dates += usize::from(plain.is_match(t));
+                    let want = separated.captures(t).map(|c| {
+                        let mut g = [""; 6];
+                        for (k, m) in c.iter().enumerate() {
+                            g[k] = m.unwrap().as_str();
+                        }
+                        g
+                    });
+                    assert_eq!(scan::maybe_date_with_separator(t), want, "{t:?}");
+                    dates += usize::from(want.is_some());
+                }
+            }
+        }
+        assert!(dates > 500 && plain_dates > 500, "{dates} {plain_dates}");
+    }
+
+    /// Every character Rust calls whitespace separates, as `\s` did, and
+    /// nothing else but the five ASCII separators.
+    #[test]
+    fn date_separators_are_the_regex_class() {
+        let class = regex::Regex::new(concat!("^[", white_space!(), r"/\\_.-]$")).unwrap();
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let mut b = [0; 4];
+            assert_eq!(
+                scan::is_date_separator(c),
+                class.is_match(c.encode_utf8(&mut b)),
+                "{c:?}"
+            );
         }
     }
 }
