@@ -1977,6 +1977,11 @@ mod same_as_upstream {
 #[cfg(test)]
 mod scan_is_the_regexes {
     use super::scan;
+    use super::{
+        omnimatch, CharIndexable, CharIndexableStr, Match, MatchPattern, Matcher, RepeatPattern,
+    };
+    use fancy_regex::Regex as FancyRegex;
+    use std::collections::HashMap;
 
     /// Unicode's White_Space property, what `\s` matched in upstream's
     /// Unicode regex (the regex crates are built here without their
@@ -2044,6 +2049,121 @@ mod scan_is_the_regexes {
 
     fn chars_before(s: &str, byte: usize) -> usize {
         s[..byte].chars().count()
+    }
+
+    /// Upstream 3.1.1's repeat matcher, as it was (the three regexes).
+    fn upstream_repeat_matches(password: &str, user_inputs: &HashMap<String, usize>) -> Vec<Match> {
+        lazy_static! {
+            static ref GREEDY_REGEX: FancyRegex = FancyRegex::new(r"(.+)\1+").unwrap();
+            static ref LAZY_REGEX: FancyRegex = FancyRegex::new(r"(.+?)\1+").unwrap();
+            static ref LAZY_ANCHORED_REGEX: FancyRegex = FancyRegex::new(r"^(.+?)\1+$").unwrap();
+        }
+
+        let mut matches = Vec::new();
+        let mut last_index = 0;
+        let char_indexable_password = CharIndexableStr::from(password);
+        let char_count = password.chars().count();
+        while last_index < char_count {
+            let token = char_indexable_password.char_index(last_index..char_count);
+            let greedy_matches = GREEDY_REGEX.captures(token).unwrap();
+            if greedy_matches.is_none() {
+                break;
+            }
+            let lazy_matches = LAZY_REGEX.captures(token).unwrap();
+            let greedy_matches = greedy_matches.unwrap();
+            let lazy_matches = lazy_matches.unwrap();
+            let m4tch;
+            let base_token = if greedy_matches.get(0).unwrap().as_str().chars().count()
+                > lazy_matches.get(0).unwrap().as_str().chars().count()
+            {
+                // greedy beats lazy for 'aabaab'
+                //   greedy: [aabaab, aab]
+                //   lazy:   [aa,     a]
+                m4tch = greedy_matches;
+                // greedy's repeated string might itself be repeated, eg.
+                // aabaab in aabaabaabaab.
+                // run an anchored lazy match on greedy's repeated string
+                // to find the shortest repeated string
+                LAZY_ANCHORED_REGEX
+                    .captures(m4tch.get(0).unwrap().as_str())
+                    .unwrap()
+                    .unwrap()
+                    .get(1)
+                    .unwrap()
+                    .as_str()
+                    .to_string()
+            } else {
+                // lazy beats greedy for 'aaaaa'
+                //   greedy: [aaaa,  aa]
+                //   lazy:   [aaaaa, a]
+                m4tch = lazy_matches;
+                m4tch.get(1).unwrap().as_str().to_string()
+            };
+
+            let m = m4tch.get(0).unwrap();
+            let (i, j) = (
+                last_index + token[..m.start()].chars().count(),
+                last_index + token[..m.end()].chars().count() - 1,
+            );
+            // recursively match and score the base string
+            let base_analysis = crate::scoring::most_guessable_match_sequence(
+                &base_token,
+                &omnimatch(&base_token, user_inputs),
+                false,
+            );
+            let base_matches = base_analysis.sequence;
+            let base_guesses = base_analysis.guesses;
+            let pattern = MatchPattern::Repeat(RepeatPattern {
+                repeat_count: m4tch.get(0).unwrap().as_str().chars().count()
+                    / base_token.chars().count(),
+                base_token,
+                base_guesses,
+                base_matches,
+            });
+            matches.push(Match {
+                pattern,
+                i,
+                j,
+                token: m4tch.get(0).unwrap().as_str().to_string(),
+                ..Match::default()
+            });
+            last_index = j + 1;
+        }
+        matches
+    }
+
+    /// What a repeat match holds, but the base's match sequence, whose
+    /// ties upstream's `HashMap`s decide.
+    fn repeat_summary(ms: Vec<Match>) -> Vec<(usize, usize, String, String, usize, u64)> {
+        ms.into_iter()
+            .map(|m| match m.pattern {
+                MatchPattern::Repeat(r) => (
+                    m.i,
+                    m.j,
+                    m.token,
+                    r.base_token,
+                    r.repeat_count,
+                    r.base_guesses,
+                ),
+                other => panic!("not a repeat: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeat_matches_are_upstreams() {
+        let ui = HashMap::new();
+        let mut found = 0;
+        for s in strings() {
+            let ours = repeat_summary(super::RepeatMatch {}.get_matches(&s, &ui));
+            found += ours.len();
+            assert_eq!(
+                ours,
+                repeat_summary(upstream_repeat_matches(&s, &ui)),
+                "{s:?}"
+            );
+        }
+        assert!(found > 10_000, "{found}");
     }
 
     #[test]
