@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "128"]
 #![warn(missing_docs)]
+// recupera: upstream unwraps what cannot fail (its tables, its parses of
+// digits it matched); recupera's own code is linted against unwrap and
+// expect, this vendored crate is not (VENDORED.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
 #[cfg(feature = "builder")]
