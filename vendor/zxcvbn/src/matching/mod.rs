@@ -127,10 +127,20 @@ fn dictionary_matches(
     let lower_chars = starts.len();
     starts.push(lower.len());
     let end = |k: usize| starts[k.min(lower_chars)];
+    let user_lens: Vec<usize> = user_inputs.keys().map(String::len).collect();
+    let user_max = user_lens.iter().copied().max().unwrap_or(0);
+    // No list holds a longer word: longer substrings are not hashed.
+    let longest = super::frequency_lists::RANKED_DICTIONARIES
+        .iter()
+        .map(|(_, dict)| dict.max_len())
+        .fold(user_max, usize::max);
     let mut hashes = vec![0u64; len * len];
     for i in 0..len {
         let mut h = FNV1A_START;
         for j in i..len {
+            if end(j + 1) - end(i) > longest {
+                break;
+            }
             h = fnv1a_extend(h, &lower.as_bytes()[end(j)..end(j + 1)]);
             hashes[i * len + j] = h;
         }
@@ -144,8 +154,6 @@ fn dictionary_matches(
         }
         first_changed[k] = next;
     }
-    let user_lens: Vec<usize> = user_inputs.keys().map(String::len).collect();
-    let user_max = user_lens.iter().copied().max().unwrap_or(0);
 
     let mut matches = Vec::new();
     let mut trials = |dictionary_name: DictionaryType,
