@@ -134,7 +134,7 @@ fn run_confirm(
                 Some(t(M::PromptConfirmPassword)),
                 |s| {
                     Password::new(s)
-                        .and_then(|pw| policy.check_typed(&pw, Some(&raw)))
+                        .and_then(|pw| policy.check_typed(&pw, Some(&raw)).map(|_| ()))
                         .map_err(|e| policy_message(&e))
                 },
             )?;

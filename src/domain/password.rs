@@ -195,10 +195,25 @@ fn significant(kind: Context, w: &str) -> bool {
     }
 }
 
+/// A password that passed [`Policy::check_typed`]: what
+/// [`Policy::check_account`] takes, so that it may rely on that check.
+#[derive(Debug)]
+pub struct Typed<'a>(&'a Password);
+
+impl Typed<'_> {
+    pub fn password(&self) -> &Password {
+        self.0
+    }
+}
+
 impl Policy {
     /// Checks that need only what was typed: length, the estimator, the
     /// product's name and the identifier typed with it.
-    pub fn check_typed(&self, pw: &Password, identifier: Option<&str>) -> Result<(), PolicyError> {
+    pub fn check_typed<'a>(
+        &self,
+        pw: &'a Password,
+        identifier: Option<&str>,
+    ) -> Result<Typed<'a>, PolicyError> {
         let n = pw.chars();
         if n < self.min_len {
             return Err(PolicyError::TooShort {
@@ -211,22 +226,29 @@ impl Policy {
             ctx.push((Context::Identifier, id.to_string()));
         }
         self.check_context(pw, &ctx)?;
-        let inputs: Vec<&str> = SPANISH_WORDS.to_vec();
-        if score(pw, &inputs) < 3 {
+        if score(pw, SPANISH_WORDS) < 3 {
             return Err(PolicyError::Guessable);
         }
-        Ok(())
+        Ok(Typed(pw))
     }
 
     /// Checks that need the account: its NIT, email, username and name.
     pub fn check_account(
         &self,
-        pw: &Password,
+        typed: &Typed<'_>,
         words: &[(Context, String)],
     ) -> Result<(), PolicyError> {
+        let pw = typed.0;
         self.check_context(pw, words)?;
-        let mut inputs: Vec<&str> = SPANISH_WORDS.to_vec();
-        inputs.extend(words.iter().map(|(_, w)| w.as_str()));
+        let account: Vec<&str> = words.iter().map(|(_, w)| w.as_str()).collect();
+        // The typed check's estimate, with the Spanish words only, passed.
+        // When no account word can take part in any match of the password,
+        // the estimate with them added is that same one (the vendored
+        // zxcvbn's change 6), and is not computed again.
+        if !zxcvbn::user_inputs_may_match(pw.as_str(), &account) {
+            return Ok(());
+        }
+        let inputs = [SPANISH_WORDS, &account].concat();
         if score(pw, &inputs) < 3 {
             // The typed-only check passed, so what made it guessable is the
             // account's own data.
@@ -272,8 +294,8 @@ impl Policy {
         identifier: Option<&str>,
         words: &[(Context, String)],
     ) -> Result<(), PolicyError> {
-        self.check_typed(pw, identifier)?;
-        self.check_account(pw, words)
+        let typed = self.check_typed(pw, identifier)?;
+        self.check_account(&typed, words)
     }
 }
 
@@ -405,12 +427,24 @@ mod tests {
         Password::new(s).unwrap()
     }
 
+    /// The typed-only check's verdict.
+    fn typed(p: &Policy, s: &str, identifier: Option<&str>) -> Result<(), PolicyError> {
+        p.check_typed(&pw(s), identifier).map(|_| ())
+    }
+
+    /// The account's check, of a password that passes the typed one.
+    fn account(p: &Policy, s: &str, words: &[(Context, String)]) -> Result<(), PolicyError> {
+        let pw = pw(s);
+        let typed = p.check_typed(&pw, None).expect("passes the typed check");
+        p.check_account(&typed, words)
+    }
+
     #[test]
     fn length_limits() {
         let p = Policy::default();
         assert_eq!(Password::new("").unwrap_err(), PolicyError::Empty);
         assert_eq!(
-            p.check_typed(&pw("Tq9#vL2m"), None),
+            typed(&p, "Tq9#vL2m", None),
             Err(PolicyError::TooShort { min: 15, got: 8 })
         );
         assert_eq!(
@@ -427,9 +461,9 @@ mod tests {
             Password::new(&"€".repeat(300)).unwrap_err(),
             PolicyError::TooLong
         );
-        assert_eq!(p.check_typed(&pw(STRONG), None), Ok(()));
+        assert_eq!(typed(&p, STRONG, None), Ok(()));
         let eight = Policy { min_len: 8 };
-        assert_eq!(eight.check_typed(&pw("Tq9#vL2m!x"), None), Ok(()));
+        assert_eq!(typed(&eight, "Tq9#vL2m!x", None), Ok(()));
     }
 
     #[test]
@@ -451,7 +485,7 @@ mod tests {
     fn no_composition_rules_but_guessable_refused() {
         let p = Policy::default();
         // All lower case, no digits: fine when long and unguessable.
-        assert_eq!(p.check_typed(&pw("luz mesa trombón cactus"), None), Ok(()));
+        assert_eq!(typed(&p, "luz mesa trombón cactus", None), Ok(()));
         for weak in [
             "passwordpassword",
             "123456789012345",
@@ -460,11 +494,7 @@ mod tests {
             "contraseña123456",
             "colombia12345678",
         ] {
-            assert_eq!(
-                p.check_typed(&pw(weak), None),
-                Err(PolicyError::Guessable),
-                "{weak}"
-            );
+            assert_eq!(typed(&p, weak, None), Err(PolicyError::Guessable), "{weak}");
         }
     }
 
@@ -472,11 +502,11 @@ mod tests {
     fn context_words() {
         let p = Policy::default();
         assert_eq!(
-            p.check_typed(&pw("mi-recupera-segura-2024x"), None),
+            typed(&p, "mi-recupera-segura-2024x", None),
             Err(PolicyError::BuiltFrom(Context::Product))
         );
         assert_eq!(
-            p.check_typed(&pw("zz900102030zzqqvvww"), Some("900102030")),
+            typed(&p, "zz900102030zzqqvvww", Some("900102030")),
             Err(PolicyError::BuiltFrom(Context::Identifier))
         );
         let words = vec![
@@ -489,26 +519,23 @@ mod tests {
             (Context::Name, "de".to_string()),
         ];
         assert_eq!(
-            p.check_account(&pw("trombón 900-102-030 cactus"), &words),
+            account(&p, "trombón 900-102-030 cactus", &words),
             Err(PolicyError::BuiltFrom(Context::Nit))
         );
         assert_eq!(
-            p.check_account(&pw("JUAN.PEREZ luz mesa trombón"), &words),
+            account(&p, "JUAN.PEREZ luz mesa trombón", &words),
             Err(PolicyError::BuiltFrom(Context::Email))
         );
         assert_eq!(
-            p.check_account(&pw("Acme_Ventas luz mesa trombón"), &words),
+            account(&p, "Acme_Ventas luz mesa trombón", &words),
             Err(PolicyError::BuiltFrom(Context::Username))
         );
         assert_eq!(
-            p.check_account(&pw("maría luz mesa trombón"), &words),
+            account(&p, "maría luz mesa trombón", &words),
             Err(PolicyError::BuiltFrom(Context::Name))
         );
         // "de" is too short to count.
-        assert_eq!(
-            p.check_account(&pw("luz de mesa trombón cactus"), &words),
-            Ok(())
-        );
+        assert_eq!(account(&p, "luz de mesa trombón cactus", &words), Ok(()));
     }
 
     /// zxcvbn finds the account's data where a plain search does not (a
@@ -525,16 +552,86 @@ mod tests {
             (Context::Name, "Maria".to_string()),
             (Context::Name, "Valderrama".to_string()),
         ];
-        for typed in ["v4lderr4ma-2019", "amarredlav-2019"] {
-            assert_eq!(p.check_typed(&pw(typed), None), Ok(()), "{typed}");
+        for s in ["v4lderr4ma-2019", "amarredlav-2019"] {
+            assert_eq!(typed(&p, s, None), Ok(()), "{s}");
             assert_eq!(
-                p.check_account(&pw(typed), &words),
+                account(&p, s, &words),
                 Err(PolicyError::BuiltFrom(Context::Email)),
-                "{typed}"
+                "{s}"
             );
         }
         assert_eq!(score(&pw("Tq9#vL2m!x"), &[]), 3);
-        assert_eq!(p.check_account(&pw("Tq9#vL2m!x"), &words), Ok(()));
+        let eight = Policy { min_len: 8 };
+        assert_eq!(account(&eight, "Tq9#vL2m!x", &words), Ok(()));
+    }
+
+    /// The account's check does not estimate again when no account word
+    /// can take part in a match of the password (the vendored zxcvbn's
+    /// `user_inputs_may_match`): its verdicts are those of an estimate
+    /// made every time, and it does skip on ordinary accounts.
+    #[test]
+    fn the_estimate_not_made_again_is_the_one_it_would_give() {
+        let p = Policy { min_len: 8 };
+        use crate::domain::account::policy_words;
+        use crate::domain::{email::Email, nit::Nit};
+        let accounts: Vec<Vec<(Context, String)>> = [
+            (
+                "900102030",
+                "mvalderrama2019@gmail.com",
+                None,
+                "Maria Valderrama",
+            ),
+            ("830015428", "ana@example.co", None, "Ana Pérez"),
+            (
+                "900373587",
+                "compras@acme.com.co",
+                Some("acme_ventas"),
+                "Acme Ventas",
+            ),
+            ("800000434", "c7@example.co", None, "José Ñúñez"),
+        ]
+        .iter()
+        .map(|(nit, email, user, name)| {
+            let (nit, email) = (Nit::parse(nit).unwrap(), Email::parse(email).unwrap());
+            policy_words(&nit, &email, *user, Some(name))
+        })
+        .collect();
+        let passwords = [
+            "caballo-tornillo-grapa-verde",
+            "v4lderr4ma-2019",
+            "amarredlav-2019",
+            "Tq9#vL2m!x",
+            "vaca-morada-trompeta-1987-lluvia",
+            "ventas-acme-2024-mesa-luz",
+            "semtev-emca-2024-luz",
+            "c0mpr4s-trombón-77",
+            "zúñez-jose-1987-río",
+            "anaana-perez-mesa-09",
+            "sarpmoc-lluvia-cactus",
+        ];
+        let (mut skipped, mut estimated, mut refused) = (0, 0, 0);
+        for s in passwords {
+            let pw = pw(s);
+            let Ok(typed) = p.check_typed(&pw, None) else {
+                continue;
+            };
+            for words in &accounts {
+                let account: Vec<&str> = words.iter().map(|(_, w)| w.as_str()).collect();
+                let every_time = p.check_context(&pw, words).is_ok()
+                    && score(&pw, &[SPANISH_WORDS, &account].concat()) >= 3;
+                assert_eq!(p.check_account(&typed, words).is_ok(), every_time, "{s}");
+                refused += usize::from(!every_time);
+                if zxcvbn::user_inputs_may_match(pw.as_str(), &account) {
+                    estimated += 1;
+                } else {
+                    skipped += 1;
+                }
+            }
+        }
+        assert!(
+            skipped >= 20 && estimated >= 6 && refused >= 4,
+            "{skipped} skipped, {estimated} estimated, {refused} refused"
+        );
     }
 
     /// A NIT or name part under four characters is not searched for; other
@@ -546,13 +643,10 @@ mod tests {
             (Context::Nit, "900".to_string()),
             (Context::Name, "Ana".to_string()),
         ];
-        assert_eq!(
-            p.check_account(&pw("caballo-900-ana-tornillo"), &short),
-            Ok(())
-        );
+        assert_eq!(account(&p, "caballo-900-ana-tornillo", &short), Ok(()));
         let user = vec![(Context::Username, "ana".to_string())];
         assert_eq!(
-            p.check_account(&pw("caballo-900-ana-tornillo"), &user),
+            account(&p, "caballo-900-ana-tornillo", &user),
             Err(PolicyError::BuiltFrom(Context::Username))
         );
     }

@@ -232,7 +232,7 @@ pub fn confirm(
 ) -> Result<ConfirmOutcome> {
     code::check_form(code_typed)?;
     // Typed-only policy checks: before the code is touched.
-    app.policy.check_typed(password, Some(raw_ident))?;
+    let typed = app.policy.check_typed(password, Some(raw_ident))?;
 
     let now = app.now();
     let limits = app.limits;
@@ -311,7 +311,7 @@ pub fn confirm(
     // evaluation, the same for every kind of miss; only a success, which
     // its answer announces anyway, pays for the second.
     let verdict = match (&plan.target, verified) {
-        (Some((acc, _)), true) => match app.policy.check_account(password, &acc.policy_words()) {
+        (Some((acc, _)), true) => match app.policy.check_account(&typed, &acc.policy_words()) {
             Err(pe) => Verdict::Policy(pe),
             Ok(()) => Verdict::Accept(hasher.hash(password.as_bytes())?),
         },

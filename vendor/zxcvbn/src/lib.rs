@@ -147,6 +147,17 @@ impl Entropy {
     }
 }
 
+/// recupera: false when adding `extra` to an estimate's user inputs
+/// cannot change it: no word of `extra` can take part in any match of
+/// `password` (as a word, reversed, with l33t substitutions, or inside a
+/// repeat). Then `zxcvbn(password, inputs)`, and the same call with
+/// `extra` appended to `inputs`, find the same matches and give the same
+/// estimate, so the second need not be computed. True whenever that cannot
+/// be told (VENDORED.md, change 6).
+pub fn user_inputs_may_match(password: &str, extra: &[&str]) -> bool {
+    matching::user_inputs_may_match(password, extra)
+}
+
 /// Takes a password string and optionally a list of user-supplied inputs
 /// (e.g. username, email, first name) and calculates the strength of the password
 /// based on entropy, using a number of different factors.

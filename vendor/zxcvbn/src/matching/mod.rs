@@ -298,6 +298,50 @@ fn translate(string: &str, chr_map: &HashMap<char, char>) -> String {
         .collect()
 }
 
+/// recupera: false when none of `words`, as user inputs, can take part
+/// in a match of `password`: not as a dictionary word, reversed, with l33t
+/// substitutions, nor inside a repeat's base (VENDORED.md, change 6).
+/// Then the password's matches with them added to the user inputs are
+/// exactly its matches without them. True whenever that cannot be told:
+/// a word fits somewhere once each character of the password may be
+/// itself lowercased or any letter it stands for in l33t, or a letter of
+/// the password lowercases to more than one character or by its context.
+pub(crate) fn user_inputs_may_match(password: &str, words: &[&str]) -> bool {
+    let mut can_be: Vec<Vec<char>> = Vec::new();
+    // zxcvbn() looks at the first 100 characters only.
+    for c in password.chars().take(100) {
+        let mut lower = c.to_lowercase();
+        let (Some(l), None) = (lower.next(), lower.next()) else {
+            return true;
+        };
+        // A capital sigma lowercases by its place in the string (σ or ς).
+        if c == '\u{3A3}' {
+            return true;
+        }
+        let mut options = vec![l];
+        for (letter, subs) in L33T_TABLE.iter() {
+            if subs.contains(&c) {
+                options.push(*letter);
+            }
+        }
+        can_be.push(options);
+    }
+    let fits = |w: &[char]| {
+        !w.is_empty()
+            && can_be
+                .windows(w.len())
+                .any(|win| win.iter().zip(w).all(|(options, c)| options.contains(c)))
+    };
+    words.iter().any(|w| {
+        let mut w: Vec<char> = w.to_lowercase().chars().collect();
+        if fits(&w) {
+            return true;
+        }
+        w.reverse();
+        fits(&w)
+    })
+}
+
 fn relevant_l33t_subtable(password: &str) -> HashMap<char, Vec<char>> {
     let password_chars: Vec<char> = password.chars().collect();
     let mut subtable: HashMap<char, Vec<char>> = HashMap::new();
@@ -1809,7 +1853,7 @@ mod same_as_upstream {
 
     /// Matches in one order, without what a `HashMap`'s order decides
     /// (the l33t substitutions' display).
-    fn canonical(mut ms: Vec<Match>) -> Vec<String> {
+    pub(super) fn canonical(mut ms: Vec<Match>) -> Vec<String> {
         for m in &mut ms {
             if let MatchPattern::Dictionary(d) = &mut m.pattern {
                 d.sub_display = None;
@@ -1829,7 +1873,7 @@ mod same_as_upstream {
     /// Passwords built from listed words: l33t-substituted, capitalised,
     /// reversed, joined by separators and digits, some with letters whose
     /// lowercase is longer (İ) or depends on the context (Σ).
-    fn passwords() -> Vec<String> {
+    pub(super) fn passwords() -> Vec<String> {
         let words: Vec<&str> = [
             "password",
             "dragon",
@@ -1977,6 +2021,149 @@ mod same_as_upstream {
         }
         // The passwords do exercise the matcher.
         assert!(found > 3000, "{found}");
+    }
+}
+
+/// recupera: `user_inputs_may_match` against the matcher itself. Each
+/// password of `same_as_upstream` gets extra user inputs cut from it (as
+/// zxcvbn lowercases it), reversed, with its l33t characters turned back
+/// into letters, capitalised, with one letter changed, and a few unrelated
+/// words. Whenever the function says no, adding the word changes none of
+/// the password's matches.
+#[cfg(test)]
+mod extra_inputs {
+    use super::same_as_upstream::{canonical, passwords};
+    use super::{omnimatch, user_inputs_may_match, L33T_TABLE};
+    use std::collections::HashMap;
+
+    const BASE: [&str; 3] = ["contraseña", "colombia", "recupera"];
+
+    fn inputs(words: &[&str]) -> HashMap<String, usize> {
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_lowercase(), i + 1))
+            .collect()
+    }
+
+    #[test]
+    fn a_word_said_not_to_match_changes_no_match() {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let pool = [
+            "ana.perez@example.co",
+            "900123456",
+            "maría",
+            "acme ventas",
+            "juan",
+            "qq",
+            "zzzz",
+            "dragon",
+            "",
+        ];
+        // [said no, said yes and the matches changed] by kind of word.
+        let mut tally = [[0usize; 2]; 6];
+        for pw in passwords().iter().step_by(3) {
+            let pw: String = pw.chars().take(100).collect();
+            let lower: Vec<char> = pw.to_lowercase().chars().collect();
+            let chars: Vec<char> = pw.chars().collect();
+            let cut = |from: &[char], next: &mut dyn FnMut(usize) -> usize| {
+                let len = 1 + next(6.min(from.len()));
+                let at = next(from.len() - len + 1);
+                from[at..at + len].to_vec()
+            };
+            let mut extras: Vec<(usize, String)> = Vec::new();
+            let piece = cut(&lower, &mut next);
+            extras.push((0, piece.iter().collect()));
+            extras.push((1, piece.iter().rev().collect()));
+            // Around a l33t character, if there is one: its letters back.
+            let l33t: Vec<usize> = (0..chars.len())
+                .filter(|&k| L33T_TABLE.values().any(|s| s.contains(&chars[k])))
+                .collect();
+            if !l33t.is_empty() {
+                let k = l33t[next(l33t.len())];
+                let (a, b) = (
+                    k.saturating_sub(next(3)),
+                    (k + 1 + next(3)).min(chars.len()),
+                );
+                let word: String = chars[a..b]
+                    .iter()
+                    .map(|c| {
+                        let letters: Vec<char> = L33T_TABLE
+                            .iter()
+                            .filter(|(_, s)| s.contains(c))
+                            .map(|(l, _)| *l)
+                            .collect();
+                        if letters.is_empty() {
+                            *c
+                        } else {
+                            letters[next(letters.len())]
+                        }
+                    })
+                    .collect();
+                extras.push((2, word));
+            }
+            extras.push((
+                3,
+                cut(&lower, &mut next)
+                    .iter()
+                    .collect::<String>()
+                    .to_uppercase(),
+            ));
+            let mut changed = cut(&lower, &mut next);
+            let at = next(changed.len());
+            changed[at] = 'ж';
+            extras.push((4, changed.iter().collect()));
+            extras.push((5, pool[next(pool.len())].to_string()));
+
+            let without = canonical(omnimatch(&pw, &inputs(&BASE)));
+            for (kind, extra) in extras {
+                let with = canonical(omnimatch(
+                    &pw,
+                    &inputs(&[&BASE[..], &[extra.as_str()]].concat()),
+                ));
+                if !user_inputs_may_match(&pw, &[extra.as_str()]) {
+                    assert_eq!(without, with, "{pw:?} with {extra:?}");
+                    tally[kind][0] += 1;
+                } else if without != with {
+                    tally[kind][1] += 1;
+                }
+            }
+        }
+        // Each kind is exercised both ways where it can be: the cut word
+        // (forward) and its reverse (backward) and the l33t one are found,
+        // and the changed and unrelated words are mostly said not to match.
+        let [fwd, rev, leet, upper, changed, pool] = tally;
+        assert!(
+            fwd[1] > 300 && rev[1] > 200 && leet[1] > 100 && upper[1] > 300,
+            "{tally:?}"
+        );
+        assert!(changed[0] > 300 && pool[0] > 300, "{tally:?}");
+    }
+
+    /// The cases the function gives up on, and a word in the first 100
+    /// characters only.
+    #[test]
+    fn what_it_cannot_tell_may_match() {
+        // İ lowercases to two characters, Σ by its place.
+        assert!(user_inputs_may_match("xxİxx", &["qqq"]));
+        assert!(user_inputs_may_match("xxΣ", &["qqq"]));
+        assert!(!user_inputs_may_match("xxσ", &["qqq"]));
+        // Beyond the 100th character zxcvbn does not look.
+        let long = format!("{}acme", "x".repeat(99));
+        assert!(user_inputs_may_match(&long, &["xa"]));
+        assert!(!user_inputs_may_match(&long, &["ac"]));
+        assert!(user_inputs_may_match(&long[3..], &["acme"]));
+        // Words are lowercased as zxcvbn lowercases them; none is empty.
+        assert!(user_inputs_may_match("zzACMEzz", &["AcMe"]));
+        assert!(user_inputs_may_match("zzemcazz", &["acme"]));
+        assert!(user_inputs_may_match("zz4cm3zz", &["acme"]));
+        assert!(!user_inputs_may_match("zzacmezz", &["", "acne"]));
     }
 }
 
