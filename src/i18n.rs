@@ -569,6 +569,7 @@ catalog! {
         "not a password hash (argon2id, argon2i and bcrypt $2y$, $2b$, $2a$ are accepted)";
     ImportHashMalformed => "hash de contraseña mal formado", "malformed password hash";
     ImportHashAlgorithm => "algoritmo de hash no admitido (solo argon2id, argon2i y bcrypt)", "unsupported hash algorithm (only argon2id, argon2i and bcrypt)";
+    ImportHashCost => "el hash cuesta más de lo que se admite (argon2: hasta 262144 KiB, 16 pasadas, 8 hilos y 1048576 KiB × pasadas; bcrypt: coste hasta 14): cada inicio de sesión ocuparía el equipo", "the hash costs more than accepted (argon2: up to 262144 KiB, 16 passes, 8 lanes and 1048576 KiB × passes; bcrypt: cost up to 14): every login would tie the machine up";
     ImportDuplicateRow => "la misma cuenta ya está en la línea {line}", "the same account is already on line {line}";
     ImportDuplicateUsername => "el mismo usuario ya está en la línea {line}", "the same username is already on line {line}";
     ImportInvalid => "El archivo tiene {errors} errores; no se importó nada.", "The file has {errors} errors; nothing was imported.";

@@ -144,6 +144,12 @@ impl Hasher {
     /// hash.
     pub fn verify(&self, secret: &[u8], phc: &str) -> bool {
         if is_bcrypt(phc) {
+            // Above the import's limit (a hash put in by other means): the
+            // usual work, and no match.
+            if bcrypt_cost(phc).is_none_or(|c| c > MAX_BCRYPT_COST) {
+                self.burn(secret);
+                return false;
+            }
             self.count();
             return match bcrypt::verify(secret, phc) {
                 Ok(ok) => ok,
@@ -171,6 +177,9 @@ impl Hasher {
             None => Version::default(),
         };
         let params = Params::try_from(&parsed).ok()?;
+        if !argon2_affordable(&params) {
+            return None;
+        }
         let salt = parsed.salt?;
         let expected = parsed.hash?;
         self.check_pepper().ok()?;
@@ -245,15 +254,49 @@ pub enum ImportHashError {
     Malformed,
     /// An algorithm we do not accept (argon2d, scrypt, md5…).
     Algorithm,
+    /// Costs above [`MAX_ARGON2_KIB`] and the others: one login with it
+    /// would tie the machine up (or fail to get its memory).
+    Cost,
+}
+
+/// The most an imported hash may cost, and what a stored one may cost to
+/// be checked at all (a hash above them is refused at import, and at
+/// login burns the usual work and does not match). PHP's defaults are
+/// argon2id m=65536 KiB, t=4, p=1 and bcrypt cost 10 (12 since PHP 8.4):
+/// these allow four times that memory, a quarter of a GiB, and 16 times
+/// that bcrypt work (~1 s here).
+pub const MAX_ARGON2_KIB: u32 = 262_144;
+/// Passes, and memory × passes (KiB): PHP's default work times four.
+pub const MAX_ARGON2_T: u32 = 16;
+pub const MAX_ARGON2_WORK_KIB: u64 = 1_048_576;
+pub const MAX_ARGON2_P: u32 = 8;
+pub const MAX_BCRYPT_COST: u32 = 14;
+
+fn argon2_affordable(p: &Params) -> bool {
+    p.m_cost() <= MAX_ARGON2_KIB
+        && p.t_cost() <= MAX_ARGON2_T
+        && p.p_cost() <= MAX_ARGON2_P
+        && u64::from(p.m_cost()) * u64::from(p.t_cost()) <= MAX_ARGON2_WORK_KIB
+}
+
+/// A bcrypt hash's cost, when it parses.
+fn bcrypt_cost(s: &str) -> Option<u32> {
+    s.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost())
 }
 
 /// Checks a hash from an import: a PHC argon2id/argon2i string with valid
-/// parameters, or a 60-character bcrypt hash with a cost of 4–31.
+/// parameters, or a 60-character bcrypt hash with a cost of 4–31; either
+/// within the costs above.
 pub fn check_imported(s: &str) -> Result<(), ImportHashError> {
     if is_bcrypt(s) {
-        let parts: Result<bcrypt::HashParts, _> = s.parse();
-        return match parts {
-            Ok(p) if s.len() == 60 && (4..=31).contains(&p.get_cost()) => Ok(()),
+        return match bcrypt_cost(s) {
+            Some(c) if s.len() == 60 && (4..=31).contains(&c) => {
+                if c <= MAX_BCRYPT_COST {
+                    Ok(())
+                } else {
+                    Err(ImportHashError::Cost)
+                }
+            }
             _ => Err(ImportHashError::Malformed),
         };
     }
@@ -268,9 +311,12 @@ pub fn check_imported(s: &str) -> Result<(), ImportHashError> {
         });
     }
     let parsed = PasswordHash::new(s).map_err(|_| ImportHashError::Malformed)?;
-    Params::try_from(&parsed).map_err(|_| ImportHashError::Malformed)?;
+    let params = Params::try_from(&parsed).map_err(|_| ImportHashError::Malformed)?;
     if parsed.hash.is_none() || parsed.salt.is_none() {
         return Err(ImportHashError::Malformed);
+    }
+    if !argon2_affordable(&params) {
+        return Err(ImportHashError::Cost);
     }
     Ok(())
 }
@@ -338,6 +384,69 @@ mod tests {
                 "{other}"
             );
         }
+    }
+
+    /// An imported hash may not cost more than [`MAX_ARGON2_KIB`] and the
+    /// others: refused at import, and a stored one above them (put in by
+    /// other means) burns the usual work and never matches, so that a
+    /// login can neither tie the machine up nor ask for gigabytes.
+    #[test]
+    fn imported_hashes_within_costs() {
+        use argon2::PasswordHasher;
+        let tail = "$gWWkX41Dsfy9J98n3qkWQA$5BHXh02M9E0O4t7BsngF+HGtFm+5yK/ETdW+odC7KCY";
+        let phc = |m: u32, t: u32, p: u32| format!("$argon2id$v=19$m={m},t={t},p={p}{tail}");
+        for (m, t, p) in [
+            (65_536, 4, 1),
+            (262_144, 4, 1),
+            (65_536, 16, 1),
+            (19_456, 2, 8),
+        ] {
+            assert_eq!(check_imported(&phc(m, t, p)), Ok(()), "m={m},t={t},p={p}");
+        }
+        for (m, t, p) in [
+            (262_145, 1, 1),
+            (4_194_304, 3, 1),
+            (8, 17, 1),
+            (131_072, 9, 1),
+            (72, 1, 9),
+        ] {
+            assert_eq!(
+                check_imported(&phc(m, t, p)),
+                Err(ImportHashError::Cost),
+                "m={m},t={t},p={p}"
+            );
+        }
+        let b = bcrypt::hash_with_result("clave vieja de php", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        assert_eq!(check_imported(&b.replacen("$04$", "$14$", 1)), Ok(()));
+        for cost in ["$15$", "$31$"] {
+            assert_eq!(
+                check_imported(&b.replacen("$04$", cost, 1)),
+                Err(ImportHashError::Cost)
+            );
+        }
+        // Real hashes of the password, cheap to make, over a limit: no
+        // match, and one evaluation at the usual cost.
+        let h = Hasher::new(None);
+        for params in [Params::new(8, 17, 1, None), Params::new(72, 1, 9, None)] {
+            let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.unwrap())
+                .hash_password(b"otra clave")
+                .unwrap()
+                .to_string();
+            let before = h.evaluations();
+            assert!(!h.verify(b"otra clave", &stored), "{stored}");
+            assert_eq!(h.evaluations(), before + 1);
+        }
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 16, 1, None).unwrap(),
+        )
+        .hash_password(b"otra clave")
+        .unwrap()
+        .to_string();
+        assert!(h.verify(b"otra clave", &cheap));
     }
 
     /// RFC 9106 §5.3: the three test vectors (m=32 KiB, t=3, p=4, with

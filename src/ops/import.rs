@@ -129,8 +129,16 @@ pub struct Row {
     pub password_hash: Option<String>,
 }
 
-/// Bytes to text: UTF-8 (a leading BOM dropped) or Windows-1252.
+/// Bytes to text: UTF-8 (a leading BOM dropped) or Windows-1252. A file
+/// that starts with UTF-8's BOM is UTF-8 whatever `--encoding` says (Excel's
+/// "CSV UTF-8" writes it; read as Windows-1252, every accent would be
+/// garbled without a word).
 pub fn decode(bytes: &[u8], enc: Encoding) -> Result<String> {
+    let enc = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        Encoding::Utf8
+    } else {
+        enc
+    };
     match enc {
         Encoding::Utf8 => {
             let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -146,8 +154,7 @@ pub fn decode(bytes: &[u8], enc: Encoding) -> Result<String> {
             }
         }
         Encoding::Windows1252 => {
-            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(body);
+            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
             Ok(text.into_owned())
         }
     }
@@ -175,6 +182,55 @@ pub fn detect_delimiter(text: &str) -> u8 {
         .max_by_key(|(d, n)| (*n, *d == b';'))
         .filter(|(_, n)| *n > 0)
         .map_or(b',', |(d, _)| *d)
+}
+
+/// The line a record of the file starts on, as an editor numbers them:
+/// the csv crate's own count is one short after each CRLF (what Excel on
+/// Windows writes), so lines are counted here, a line break being `\r\n`,
+/// `\n` or a lone `\r`. Asked in increasing order, it counts each byte
+/// once.
+struct Lines<'a> {
+    text: &'a [u8],
+    /// Counted up to here, and the line there.
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Lines {
+            text: text.as_bytes(),
+            at: 0,
+            line: 1,
+        }
+    }
+
+    fn at(&mut self, byte: u64) -> u64 {
+        let mut to = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        // After a CRLF the crate puts the next record at the LF: a record
+        // starts after the line breaks before it.
+        while matches!(self.text.get(to), Some(b'\r' | b'\n')) {
+            to += 1;
+        }
+        if to < self.at {
+            *self = Lines {
+                text: self.text,
+                at: 0,
+                line: 1,
+            };
+        }
+        for k in self.at..to {
+            let b = self.text[k];
+            // A `\r` followed by `\n` is counted at the `\n`.
+            if b == b'\n' || (b == b'\r' && self.text.get(k + 1) != Some(&b'\n')) {
+                self.line += 1;
+            }
+        }
+        self.at = to;
+        self.line
+    }
 }
 
 fn fold_header(h: &str) -> String {
@@ -247,11 +303,12 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
     let mut errors = Vec::new();
     let mut in_file: HashMap<(AccountType, String), u64> = HashMap::new();
     let mut usernames: HashMap<String, u64> = HashMap::new();
+    let mut lines = Lines::new(text);
     for rec in rdr.records() {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| lines.at(p.byte()));
                 errors.push(RowError {
                     line,
                     column: "-".into(),
@@ -260,7 +317,7 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
                 continue;
             }
         };
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(0, |p| lines.at(p.byte()));
         if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
@@ -352,6 +409,7 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
                             ImportHashError::Unknown => M::ImportHashUnknown,
                             ImportHashError::Malformed => M::ImportHashMalformed,
                             ImportHashError::Algorithm => M::ImportHashAlgorithm,
+                            ImportHashError::Cost => M::ImportHashCost,
                         })
                         .to_string(),
                     );
@@ -583,6 +641,14 @@ mod tests {
         );
         let e = decode(b"nombre\nJos\xE9", Encoding::Utf8).unwrap_err();
         assert!(matches!(e, Error::Data(_)));
+        // UTF-8's BOM says UTF-8, even under `--encoding windows-1252`.
+        let bom = "\u{FEFF}nombre\nPeña".as_bytes();
+        assert_eq!(decode(bom, Encoding::Windows1252).unwrap(), "nombre\nPeña");
+        assert_eq!(decode(bom, Encoding::Utf8).unwrap(), "nombre\nPeña");
+        assert_eq!(
+            decode(&bom[3..], Encoding::Windows1252).unwrap(),
+            "nombre\nPeÃ±a"
+        );
     }
 
     #[test]
@@ -610,6 +676,34 @@ mod tests {
             "names the first line: {:?}",
             errors[3]
         );
+    }
+
+    /// Excel on Windows ends lines with CRLF, old Macs with CR: an error
+    /// names the same line as with LF, a record with a line break inside
+    /// quotes counting as the lines it spans.
+    #[test]
+    fn line_numbers_whatever_ends_the_lines() {
+        let rows = [
+            "nit,email,nombre",
+            "900102030,ana@example.co,Ana",
+            "830015428,bad-email,\"Eva",
+            "de la Cruz\"",
+            "800003122,b@example.co,",
+            "899999034,otro-malo,",
+            "900102030,c@example.co,",
+        ];
+        for eol in ["\n", "\r\n", "\r"] {
+            let text = rows.join(eol) + eol;
+            let (_, errors) = parse(&text, b',').unwrap();
+            let lines: Vec<(u64, &str)> =
+                errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+            assert_eq!(
+                lines,
+                vec![(3, "email"), (3, "nombre"), (6, "email"), (7, "nit")],
+                "{eol:?}: {errors:?}"
+            );
+            assert!(errors[3].message.contains('2'), "{eol:?}: {:?}", errors[3]);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ engines!(
     export_then_import_gives_the_same_accounts,
     export_files_are_private_and_never_overwritten,
     plain_passwords_and_unknown_columns_are_refused,
+    costly_hashes_are_refused_on_the_lines_excel_numbers,
 );
 
 fn write(env: &Env, name: &str, bytes: &[u8]) -> String {
@@ -385,4 +386,48 @@ fn plain_passwords_and_unknown_columns_are_refused(env: &mut Env) {
         .stdin("nit,email\n900102030,ana@example.co\n")
         .ok();
     assert_eq!(env.status()["accounts"], 1);
+}
+
+/// A hash whose cost would tie the machine up at every login (4 GiB of
+/// argon2 memory, bcrypt cost 31) is refused at import, and the lines of a
+/// CRLF file are numbered as the spreadsheet numbers them.
+fn costly_hashes_are_refused_on_the_lines_excel_numbers(env: &mut Env) {
+    let argon = "$argon2id$v=19$m=4194304,t=3,p=1$gWWkX41Dsfy9J98n3qkWQA$\
+                 5BHXh02M9E0O4t7BsngF+HGtFm+5yK/ETdW+odC7KCY";
+    let bcrypt = "$2y$31$XKARCbTGnRb6wjsgfZEH6.FIPgUIn.hIaOEkpWwbEff1DvrMEVHqe";
+    let file = write(
+        env,
+        "caro.csv",
+        format!(
+            "nit;email;password_hash\r\n\
+             900102030;ana@example.co;\r\n\
+             830015428;eva@example.co;{argon}\r\n\
+             800003122;luis@example.co;{bcrypt}\r\n"
+        )
+        .as_bytes(),
+    );
+    let before = env.state();
+    let r = env.cli(["user", "import", &file]).expect_exit(65);
+    r.stderr_has("línea 3: password_hash: el hash cuesta más de lo que se admite")
+        .stderr_has("línea 4: password_hash:");
+    assert!(!r.stderr.contains("gWWkX41D") && !r.stderr.contains("XKARCbTG"));
+    assert_eq!(env.state(), before, "nothing written");
+    let j = env
+        .cli(["--json", "--lang", "en", "user", "import", &file])
+        .expect_exit(65)
+        .json();
+    let lines: Vec<u64> = j["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![3, 4]);
+    assert!(
+        j["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the hash costs more than accepted"),
+        "{j}"
+    );
 }
