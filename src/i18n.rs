@@ -348,6 +348,8 @@ catalog! {
 
     // --- database ---
     DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";
+    DbNotFile => "{path} no es un archivo normal (es un dispositivo, una tubería o un socket); no se abrió ni se modificó.",
+        "{path} is not a regular file (it is a device, a pipe or a socket); it was not opened or changed.";
     DbCannotOpen => "No se puede abrir la base de datos {path}: {err}", "Cannot open the database {path}: {err}";
     DbNotDb => "{path} no es una base de datos de recupera (archivo dañado o de otro programa); no se modificó.",
         "{path} is not a recupera database (damaged, or another program's file); it was left untouched.";
@@ -446,6 +448,8 @@ catalog! {
     OutboxNotDir => "la carpeta de salida no es una carpeta", "the outbox is not a folder";
     OutboxForeign => "la carpeta de salida es de otro usuario y otros pueden escribir en ella (permisos {mode}); use una carpeta propia",
         "the outbox belongs to another user and others can write to it (mode {mode}); use a folder of your own";
+    OutboxShared => "la carpeta de salida es compartida: otros pueden escribir en ella (permisos {mode}, como /tmp); no se cambió; use una carpeta propia",
+        "the outbox is a shared folder: others can write to it (mode {mode}, like /tmp); it was not changed; use a folder of your own";
     OutboxTightened => "aviso: la carpeta de salida {path} tenía permisos {mode}; se cambiaron a 700.",
         "warning: the outbox {path} had mode {mode}; it was changed to 700.";
     CopyNotEmpty => "La base de destino no está vacía ({accounts} cuentas, {codes} códigos, {mail} correos, {audit} eventos); no se copió nada.",

@@ -527,9 +527,10 @@ fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
 }
 
 /// The outbox folder: created 0700 if missing. An existing one must be a
-/// real folder (not a symlink); one we own that others can open is
-/// tightened to 0700 (and said so); one we do not own that others can
-/// write is refused.
+/// real folder (not a symlink); one others can write into (a shared folder
+/// such as /tmp, sticky or not) is refused and left as it is, even ours;
+/// one we own that others can only open is tightened to 0700 (and said
+/// so); one we do not own that others can write is refused.
 #[cfg(unix)]
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -545,6 +546,14 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
             let me = unsafe { libc::geteuid() };
             let mode = meta.mode() & 0o777;
             if meta.uid() == me {
+                // World-writable or sticky: shared on purpose; taking it
+                // over would break every other user of it.
+                if meta.mode() & 0o1002 != 0 {
+                    return Err(std::io::Error::other(tf(
+                        M::OutboxShared,
+                        &[("mode", &format!("{:o}", meta.mode() & 0o7777))],
+                    )));
+                }
                 if mode & 0o077 != 0 {
                     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
                     crate::ui::warn(&tf(
@@ -975,6 +984,17 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o750)).unwrap();
         ensure_private_dir(&open).unwrap();
         assert_eq!(mode(&open), 0o700);
+        // Ours but shared, as /tmp is (sticky, or writable by all): refused
+        // and left as it is.
+        for shared in [0o1777, 0o777, 0o1700] {
+            let dir = dir.path().join(format!("shared{shared:o}"));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(shared)).unwrap();
+            let e = ensure_private_dir(&dir).unwrap_err();
+            assert!(e.to_string().contains(&format!("{shared:o}")), "{e}");
+            let left = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(left, shared);
+        }
         // Ours and private already: left as it is (0700 with the owner's
         // bits only; 0500 stays 0500).
         let ro = dir.path().join("ro");

@@ -275,9 +275,9 @@ fn open_files_and_folders_are_tightened() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
-    // An outbox others can write, ours: tightened, and said.
+    // An outbox others can open, ours: tightened, and said.
     std::fs::create_dir_all(&env.outbox).unwrap();
-    std::fs::set_permissions(&env.outbox, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&env.outbox, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.request(NIT, EMAIL).ok().stderr_has("700");
     let mode = std::fs::metadata(&env.outbox).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
@@ -305,6 +305,62 @@ fn open_files_and_folders_are_tightened() {
             "{q:?}"
         );
     }
+}
+
+/// A `--db` that names something else (a text file, a link to one, a
+/// pipe) is refused and left exactly as it was: no mode changed, nothing
+/// written beside it. An outbox shared as /tmp is (sticky, writable by
+/// all) is refused, not taken over.
+#[cfg(unix)]
+#[test]
+fn a_db_or_outbox_that_is_not_ours_to_change_is_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::sqlite();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let notes = env.root.join("notes.txt");
+    std::fs::write(&notes, b"cfg\n").unwrap();
+    std::fs::set_permissions(&notes, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = env.root.join("link.db");
+    std::os::unix::fs::symlink(&notes, &link).unwrap();
+    for db in [&notes, &link] {
+        let r = env
+            .cli(["--db", db.to_str().unwrap(), "user", "list"])
+            .expect_exit(74);
+        r.stderr_has("no se modificó");
+        assert!(!r.stderr.contains("600"), "{}", r.stderr);
+        assert_eq!(mode(&notes), 0o644);
+        assert_eq!(std::fs::read(&notes).unwrap(), b"cfg\n");
+    }
+    let fifo = env.root.join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path inside our temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    let before = mode(&fifo);
+    env.cli(["--db", fifo.to_str().unwrap(), "codes", "list"])
+        .expect_exit(74)
+        .stderr_has("no es un archivo normal");
+    assert_eq!(mode(&fifo), before);
+    let names: Vec<String> = std::fs::read_dir(&env.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pipe") || n.starts_with("notes") || n.starts_with("link"))
+        .collect();
+    assert_eq!(names.len(), 3, "nothing made beside them: {names:?}");
+
+    let mut env = Env::sqlite();
+    let shared = env.root.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    env.set_env("RECUPERA_OUTBOX", shared.to_str().unwrap());
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    assert_eq!(mode(&shared), 0o1777);
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+    let q = env.queue();
+    assert!(
+        q[0]["last_error"].as_str().unwrap().contains("compartida"),
+        "{q:?}"
+    );
 }
 
 #[test]

@@ -191,6 +191,7 @@ impl Sqlite {
     /// schema up to date.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Sqlite> {
         let mut created: Vec<PathBuf> = Vec::new();
+        let mut existing = false;
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
                 return Err(Error::Other(tf(
@@ -206,10 +207,15 @@ impl Sqlite {
                     &[("path", &crate::i18n::shown_path(path))],
                 )));
             }
-            Ok(_) => {
-                #[cfg(unix)]
-                tighten(path);
+            // A device, a pipe or a socket (`--db /dev/null`): never
+            // opened, so never written or given another mode.
+            Ok(meta) if !meta.is_file() => {
+                return Err(Error::Other(tf(
+                    M::DbNotFile,
+                    &[("path", &crate::i18n::shown_path(path))],
+                )));
             }
+            Ok(_) => existing = true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent() {
                     created = missing_ancestors(parent);
@@ -253,6 +259,15 @@ impl Sqlite {
         if result.is_err() && !created.is_empty() {
             remove_created(&created, Some(path));
         }
+        // Only a file now known to be recupera's database (or made one) has
+        // its mode changed: a mistyped `--db` naming another file, or a
+        // symlink to one, leaves it as it was.
+        #[cfg(unix)]
+        if existing && result.is_ok() {
+            tighten(path);
+        }
+        #[cfg(not(unix))]
+        let _ = existing;
         result
     }
 
