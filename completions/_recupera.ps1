@@ -78,7 +78,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Deshace user disable (los códigos anteriores siguen sin valer)')
             [CompletionResult]::new('edit', 'edit', [CompletionResultType]::ParameterValue, 'Cambia el email, nombre, usuario o idioma de los correos de una cuenta; un email nuevo anula los códigos pendientes y se avisa a la dirección anterior y a la nueva')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Borra una cuenta para siempre (Ley 1581 de 2012, habeas data): cuenta, códigos, correos y límites; la auditoría queda con un seudónimo')
-            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Crea cuentas desde un CSV exportado de la plataforma (UTF-8 con o sin BOM, o Windows-1252; separador ; , o tabulador): tipo, nit, email, usuario, nombre, idioma, password_hash. Se valida todo antes de escribir; si hay errores no se escribe nada')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Crea cuentas desde un CSV exportado de la plataforma (UTF-8 con o sin BOM, o Windows-1252; separador ; , o tabulador): tipo, nit, email, usuario, nombre, idioma, estado, motivo, password_hash. Se valida todo antes de escribir; si hay errores no se escribe nada')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Escribe todas las cuentas con las columnas de user import, en CSV (UTF-8, separador ,) o JSON por líneas')
             break
         }

@@ -315,13 +315,13 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "user import",
-        "Crea cuentas desde un CSV exportado de la plataforma (UTF-8 con o sin BOM, o Windows-1252; separador ; , o tabulador): tipo, nit, email, usuario, nombre, idioma, password_hash. Se valida todo antes de escribir; si hay errores no se escribe nada",
-        "Create accounts from a CSV exported by the platform (UTF-8 with or without BOM, or Windows-1252; separator ; , or tab): tipo, nit, email, usuario, nombre, idioma, password_hash. Everything is checked before writing; with any error nothing is written",
+        "Crea cuentas desde un CSV exportado de la plataforma (UTF-8 con o sin BOM, o Windows-1252; separador ; , o tabulador): tipo, nit, email, usuario, nombre, idioma, estado, motivo, password_hash. Se valida todo antes de escribir; si hay errores no se escribe nada",
+        "Create accounts from a CSV exported by the platform (UTF-8 with or without BOM, or Windows-1252; separator ; , or tab): tipo, nit, email, usuario, nombre, idioma, estado, motivo, password_hash. Everything is checked before writing; with any error nothing is written",
     ),
     (
         "user import #after",
-        "Columnas (en cualquier orden, español o inglés): tipo|type (cliente, proveedor, Cliente Factura), nit (con o sin puntos y dígito verificador), email, usuario|username, nombre|name, idioma|lang, password_hash (argon2id/argon2i o bcrypt $2y$/$2b$/$2a$). Nunca contraseñas en claro.\nEjemplos:\n  recupera user import clientes.csv --dry-run\n  recupera user import clientes.csv --on-conflict skip --invite\n  recupera user import viejo.csv --encoding windows-1252",
-        "Columns (any order, Spanish or English): tipo|type (cliente, proveedor, Cliente Factura), nit (with or without dots and check digit), email, usuario|username, nombre|name, idioma|lang, password_hash (argon2id/argon2i or bcrypt $2y$/$2b$/$2a$). Never plain-text passwords.\nExamples:\n  recupera user import customers.csv --dry-run\n  recupera user import customers.csv --on-conflict skip --invite\n  recupera user import old.csv --encoding windows-1252",
+        "Columnas (en cualquier orden, español o inglés): tipo|type (cliente, proveedor, Cliente Factura), nit (con o sin puntos y dígito verificador), email, usuario|username, nombre|name, idioma|lang, estado|state (activa, deshabilitada), motivo|reason (de la deshabilitación), password_hash (argon2id/argon2i o bcrypt $2y$/$2b$/$2a$). Nunca contraseñas en claro.\nEjemplos:\n  recupera user import clientes.csv --dry-run\n  recupera user import clientes.csv --on-conflict skip --invite\n  recupera user import viejo.csv --encoding windows-1252",
+        "Columns (any order, Spanish or English): tipo|type (cliente, proveedor, Cliente Factura), nit (with or without dots and check digit), email, usuario|username, nombre|name, idioma|lang, estado|state (activa, deshabilitada; active, disabled), motivo|reason (why it was disabled), password_hash (argon2id/argon2i or bcrypt $2y$/$2b$/$2a$). Never plain-text passwords.\nExamples:\n  recupera user import customers.csv --dry-run\n  recupera user import customers.csv --on-conflict skip --invite\n  recupera user import old.csv --encoding windows-1252",
     ),
     (
         "user import <file>",

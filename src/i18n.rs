@@ -569,6 +569,8 @@ catalog! {
     ImportTypeMissing => "falta el tipo (cliente o proveedor)", "the type is missing (cliente or proveedor)";
     ImportTypeBad => "tipo desconocido {value}: use cliente (Cliente Factura) o proveedor", "unknown type {value}: use cliente (Cliente Factura) or proveedor";
     ImportLangBad => "idioma desconocido {value}: es o en", "unknown language {value}: es or en";
+    ImportStateBad => "estado desconocido {value}: activa o deshabilitada", "unknown state {value}: active or disabled";
+    ImportReasonActive => "un motivo solo va con el estado deshabilitada", "a reason goes only with the state disabled";
     ImportHashUnknown => "no es un hash de contraseña (se admiten argon2id, argon2i y bcrypt $2y$, $2b$, $2a$)",
         "not a password hash (argon2id, argon2i and bcrypt $2y$, $2b$, $2a$ are accepted)";
     ImportHashMalformed => "hash de contraseña mal formado", "malformed password hash";
@@ -589,6 +591,8 @@ catalog! {
         "Password hashes never go to standard output: give --output FILE (created with mode 600).";
     ExportExists => "{file} ya existe; use --force para sobrescribirlo.", "{file} already exists; use --force to overwrite it.";
     ExportCannotWrite => "No se puede crear {file}: {err}", "Cannot create {file}: {err}";
+    ExportNotFile => "{file} no es un archivo normal (es un enlace simbólico, una carpeta, un dispositivo o una tubería); --force solo sobrescribe archivos, y no se tocó.",
+        "{file} is not a regular file (it is a symbolic link, a folder, a device or a pipe); --force only overwrites files, and it was not touched.";
     ExportDone => "{count} cuentas exportadas a {file}.", "{count} accounts exported to {file}.";
     UsageBadDate => "{flag} espera una fecha AAAA-MM-DD (hora de Colombia) o RFC 3339 (2026-12-01T08:00:00-05:00), no «{value}».",
         "{flag} takes a date YYYY-MM-DD (Colombia time) or RFC 3339 (2026-12-01T08:00:00-05:00), not «{value}».";

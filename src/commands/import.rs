@@ -85,7 +85,7 @@ pub fn run_import(app: &mut App, ui: &Ui, a: &UserImportArgs) -> Result<()> {
         ));
     }
     let invited_if = if opts.invite {
-        rows.iter().filter(|r| r.password_hash.is_none()).count() as u64
+        rows.iter().filter(|r| r.invited()).count() as u64
     } else {
         0
     };
@@ -140,6 +140,12 @@ pub fn run_import(app: &mut App, ui: &Ui, a: &UserImportArgs) -> Result<()> {
     ui.result(json!(report), &text)
 }
 
+/// What `open(2)` with `O_NOFOLLOW` says of a symlink.
+#[cfg(unix)]
+const ELOOP: i32 = libc::ELOOP;
+#[cfg(not(unix))]
+const ELOOP: i32 = 0;
+
 /// Where an export goes: a new private file, or stdout.
 fn open_output(a: &UserExportArgs) -> Result<Box<dyn Write>> {
     let Some(path) = &a.output else {
@@ -150,25 +156,46 @@ fn open_output(a: &UserExportArgs) -> Result<Box<dyn Write>> {
         return Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock())));
     };
     let shown = crate::i18n::shown_path(path);
+    let not_file = || Error::Usage(tf(M::ExportNotFile, &[("file", &shown)]));
+    // --force overwrites a regular file only: never through a symlink
+    // (it would write the hashes wherever the link points, and change that
+    // file's mode), never a device or a pipe.
+    if a.force
+        && let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.is_file()
+    {
+        return Err(not_file());
+    }
     let mut o = std::fs::OpenOptions::new();
     o.write(true);
     if a.force {
-        o.create(true).truncate(true);
+        // Truncated below, once known to be a regular file.
+        o.create(true).truncate(false);
     } else {
         o.create_new(true);
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        // O_NONBLOCK: a pipe put there after the check fails to open
+        // instead of waiting for a reader (no effect on a regular file).
+        o.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     let f = o.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::Usage(tf(M::ExportExists, &[("file", &shown)]))
+        } else if cfg!(unix) && e.raw_os_error() == Some(ELOOP) {
+            // A symlink put there after the check above.
+            not_file()
         } else {
             Error::Usage(tf(M::ExportCannotWrite, &[("file", &shown), ("err", &e)]))
         }
     })?;
+    if !f.metadata()?.is_file() {
+        return Err(not_file());
+    }
+    f.set_len(0)?;
     // An existing file overwritten with --force keeps no wider mode.
     #[cfg(unix)]
     {

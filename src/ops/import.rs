@@ -75,6 +75,11 @@ pub enum Column {
     Name,
     Lang,
     PasswordHash,
+    /// `activa` or `deshabilitada` (`user disable`): so that an export
+    /// imported again does not enable an account an agent disabled.
+    State,
+    /// Why it was disabled.
+    Reason,
 }
 
 impl Column {
@@ -87,6 +92,8 @@ impl Column {
             "nombre" | "name" => Column::Name,
             "idioma" | "lang" => Column::Lang,
             "password_hash" => Column::PasswordHash,
+            "estado" | "state" => Column::State,
+            "motivo" | "reason" => Column::Reason,
             _ => return None,
         })
     }
@@ -101,6 +108,8 @@ impl Column {
             Column::Name => "nombre",
             Column::Lang => "idioma",
             Column::PasswordHash => "password_hash",
+            Column::State => "estado",
+            Column::Reason => "motivo",
         }
     }
 }
@@ -127,6 +136,17 @@ pub struct Row {
     pub name: Option<String>,
     pub lang: Lang,
     pub password_hash: Option<String>,
+    /// Disabled, with its reason if any (`None`: active).
+    pub disabled: Option<Option<String>>,
+}
+
+impl Row {
+    /// With `--invite`: an active account without a password gets the
+    /// manual's email with a code (a disabled one would get no code from
+    /// `reset request` either).
+    pub fn invited(&self) -> bool {
+        self.password_hash.is_none() && self.disabled.is_none()
+    }
 }
 
 /// Bytes to text: UTF-8 (a leading BOM dropped) or Windows-1252. A file
@@ -417,6 +437,34 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
                 }
             },
         };
+        let disabled = match get(Column::State).to_lowercase().as_str() {
+            "" | "activa" | "active" => None,
+            "deshabilitada" | "disabled" => Some(()),
+            _ => {
+                err(
+                    Column::State,
+                    tf(M::ImportStateBad, &[("value", &quote(get(Column::State)))]),
+                );
+                None
+            }
+        };
+        let reason = match get(Column::Reason) {
+            "" => None,
+            _ if disabled.is_none() => {
+                err(Column::Reason, t(M::ImportReasonActive).to_string());
+                None
+            }
+            r if r.chars().count() > NAME_MAX => {
+                err(Column::Reason, t(M::NameTooLong).to_string());
+                None
+            }
+            r if r.chars().any(crate::i18n::is_hazard) => {
+                err(Column::Reason, t(M::NameInvalid).to_string());
+                None
+            }
+            r => Some(r.to_string()),
+        };
+        let disabled = disabled.map(|()| reason);
         if let (Some(k), Some(n)) = (kind, &nit)
             && let Some(first) = in_file.insert((k, n.as_str().to_string()), line)
         {
@@ -448,6 +496,7 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
                 name,
                 lang,
                 password_hash,
+                disabled,
             });
         }
     }
@@ -565,7 +614,12 @@ pub fn write(
                     }
                 };
                 created += 1;
-                if invite && r.password_hash.is_none() {
+                if let Some(reason) = &r.disabled {
+                    // As `user disable` leaves it (a new account has no
+                    // code to kill).
+                    tx.set_disabled(id, Some((now, reason.as_deref())))?;
+                }
+                if invite && r.invited() {
                     invitations.push(NewCode {
                         account_id: id,
                         hash: None,
@@ -599,6 +653,8 @@ pub fn export_columns(with_hashes: bool) -> Vec<Column> {
         Column::Username,
         Column::Name,
         Column::Lang,
+        Column::State,
+        Column::Reason,
     ];
     if with_hashes {
         c.push(Column::PasswordHash);
@@ -616,6 +672,15 @@ pub fn export_field(a: &crate::domain::account::Account, c: Column) -> Option<St
         Column::Name => a.name.clone(),
         Column::Lang => Some(a.lang.as_str().to_string()),
         Column::PasswordHash => a.password_hash.clone(),
+        Column::State => Some(
+            if a.is_disabled() {
+                "deshabilitada"
+            } else {
+                "activa"
+            }
+            .to_string(),
+        ),
+        Column::Reason => a.disabled.as_ref().and_then(|d| d.reason.clone()),
     }
 }
 
@@ -675,6 +740,40 @@ mod tests {
             errors[3].message.contains("2"),
             "names the first line: {:?}",
             errors[3]
+        );
+    }
+
+    /// `estado`/`motivo` (what `user export` writes): a disabled account
+    /// comes back disabled with its reason, and is never invited.
+    #[test]
+    fn state_and_reason() {
+        let (rows, errors) = parse(
+            "nit,email,estado,motivo\n\
+             900102030,a@example.co,Activa,\n\
+             830015428,b@example.co,DESHABILITADA,cuenta comprometida\n\
+             800003122,c@example.co,disabled,\n\
+             899999034,d@example.co,,\n\
+             890900841,e@example.co,borrada,\n\
+             860518862,f@example.co,activa,por si acaso\n\
+             900373587,g@example.co,deshabilitada,\"mal\u{202e}\"\n",
+            b',',
+        )
+        .unwrap();
+        let states: Vec<Option<Option<&str>>> = rows
+            .iter()
+            .map(|r| r.disabled.as_ref().map(|d| d.as_deref()))
+            .collect();
+        assert_eq!(
+            states,
+            vec![None, Some(Some("cuenta comprometida")), Some(None), None]
+        );
+        let invited: Vec<bool> = rows.iter().map(Row::invited).collect();
+        assert_eq!(invited, vec![true, false, false, true]);
+        let lines: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![(6, "estado"), (7, "motivo"), (8, "motivo")],
+            "{errors:?}"
         );
     }
 
@@ -771,6 +870,8 @@ mod tests {
                 "usuario",
                 "nombre",
                 "idioma",
+                "estado",
+                "motivo",
                 "password_hash"
             ]
         );

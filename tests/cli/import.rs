@@ -30,7 +30,13 @@ fn accounts(env: &Env) -> Vec<Value> {
     let mut v = env.cli(["--json", "user", "list"]).ok().json();
     for a in v.as_array_mut().unwrap() {
         let o = a.as_object_mut().unwrap();
-        for k in ["id", "created_at", "password_changed_at", "last_login_at"] {
+        for k in [
+            "id",
+            "created_at",
+            "password_changed_at",
+            "last_login_at",
+            "disabled_at",
+        ] {
             o.remove(k);
         }
     }
@@ -288,7 +294,21 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
         &["--name", "Coma, punto y coma; sí"],
     )
     .ok();
+    // Disabled accounts stay disabled, with their reason (or none).
+    env.cli([
+        "user",
+        "disable",
+        "830015428",
+        "--type",
+        "proveedor",
+        "--reason",
+        "cuenta comprometida, ticket 4521",
+    ])
+    .ok();
+    env.cli(["user", "disable", "800003122", "--type", "proveedor"])
+        .ok();
     let original = accounts(env);
+    assert_eq!(original.iter().filter(|a| a["disabled"] == true).count(), 2);
     for format in ["csv", "jsonl"] {
         let out = env.root.join(format!("export.{format}"));
         env.cli([
@@ -316,6 +336,10 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
             assert_eq!(lines[0]["nombre"], "Ana; \"la jefa\" Gómez Ñúñez");
             assert_eq!(lines[1]["usuario"], "acme");
             assert_eq!(lines[1]["nombre"], Value::Null);
+            assert_eq!(lines[1]["estado"], "deshabilitada");
+            assert_eq!(lines[1]["motivo"], Value::Null);
+            assert_eq!(lines[2]["motivo"], "cuenta comprometida, ticket 4521");
+            assert_eq!(lines[0]["estado"], "activa");
             continue;
         }
         assert_eq!(accounts(&other), original);
@@ -326,7 +350,7 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
     let r = env.cli(["user", "export"]).ok();
     assert!(
         r.stdout
-            .starts_with("tipo,nit,email,usuario,nombre,idioma\n"),
+            .starts_with("tipo,nit,email,usuario,nombre,idioma,estado,motivo\n"),
         "{}",
         r.stdout
     );
@@ -354,6 +378,28 @@ fn export_files_are_private_and_never_overwritten(env: &mut Env) {
     assert!(std::fs::read_to_string(&out).unwrap().contains(NIT));
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "--force tightens the file too");
+    // --force overwrites a file, nothing else: not through a symlink (the
+    // file it points at keeps its text and mode), not a pipe.
+    let victim = env.root.join("victim.txt");
+    std::fs::write(&victim, "no tocar").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = env.root.join("link.csv");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let fifo = env.root.join("pipe.csv");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path inside the test's temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    for target in [&link, &fifo] {
+        env.cli(["user", "export", "--with-hashes", "--force", "--output"])
+            .arg(target.to_str().unwrap())
+            .expect_exit(2)
+            .stderr_has("no es un archivo normal");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "no tocar");
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    let mode = std::fs::metadata(&fifo).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
     // Hashes never go to stdout.
     let r = env.cli(["user", "export", "--with-hashes"]).expect_exit(2);
     assert!(r.stdout.is_empty());
