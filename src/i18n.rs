@@ -499,6 +499,7 @@ catalog! {
     UsageMissingValue => "Falta el valor de {arg}.", "{arg} needs a value.";
     UsageBadValue => "Valor no válido para {arg}: «{value}».", "Invalid value for {arg}: «{value}».";
     UsageMissingArg => "Falta {arg}.", "Missing {arg}.";
+    UsageMissingCommand => "Falta la orden después de {cmd}: {commands}.", "{cmd} needs a command: {commands}.";
     UsageConflict => "{arg} no se puede usar junto con {other}.", "{arg} cannot be used with {other}.";
     UsageDidYouMean => "¿Quiso decir «{suggestion}»?", "Did you mean «{suggestion}»?";
     UsageMoreHelp => "Más información: recupera --help", "For more information, try: recupera --help";

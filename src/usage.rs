@@ -71,6 +71,25 @@ pub fn message(e: &clap::Error, lang: Lang) -> Option<String> {
             tl(M::UsageBadValue, lang, &[("arg", &arg), ("value", &value)])
         }
         ErrorKind::MissingRequiredArgument => tl(M::UsageMissingArg, lang, &[("arg", &arg)]),
+        // `recupera user --json`: the commands it could be (not the hidden
+        // ones, such as `mail deliver`).
+        ErrorKind::MissingSubcommand => {
+            let cmd = ctx(e, ContextKind::InvalidSubcommand).unwrap_or_default();
+            let mut c = crate::cli::command(lang);
+            for name in cmd.split_whitespace().skip(1) {
+                c = c.find_subcommand(name)?.clone();
+            }
+            let names: Vec<&str> = c
+                .get_subcommands()
+                .filter(|s| !s.is_hide_set())
+                .map(clap::Command::get_name)
+                .collect();
+            tl(
+                M::UsageMissingCommand,
+                lang,
+                &[("cmd", &cmd), ("commands", &names.join(", "))],
+            )
+        }
         ErrorKind::ArgumentConflict => {
             let other = ctx(e, ContextKind::PriorArg).unwrap_or_default();
             tl(M::UsageConflict, lang, &[("arg", &arg), ("other", &other)])
@@ -133,6 +152,16 @@ mod tests {
             (
                 &["recupera", "--agent", "a", "--agent", "b", "user", "list"],
                 "--agent <NAME> cannot be used with --agent <NAME>.".into(),
+            ),
+            (
+                &["recupera", "mail", "--json"],
+                "recupera mail needs a command: list, retry.".into(),
+            ),
+            (
+                &["recupera", "user", "--agent", "a"],
+                "recupera user needs a command: add, list, show, unlock, disable, enable, \
+                 edit, delete, import, export."
+                    .into(),
             ),
         ];
         for (line, want) in cases {
