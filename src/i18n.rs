@@ -186,6 +186,16 @@ pub fn is_hazard(c: char) -> bool {
             | '\u{061C}'              // Arabic letter mark
             | '\u{FEFF}'              // zero-width no-break space (BOM)
             | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+            // Invisible "default ignorable" characters: they make two
+            // names that look alike differ, or hide text.
+            | '\u{034F}'              // combining grapheme joiner
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}' // Mongolian variation selectors and vowel separator
+            | '\u{2065}'              // (reserved among the invisible operators)
+            | '\u{FE00}'..='\u{FE0F}' // variation selectors
+            | '\u{1D173}'..='\u{1D17A}' // musical formatting
+            | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
         )
 }
 
@@ -663,6 +673,38 @@ mod tests {
             rest = &after[end + 1..];
         }
         out
+    }
+
+    /// Invisible characters are shown as escapes (and refused in names),
+    /// letters and ordinary spaces are not.
+    #[test]
+    fn invisible_characters_are_hazards() {
+        for c in [
+            '\u{1b}',
+            '\u{202E}',
+            '\u{200D}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2066}',
+            '\u{034F}',
+            '\u{115F}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{180E}',
+            '\u{FE0F}',
+            '\u{E0041}',
+            '\u{E0001}',
+            '\u{E01EF}',
+            '\u{1D173}',
+        ] {
+            assert!(is_hazard(c), "U+{:04X}", c as u32);
+        }
+        assert_eq!(visible("Ana\u{E0041}Gómez"), "Ana\\u{e0041}Gómez");
+        for c in [
+            'a', 'ñ', 'Ó', ' ', '\u{00A0}', '-', '.', '한', '\u{1100}', '\u{0301}',
+        ] {
+            assert!(!is_hazard(c), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

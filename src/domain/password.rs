@@ -551,7 +551,11 @@ mod tests {
             (Context::Name, "Ana".to_string()),
             (Context::Name, "Gómez".to_string()),
         ];
-        for typed in ["AnaGomezDelValle-77", "gomez.ana.delvalle", "GÓMEZ-luz-mesa-77"] {
+        for typed in [
+            "AnaGomezDelValle-77",
+            "gomez.ana.delvalle",
+            "GÓMEZ-luz-mesa-77",
+        ] {
             assert_eq!(
                 account(&p, typed, &gomez),
                 Err(PolicyError::BuiltFrom(Context::Name)),
