@@ -605,6 +605,8 @@ catalog! {
     ExportNotFile => "{file} no es un archivo normal (es un enlace simbólico, una carpeta, un dispositivo o una tubería); --force solo sobrescribe archivos, y no se tocó.",
         "{file} is not a regular file (it is a symbolic link, a folder, a device or a pipe); --force only overwrites files, and it was not touched.";
     ExportDone => "{count} cuentas exportadas a {file}.", "{count} accounts exported to {file}.";
+    UsageBadEvent => "--event espera uno de estos eventos, o lo que va antes de su punto (user, reset…): {events}; no «{value}».",
+        "--event takes one of these events, or what comes before its dot (user, reset…): {events}; not «{value}».";
     UsageBadDate => "{flag} espera una fecha AAAA-MM-DD (hora de Colombia) o RFC 3339 (2026-12-01T08:00:00-05:00), no «{value}».",
         "{flag} takes a date YYYY-MM-DD (Colombia time) or RFC 3339 (2026-12-01T08:00:00-05:00), not «{value}».";
     ColRequests => "Solicitudes de código (24 h)", "Code requests (24 h)";

@@ -43,6 +43,22 @@ pub fn run(app: &mut App, ui: &Ui, a: &AuditArgs, agent_filter: Option<String>) 
         .as_deref()
         .map(|s| parse_instant(s, true).ok_or_else(|| bad_date("--until", s)))
         .transpose()?;
+    // A mistyped event would give an empty listing that looks like "nothing
+    // happened" (a compliance export of nothing): refused instead.
+    let events = crate::store::AUDIT_EVENTS;
+    if let Some(ev) = a.event.as_deref().filter(|e| !e.is_empty())
+        && !events
+            .iter()
+            .any(|e| *e == ev || e.strip_prefix(ev).is_some_and(|r| r.starts_with('.')))
+    {
+        return Err(Error::Usage(tf(
+            M::UsageBadEvent,
+            &[
+                ("value", &crate::i18n::quote(ev)),
+                ("events", &events.join(", ")),
+            ],
+        )));
+    }
     let filter = AuditFilter {
         account_id,
         since,

@@ -506,6 +506,25 @@ pub enum Record {
 /// deleted.
 pub const PII_DETAIL_EVENTS: &[&str] = &["user.edit", "user.disable"];
 
+/// Every event the audit table records (`audit --event` takes one of
+/// them; a test checks that every `AuditEntry::new` in the sources names
+/// one).
+pub const AUDIT_EVENTS: &[&str] = &[
+    "codes.purge",
+    "login",
+    "mail.deliver",
+    "recovery.suspend",
+    "reset.confirm",
+    "reset.request",
+    "user.add",
+    "user.delete",
+    "user.disable",
+    "user.edit",
+    "user.enable",
+    "user.import",
+    "user.unlock",
+];
+
 /// Called once per row; returning an error stops the iteration.
 pub type Each<'f, T> = &'f mut dyn FnMut(T) -> crate::error::Result<()>;
 
@@ -797,6 +816,46 @@ pub mod suite;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `AUDIT_EVENTS` is the events the sources record: each literal event
+    /// of an `AuditEntry::new` is listed, and each listed one is recorded
+    /// somewhere.
+    #[test]
+    fn the_audit_events_listed_are_the_ones_recorded() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+        let mut sources = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut sources,
+        );
+        let mut recorded = std::collections::BTreeSet::new();
+        for text in &sources {
+            for (at, _) in text.match_indices("AuditEntry::new(") {
+                let args = &text[at + "AuditEntry::new(".len()..];
+                let Some(comma) = args.find(',') else {
+                    continue;
+                };
+                let second = args[comma + 1..].trim_start();
+                if let Some(rest) = second.strip_prefix('"') {
+                    let end = rest.find('"').unwrap();
+                    recorded.insert(rest[..end].to_string());
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<String> =
+            AUDIT_EVENTS.iter().map(|e| e.to_string()).collect();
+        assert!(recorded.len() >= 10, "{recorded:?}");
+        assert_eq!(recorded, listed);
+    }
 
     /// A pending code is shown expired from its expiry second on, whether
     /// or not a purge has run; ended codes show how they ended.

@@ -373,6 +373,14 @@ fn audit_filters_by_date_event_agent_and_account(env: &mut Env) {
     env.cli(["audit", "--since", "ayer"])
         .expect_exit(2)
         .stderr_has("AAAA-MM-DD");
+    // A mistyped event is refused, not answered with an empty listing.
+    env.cli(["audit", "--event", "user.dissable", "--format", "csv"])
+        .expect_exit(2)
+        .stderr_has("«user.dissable»")
+        .stderr_has("user.disable, user.edit");
+    for partial in ["use", "user.", "reset.conf"] {
+        env.cli(["audit", "--event", partial]).expect_exit(2);
+    }
 }
 
 fn audit_exports_csv_for_compliance(env: &mut Env) {
