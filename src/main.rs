@@ -59,8 +59,10 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
 /// turns echo off), the cursor shown again, and the process ends: 130 for
 /// Ctrl-C (143 and 129 for the others), or 0 when the command's result was
 /// already shown (Ctrl-C at "¿Iniciar sesión ahora?" after the password
-/// changed). Nothing is half-written: every change is a transaction, which
-/// an interrupted process never commits.
+/// changed). Before that, it says "Cancelado." on stderr and, with
+/// `--json`, prints the `interrupted` error document on stdout. Nothing is
+/// half-written: every change is a transaction, which an interrupted
+/// process never commits.
 #[cfg(unix)]
 mod interrupt {
     use std::io::IsTerminal;
@@ -68,6 +70,39 @@ mod interrupt {
 
     static TTY: AtomicBool = AtomicBool::new(false);
     static SAVED: AtomicBool = AtomicBool::new(false);
+    /// What the handler writes when no result was shown: the message for
+    /// stderr, and with `--json` the error document for stdout, one for
+    /// each signal (SIGINT, SIGTERM, SIGHUP). Made before the handler can
+    /// read them; read only through `OnceLock::get` (no lock taken).
+    static REPORT: std::sync::OnceLock<Report> = std::sync::OnceLock::new();
+
+    struct Report {
+        stderr: Vec<u8>,
+        json: Option<[(libc::c_int, Vec<u8>); 3]>,
+    }
+
+    /// Once the command line is read: what an interruption says, in the
+    /// user's language, as a JSON document too with `--json` (README's
+    /// `interrupted` error kind).
+    pub fn set_report(lang: recupera::i18n::Lang, json: bool) {
+        let msg = recupera::i18n::M::Interrupted.text(lang);
+        let doc = |sig: libc::c_int| {
+            let mut d = serde_json::json!({
+                "status": "error",
+                "error": "interrupted",
+                "exit_code": 128 + sig,
+                "message": msg,
+            })
+            .to_string()
+            .into_bytes();
+            d.push(b'\n');
+            (sig, d)
+        };
+        let _ = REPORT.set(Report {
+            stderr: format!("recupera: {msg}\n").into_bytes(),
+            json: json.then(|| [doc(libc::SIGINT), doc(libc::SIGTERM), doc(libc::SIGHUP)]),
+        });
+    }
     /// The terminal's settings at start, restored on Ctrl-C: a hidden
     /// password prompt turns echo off and would otherwise leave it off.
     static mut TERMIOS: std::mem::MaybeUninit<libc::termios> = std::mem::MaybeUninit::uninit();
@@ -89,11 +124,20 @@ mod interrupt {
                 libc::write(2, seq.as_ptr().cast(), seq.len());
             }
         }
-        let code = if recupera::ui::RESULT_SHOWN.load(Ordering::SeqCst) {
-            0
-        } else {
-            128 + sig
-        };
+        let shown = recupera::ui::RESULT_SHOWN.load(Ordering::SeqCst);
+        if !shown && let Some(r) = REPORT.get() {
+            // SAFETY: writing buffers made before the handler could run,
+            // never changed since.
+            unsafe {
+                if let Some(docs) = &r.json
+                    && let Some((_, d)) = docs.iter().find(|(s, _)| *s == sig)
+                {
+                    libc::write(1, d.as_ptr().cast(), d.len());
+                }
+                libc::write(2, r.stderr.as_ptr().cast(), r.stderr.len());
+            }
+        }
+        let code = if shown { 0 } else { 128 + sig };
         // SAFETY: terminates the process without running destructors.
         unsafe { libc::_exit(code) }
     }
@@ -188,6 +232,8 @@ fn main() -> ExitCode {
         agent: typed(&matches, "agent"),
     };
     let json = cli.global.json;
+    #[cfg(unix)]
+    interrupt::set_report(lang, json);
     match recupera::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e, json),
