@@ -1005,6 +1005,10 @@ mod tests {
         );
         a.name = Some("Acme S.A.S.".into());
         a.lang = Lang::En;
+        a.disabled = Some(crate::domain::account::Disabled {
+            at: 0,
+            reason: Some("cuenta comprometida".into()),
+        });
         let cols = export_columns(true);
         let header: Vec<&str> = cols.iter().map(|c| c.spanish()).collect();
         let fields: Vec<String> = cols
@@ -1012,17 +1016,19 @@ mod tests {
             .map(|c| export_field(&a, *c).unwrap_or_default())
             .collect();
         assert_eq!(
-            fields[..6],
+            fields[..8],
             [
                 "proveedor",
                 "800003122",
                 "v@acme.co",
                 "acme",
                 "Acme S.A.S.",
-                "en"
+                "en",
+                "deshabilitada",
+                "cuenta comprometida"
             ]
         );
-        assert_eq!(export_columns(false).len(), 6, "the hash only when asked");
+        assert_eq!(export_columns(false).len(), 8, "the hash only when asked");
         let text = format!("{}\n{}\n", header.join(";"), fields.join(";"));
         let (rows, errors) = parse(&text, b';').unwrap();
         assert!(errors.is_empty(), "{errors:?}");
@@ -1046,6 +1052,7 @@ mod tests {
             )
         );
         assert_eq!(r.password_hash, a.password_hash);
+        assert_eq!(r.disabled, Some(Some("cuenta comprometida".into())));
 
         let (rows, errors) = parse(
             "nit,email,nombre\n900102030,a@example.co,Ana \u{202E}oicilam\n",

@@ -191,6 +191,25 @@ pub fn last_code(dir: &tempfile::TempDir) -> String {
 }
 
 /// (outcome, detail) of every audit row of `event`, oldest first.
+/// (account id, subject) of every audit row of `event`, oldest first.
+pub fn audit_rows(app: &mut App, event: &str) -> Vec<(Option<i64>, String)> {
+    let filter = AuditFilter {
+        event: Some(event.to_string()),
+        ..AuditFilter::default()
+    };
+    let mut rows = Vec::new();
+    app.store
+        .read(|tx| {
+            Ok(tx.for_each_audit(&filter, &mut |r| {
+                rows.push((r.account_id, r.subject.unwrap_or_default()));
+                Ok(())
+            })?)
+        })
+        .unwrap();
+    rows.reverse();
+    rows
+}
+
 pub fn audit(app: &mut App, event: &str) -> Vec<(String, String)> {
     let filter = AuditFilter {
         event: Some(event.to_string()),

@@ -230,9 +230,32 @@ pub fn confirm(
     code_typed: &str,
     password: &Password,
 ) -> Result<ConfirmOutcome> {
-    code::check_form(code_typed)?;
-    // Typed-only policy checks: before the code is touched.
-    let typed = app.policy.check_typed(password, Some(raw_ident))?;
+    // A code that cannot be one, or a password the typed-only policy
+    // refuses: refused before the code is touched (no account is looked
+    // up), and audited as an attempt like every other.
+    let early = |app: &mut App, detail: String| -> Result<()> {
+        let (now, agent) = (app.now(), app.agent.clone());
+        app.store.write(|tx| {
+            tx.audit(
+                &AuditEntry::new(&agent, "reset.confirm", "refused")
+                    .subject(ident.audit_label(None))
+                    .detail(detail.clone()),
+                now,
+            )?;
+            Ok(())
+        })
+    };
+    if let Err(e) = code::check_form(code_typed) {
+        early(app, "code_form".into())?;
+        return Err(e.into());
+    }
+    let typed = match app.policy.check_typed(password, Some(raw_ident)) {
+        Ok(typed) => typed,
+        Err(pe) => {
+            early(app, format!("policy:{}", policy_tag(&pe)))?;
+            return Err(pe.into());
+        }
+    };
 
     let now = app.now();
     let limits = app.limits;
@@ -469,7 +492,8 @@ pub fn policy_tag(e: &PolicyError) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::kit::{
-        audit, cliente, disable, last_code, mails, nit, proveedor, quick_app, stored, wrong,
+        audit, audit_rows, cliente, disable, last_code, mails, nit, proveedor, quick_app, stored,
+        wrong,
     };
     use super::{ConfirmOutcome, RequestResult, confirm, request};
     use crate::app::App;
@@ -710,6 +734,44 @@ mod tests {
         for _ in 0..2 {
             answer(&mut app, None, "900102030", &wrong(&code));
         }
+        assert!(matches!(
+            answer(&mut app, None, "900102030", &code),
+            ConfirmOutcome::Updated(_)
+        ));
+    }
+
+    /// A code that cannot be one and a password the typed-only checks
+    /// refuse are refused before the code is touched, and each attempt is
+    /// in the audit (with no account and nothing typed).
+    #[test]
+    fn attempts_refused_before_the_code_is_touched_are_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        let id = cliente(&mut app, "900102030", "ana@example.co", None).id;
+        ask(&mut app, CLIENTE, &nit("900102030"), "ana@example.co");
+        let code = last_code(&dir);
+        let who = nit("900102030");
+        let good = Password::new(NEW_PW).unwrap();
+        assert!(confirm(&mut app, None, &who, "900102030", "ab0de", &good).is_err());
+        let short = Password::new("corta").unwrap();
+        assert!(confirm(&mut app, None, &who, "900102030", &code, &short).is_err());
+        let common = Password::new("passwordpassword").unwrap();
+        assert!(confirm(&mut app, None, &who, "900102030", &code, &common).is_err());
+        assert_eq!(
+            trail(&mut app, "reset.confirm"),
+            [
+                "refused:code_form",
+                "refused:policy:too_short",
+                "refused:policy:guessable"
+            ]
+        );
+        let rows = audit_rows(&mut app, "reset.confirm");
+        assert!(
+            rows.iter()
+                .all(|(acc, subject)| acc.is_none() && subject == "nit?"),
+            "{rows:?}"
+        );
+        assert_eq!(stored(&mut app, id).channel.failures, 0, "nothing counted");
         assert!(matches!(
             answer(&mut app, None, "900102030", &code),
             ConfirmOutcome::Updated(_)
