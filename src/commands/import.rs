@@ -220,7 +220,8 @@ pub fn run_export(app: &mut App, ui: &Ui, a: &UserExportArgs) -> Result<()> {
                     count += 1;
                     w.write_record(
                         cols.iter()
-                            .map(|c| import::export_field(&acc, *c).unwrap_or_default()),
+                            .map(|c| import::export_field(&acc, *c).unwrap_or_default())
+                            .map(|v| import::to_cell(&v).into_owned()),
                     )
                     .map_err(csv_error)
                 })?;

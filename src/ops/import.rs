@@ -356,6 +356,7 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
             seen.get(&c)
                 .and_then(|i| rec.get(*i))
                 .map(str::trim)
+                .map(from_cell)
                 .unwrap_or("")
         };
         let mut row_errs: Vec<(Column, String)> = Vec::new();
@@ -662,6 +663,34 @@ pub fn export_columns(with_hashes: bool) -> Vec<Column> {
     c
 }
 
+/// What a spreadsheet would run as a formula: a cell that starts with one
+/// of these once its leading apostrophes are set aside.
+fn formula_like(v: &str) -> bool {
+    v.trim_start_matches('\'')
+        .starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// A text field as the CSV export writes it: one leading apostrophe more
+/// when it looks like a formula (OWASP's CSV-injection rule, as `audit
+/// --format csv` does), so that a name a customer registered as
+/// `=HYPERLINK(…)` stays text in Excel. [`from_cell`] takes it off again:
+/// export then import gives the value back exactly.
+pub fn to_cell(v: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(v) {
+        format!("'{v}").into()
+    } else {
+        v.into()
+    }
+}
+
+/// The inverse of [`to_cell`], for what `user import` reads.
+pub fn from_cell(v: &str) -> &str {
+    match v.strip_prefix('\'') {
+        Some(rest) if formula_like(v) => rest,
+        _ => v,
+    }
+}
+
 /// A field of an account for `user export` (`None`: empty).
 pub fn export_field(a: &crate::domain::account::Account, c: Column) -> Option<String> {
     match c {
@@ -741,6 +770,28 @@ mod tests {
             "names the first line: {:?}",
             errors[3]
         );
+    }
+
+    /// What a spreadsheet would run gets one apostrophe more on export and
+    /// loses it on import: every value comes back as it was.
+    #[test]
+    fn formula_cells_are_text_and_come_back() {
+        for (v, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+57 300", "'+57 300"),
+            ("-Ana", "'-Ana"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("'=x", "''=x"),
+            ("''@x", "'''@x"),
+            ("Ana", "Ana"),
+            ("'Ana", "'Ana"),
+            ("O'Brien", "O'Brien"),
+            ("", ""),
+            ("'", "'"),
+        ] {
+            assert_eq!(to_cell(v), cell, "{v:?}");
+            assert_eq!(from_cell(cell), v, "{cell:?}");
+        }
     }
 
     /// `estado`/`motivo` (what `user export` writes): a disabled account

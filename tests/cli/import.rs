@@ -294,6 +294,25 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
         &["--name", "Coma, punto y coma; sí"],
     )
     .ok();
+    // A name and a reason a spreadsheet would run as formulas: written as
+    // text (a leading apostrophe), read back as they were.
+    env.add_user(
+        "proveedor",
+        "860518862",
+        "x@acme.co",
+        &["--name", "=HYPERLINK(\"http://evil/\";\"clic\")"],
+    )
+    .ok();
+    env.cli([
+        "user",
+        "disable",
+        "860518862",
+        "--type",
+        "proveedor",
+        "--reason",
+        "'@SUM(1;2)",
+    ])
+    .ok();
     // Disabled accounts stay disabled, with their reason (or none).
     env.cli([
         "user",
@@ -308,7 +327,7 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
     env.cli(["user", "disable", "800003122", "--type", "proveedor"])
         .ok();
     let original = accounts(env);
-    assert_eq!(original.iter().filter(|a| a["disabled"] == true).count(), 2);
+    assert_eq!(original.iter().filter(|a| a["disabled"] == true).count(), 3);
     for format in ["csv", "jsonl"] {
         let out = env.root.join(format!("export.{format}"));
         env.cli([
@@ -323,6 +342,12 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
         .ok();
         let mut other = Env::new(env.engine).unwrap();
         if format == "csv" {
+            let text = std::fs::read_to_string(&out).unwrap();
+            assert!(
+                text.contains("\"'=HYPERLINK(\"\"http://evil/\"\";\"\"clic\"\")\""),
+                "{text}"
+            );
+            assert!(text.contains(",''@SUM(1;2)"), "{text}");
             other.cli(["user", "import", out.to_str().unwrap()]).ok();
         } else {
             // JSON lines back into CSV through the same columns is not an
@@ -332,7 +357,9 @@ fn export_then_import_gives_the_same_accounts(env: &mut Env) {
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
-            assert_eq!(lines.len(), 3);
+            assert_eq!(lines.len(), 4);
+            // JSON lines carry the values as they are.
+            assert_eq!(lines[3]["nombre"], "=HYPERLINK(\"http://evil/\";\"clic\")");
             assert_eq!(lines[0]["nombre"], "Ana; \"la jefa\" Gómez Ñúñez");
             assert_eq!(lines[1]["usuario"], "acme");
             assert_eq!(lines[1]["nombre"], Value::Null);
