@@ -70,7 +70,16 @@ pub fn login(
     let verified = match (&account, gate) {
         (Some(a), Some(LoginGate::Verify { .. })) => {
             let stored = a.password_hash.as_deref().unwrap_or_default();
+            // A hash imported from another platform was made from the
+            // password as typed there, not normalised: one whose typed
+            // form is not NFKC (accents typed as two characters, full-width
+            // letters, ligatures) is checked as typed too. Only such hashes
+            // (those to be upgraded) and such passwords; a success upgrades
+            // the hash to one of the normalised form, as any old hash.
             app.hasher.verify(secret, stored)
+                || (secret != password.as_bytes()
+                    && app.hasher.needs_rehash(stored)
+                    && app.hasher.verify(password.as_bytes(), stored))
         }
         _ => {
             app.hasher.burn(secret);
@@ -268,5 +277,51 @@ mod tests {
             before + 1,
             "no hash over the bound"
         );
+    }
+
+    /// A PHP platform hashed what its customer typed, byte for byte: a
+    /// password typed with decomposed accents (NFD, as some keyboards and
+    /// macOS send them) or full-width letters logs in, and its hash is
+    /// upgraded to one of the normalised form. A hash of ours is checked
+    /// once.
+    #[test]
+    fn an_imported_hash_of_a_password_not_in_nfkc_form_logs_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        // "Contraseña segura año 2020" with each ñ as n + a combining tilde.
+        let nfd = "Contrasen\u{0303}a segura an\u{0303}o 2020";
+        let wide = "ｏｆｉｃｉｎａ ｃｌａｖｅ ２０２０";
+        for (k, typed) in [nfd, wide].into_iter().enumerate() {
+            let id = cliente(
+                &mut app,
+                &["900102030", "830015428"][k],
+                "a@example.co",
+                None,
+            )
+            .id;
+            let php = bcrypt::hash_with_result(typed, 4)
+                .unwrap()
+                .format_for_version(bcrypt::Version::TwoY);
+            app.store
+                .write(|tx| Ok(tx.set_password(id, &php, 0)?))
+                .unwrap();
+            let who = nit(["900102030", "830015428"][k]);
+            assert!(!ok(&mut app, CLIENTE, &who, "otra clave cualquiera"));
+            assert!(ok(&mut app, CLIENTE, &who, typed), "{typed:?}");
+            let upgraded = stored(&mut app, id).password_hash.unwrap();
+            assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+            // Now as typed, and in its normalised form too.
+            assert!(ok(&mut app, CLIENTE, &who, typed));
+            let normal: String = {
+                use unicode_normalization::UnicodeNormalization;
+                typed.nfkc().collect()
+            };
+            assert!(ok(&mut app, CLIENTE, &who, &normal));
+        }
+        // One of ours, wrong, typed in a form that is not NFKC: one hash.
+        cliente(&mut app, "800003122", "b@example.co", Some(PW));
+        let before = app.hasher.evaluations();
+        assert!(!ok(&mut app, CLIENTE, &nit("800003122"), wide));
+        assert_eq!(app.hasher.evaluations(), before + 1);
     }
 }
