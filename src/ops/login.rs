@@ -294,7 +294,7 @@ mod tests {
         for (k, typed) in [nfd, wide].into_iter().enumerate() {
             let id = cliente(
                 &mut app,
-                &["900102030", "830015428"][k],
+                ["900102030", "830015428"][k],
                 "a@example.co",
                 None,
             )
