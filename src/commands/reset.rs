@@ -126,20 +126,21 @@ fn run_confirm(
         })?,
     };
     let policy = app.policy;
-    let password = match source {
+    let prompt_password = || -> Result<Password> {
+        let raw_pw = ui.password_prompt(
+            t(M::PromptNewPassword),
+            Some(t(M::PromptConfirmPassword)),
+            |s| {
+                Password::new(s)
+                    .and_then(|pw| policy.check_typed(&pw, Some(&raw)).map(|_| ()))
+                    .map_err(|e| policy_message(&e))
+            },
+        )?;
+        Ok(Password::new(&raw_pw)?)
+    };
+    let mut password = match source {
         PasswordSource::Stdin => input::new_password_from_stdin()?,
-        PasswordSource::Prompt => {
-            let raw_pw = ui.password_prompt(
-                t(M::PromptNewPassword),
-                Some(t(M::PromptConfirmPassword)),
-                |s| {
-                    Password::new(s)
-                        .and_then(|pw| policy.check_typed(&pw, Some(&raw)).map(|_| ()))
-                        .map_err(|e| policy_message(&e))
-                },
-            )?;
-            Password::new(&raw_pw)?
-        }
+        PasswordSource::Prompt => prompt_password()?,
     };
     // The screen stays open only in a terminal session (not for scripts).
     let keep_open = ui.interactive && !ui.json;
@@ -166,7 +167,15 @@ fn run_confirm(
                 }
                 return Ok(());
             }
-            ConfirmOutcome::Policy(e) => return Err(Error::Data(policy_message(&e))),
+            // The code was right and is still usable: at a terminal, the
+            // agent is told why and asked for another password.
+            ConfirmOutcome::Policy(e) => {
+                if !(keep_open && matches!(source, PasswordSource::Prompt)) {
+                    return Err(Error::Data(policy_message(&e)));
+                }
+                ui.warn_line(&policy_message(&e));
+                password = prompt_password()?;
+            }
             ConfirmOutcome::Refused => {
                 let refusal = crate::view::confirm_refused(&ident, a.kind);
                 if !keep_open {

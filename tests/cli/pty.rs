@@ -128,6 +128,14 @@ fn the_manuals_screens_from_request_to_login_in_spanish(env: &mut Env) {
     p.expect("no coinciden").unwrap();
     // Asked again from the start.
     p.expect("Nueva contraseña").unwrap();
+    // Built from the account's email: refused once the code verified,
+    // and asked again (the code stays usable).
+    let built = "ana.gomez trompeta lluvia 77";
+    send_secret(&mut p, &format!("{built}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send_secret(&mut p, &format!("{built}\r"));
+    p.expect("La contraseña no puede construirse con").unwrap();
+    p.expect("Nueva contraseña").unwrap();
     send_secret(&mut p, &format!("{STRONG}\r"));
     p.expect("Confirme contraseña").unwrap();
     send_secret(&mut p, &format!("{STRONG}\r"));
@@ -141,8 +149,9 @@ fn the_manuals_screens_from_request_to_login_in_spanish(env: &mut Env) {
         .unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
-    // The typos were caught at the prompts: the code was tried once, and
-    // spent; nothing counted against the account.
+    // The typos were caught at the prompts: the code was tried twice
+    // (the refused password's attempt given back), and spent; nothing
+    // counted against the account.
     let codes = env.codes();
     assert_eq!(codes.len(), 1);
     assert_eq!(
