@@ -126,7 +126,10 @@ fn read_pepper(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| {
         Error::Config(tf(
             M::ConfigPepper,
-            &[("path", &path.display()), ("err", &e)],
+            &[
+                ("path", &path.display()),
+                ("err", &crate::i18n::os_error(&e)),
+            ],
         ))
     })?;
     if bytes.len() < 16 || bytes.len() > 1024 * 1024 {

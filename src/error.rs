@@ -98,7 +98,7 @@ pub enum Error {
     #[error("{0}")]
     Store(crate::store::Error),
     /// Reading input or writing output failed.
-    #[error("{0}")]
+    #[error("{}", crate::i18n::os_error(.0))]
     Io(#[from] std::io::Error),
     /// A bug: exit 70.
     #[error("{0}")]

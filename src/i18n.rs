@@ -208,6 +208,31 @@ fn cut(s: &str, max: usize) -> String {
     }
 }
 
+/// An operating system's error in the user's language: the common kinds
+/// from the catalog (with the system's error number, for whoever looks it
+/// up), any other as the system says it, made visible. Rust's own text is
+/// English, and sat inside Spanish sentences.
+pub fn os_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let m = match e.kind() {
+        K::NotFound => M::OsNotFound,
+        K::PermissionDenied => M::OsPermissionDenied,
+        K::IsADirectory => M::OsIsADirectory,
+        K::NotADirectory => M::OsNotADirectory,
+        K::AlreadyExists => M::OsAlreadyExists,
+        K::StorageFull => M::OsStorageFull,
+        K::ReadOnlyFilesystem => M::OsReadOnly,
+        K::BrokenPipe => M::OsBrokenPipe,
+        K::TimedOut => M::OsTimedOut,
+        K::ConnectionRefused => M::OsConnectionRefused,
+        _ => return visible(&e.to_string()),
+    };
+    match e.raw_os_error() {
+        Some(n) => tf(M::OsErrorNumbered, &[("what", &t(m)), ("n", &n)]),
+        None => t(m).to_string(),
+    }
+}
+
 /// A user-typed value quoted in a message: made visible and cut, so a
 /// 10,000-character input does not become a 10,000-character error.
 pub fn quote(s: &str) -> String {
@@ -357,6 +382,17 @@ catalog! {
         "--password-stdin reads the password from a pipe (printf '%s\\n' \"$PASS\" | recupera …); in a terminal, leave it out and you will be asked without echo.";
 
     // --- database ---
+    OsNotFound => "no existe", "does not exist";
+    OsPermissionDenied => "permiso denegado", "permission denied";
+    OsIsADirectory => "es una carpeta", "is a folder";
+    OsNotADirectory => "una parte de la ruta no es una carpeta", "a part of the path is not a folder";
+    OsAlreadyExists => "ya existe", "already exists";
+    OsStorageFull => "no queda espacio en el disco", "no space left on the disk";
+    OsReadOnly => "el sistema de archivos es de solo lectura", "the file system is read-only";
+    OsBrokenPipe => "el otro extremo cerró la tubería", "the other end closed the pipe";
+    OsTimedOut => "se agotó el tiempo de espera", "timed out";
+    OsConnectionRefused => "conexión rechazada", "connection refused";
+    OsErrorNumbered => "{what} (error {n} del sistema)", "{what} (system error {n})";
     DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";
     DbNotFile => "{path} no es un archivo normal (es un dispositivo, una tubería o un socket); no se abrió ni se modificó.",
         "{path} is not a regular file (it is a device, a pipe or a socket); it was not opened or changed.";
@@ -675,6 +711,24 @@ mod tests {
             rest = &after[end + 1..];
         }
         out
+    }
+
+    /// The system's common errors in the catalog's words (lib tests run in
+    /// Spanish), with the error number; others as the system says them.
+    #[test]
+    fn os_errors_in_our_words() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(os_error(&e), "no existe (error 2 del sistema)");
+        let e = std::io::Error::from_raw_os_error(libc::EISDIR);
+        assert_eq!(os_error(&e), "es una carpeta (error 21 del sistema)");
+        let e = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(os_error(&e), "permiso denegado");
+        let e = std::io::Error::other("raro\u{1b}[2J");
+        assert_eq!(os_error(&e), "raro\\u{1b}[2J");
+        assert_eq!(
+            crate::error::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)).to_string(),
+            "no queda espacio en el disco (error 28 del sistema)"
+        );
     }
 
     /// Invisible characters are shown as escapes (and refused in names),

@@ -253,7 +253,7 @@ fn report(e: &Error, json: bool) -> ExitCode {
         if saved {
             err(&recupera::i18n::tf(
                 recupera::i18n::M::SavedButNoOutput,
-                &[("err", &io)],
+                &[("err", &recupera::i18n::os_error(io))],
             ));
             return ExitCode::from(exit::DB);
         }

@@ -24,12 +24,12 @@ fn read_input(file: &std::ffi::OsStr) -> Result<Vec<u8>> {
             .lock()
             .take(MAX_FILE + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| cannot(&e))?;
+            .map_err(|e| cannot(&crate::i18n::os_error(&e)))?;
     } else {
-        let f = std::fs::File::open(file).map_err(|e| cannot(&e))?;
+        let f = std::fs::File::open(file).map_err(|e| cannot(&crate::i18n::os_error(&e)))?;
         f.take(MAX_FILE + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| cannot(&e))?;
+            .map_err(|e| cannot(&crate::i18n::os_error(&e)))?;
     }
     if bytes.len() as u64 > MAX_FILE {
         return Err(cannot(&"> 1 GiB"));
@@ -189,7 +189,10 @@ fn open_output(a: &UserExportArgs) -> Result<Box<dyn Write>> {
             // A symlink put there after the check above.
             not_file()
         } else {
-            Error::Usage(tf(M::ExportCannotWrite, &[("file", &shown), ("err", &e)]))
+            Error::Usage(tf(
+                M::ExportCannotWrite,
+                &[("file", &shown), ("err", &crate::i18n::os_error(&e))],
+            ))
         }
     })?;
     if !f.metadata()?.is_file() {

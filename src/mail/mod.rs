@@ -134,7 +134,10 @@ impl SmtpConfig {
                 let pem = std::fs::read(path).map_err(|e| {
                     Error::Config(tf(
                         M::ConfigSmtpCa,
-                        &[("path", &path.display()), ("err", &e)],
+                        &[
+                            ("path", &path.display()),
+                            ("err", &crate::i18n::os_error(&e)),
+                        ],
                     ))
                 })?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {

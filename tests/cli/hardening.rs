@@ -429,3 +429,31 @@ fn the_unwinder_is_linked_in_not_loaded() {
     let message = caught.unwrap_err();
     assert_eq!(message.downcast_ref::<&str>(), Some(&"unwound"));
 }
+
+/// The system's errors are said in the user's language, not in Rust's
+/// English inside a Spanish sentence.
+#[test]
+fn system_errors_are_said_in_the_users_language() {
+    let env = Env::sqlite();
+    env.add_cliente();
+    let missing = env.root.join("no-such.csv");
+    env.cli(["user", "import", missing.to_str().unwrap()])
+        .expect_exit(2)
+        .stderr_has("no existe (error 2 del sistema)");
+    env.cli(["--lang", "en", "user", "import", missing.to_str().unwrap()])
+        .expect_exit(2)
+        .stderr_has("does not exist (system error 2)");
+    // A folder on standard input where the password should be.
+    let mut c = env.command(&["login", "--user", NIT, "--password-stdin"]);
+    c.stdin(std::fs::File::open(&env.root).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = wait_with_deadline(c.spawn().unwrap(), std::time::Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(
+        stderr.contains("es una carpeta (error 21 del sistema)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("os error"), "{stderr}");
+}

@@ -222,10 +222,10 @@ impl Sqlite {
                 }
                 if let Err(e) = create_private_file(path) {
                     remove_created(&created, None);
-                    return Err(db_open_error(path, &e));
+                    return Err(db_open_error(path, &crate::i18n::os_error(&e)));
                 }
             }
-            Err(e) => return Err(db_open_error(path, &e)),
+            Err(e) => return Err(db_open_error(path, &crate::i18n::os_error(&e))),
         }
         // Busy while opening is not always waited out by SQLite itself:
         // processes that meet on a new file (switching it to WAL, running
