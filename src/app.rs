@@ -147,13 +147,19 @@ fn setting<T>(name: &str, raw: &str, range: std::ops::RangeInclusive<T>, msg: M)
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
+    // The setting comes from its flag or its variable: both are named.
+    let flag = name
+        .trim_start_matches("RECUPERA_")
+        .to_lowercase()
+        .replace('_', "-");
+    let shown = format!("--{flag} ({name})");
     match raw.trim().replace('_', "").parse::<T>() {
         Ok(v) if range.contains(&v) => Ok(v),
         _ => Err(Error::Config(match msg {
             M::ConfigNumber => tf(
                 M::ConfigNumber,
                 &[
-                    ("name", &name),
+                    ("name", &shown),
                     ("value", &crate::i18n::quote(raw)),
                     ("min", range.start()),
                     ("max", range.end()),
@@ -459,7 +465,7 @@ mod tests {
                     let want = tf(
                         M::ConfigNumber,
                         &[
-                            ("name", &"RECUPERA_X"),
+                            ("name", &"--x (RECUPERA_X)"),
                             ("value", &crate::i18n::quote(bad)),
                             ("min", &1),
                             ("max", &24),

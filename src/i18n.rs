@@ -422,8 +422,8 @@ catalog! {
         "The PostgreSQL database already has tables with recupera's names ({tables}) that recupera did not create; it was left untouched.";
 
     // --- configuration ---
-    ConfigTtl => "RECUPERA_CODE_TTL_HOURS debe estar entre 1 y 24 (horas).", "RECUPERA_CODE_TTL_HOURS must be between 1 and 24 (hours).";
-    ConfigMinLen => "RECUPERA_MIN_PASSWORD_LENGTH debe estar entre 8 y 256.", "RECUPERA_MIN_PASSWORD_LENGTH must be between 8 and 256.";
+    ConfigTtl => "--code-ttl-hours (RECUPERA_CODE_TTL_HOURS) debe estar entre 1 y 24 (horas).", "--code-ttl-hours (RECUPERA_CODE_TTL_HOURS) must be between 1 and 24 (hours).";
+    ConfigMinLen => "--min-password-length (RECUPERA_MIN_PASSWORD_LENGTH) debe estar entre 8 y 256.", "--min-password-length (RECUPERA_MIN_PASSWORD_LENGTH) must be between 8 and 256.";
     ConfigNumber => "{name} debe ser un número entre {min} y {max}, no «{value}».", "{name} must be a number between {min} and {max}, not «{value}».";
     ConfigPepper => "No se puede leer el pepper {path}: {err}. Sin él ninguna contraseña se puede verificar; restaure el archivo o quite RECUPERA_PEPPER_FILE.",
         "Cannot read the pepper {path}: {err}. Without it no password can be verified; restore the file or unset RECUPERA_PEPPER_FILE.";

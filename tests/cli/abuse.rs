@@ -860,17 +860,17 @@ fn bad_configuration_is_exit_78_before_the_database(env: &mut Env) {
         (
             "RECUPERA_BUSY_TIMEOUT_MS",
             "99999999999",
-            "RECUPERA_BUSY_TIMEOUT_MS debe ser un número",
+            "(RECUPERA_BUSY_TIMEOUT_MS) debe ser un número",
         ),
         (
             "RECUPERA_BUSY_TIMEOUT_MS",
             "-1",
-            "RECUPERA_BUSY_TIMEOUT_MS debe ser un número",
+            "(RECUPERA_BUSY_TIMEOUT_MS) debe ser un número",
         ),
         (
             "RECUPERA_SMTP_TIMEOUT",
             "0",
-            "RECUPERA_SMTP_TIMEOUT debe ser un número",
+            "(RECUPERA_SMTP_TIMEOUT) debe ser un número",
         ),
         (
             "RECUPERA_SMTP_URL",
