@@ -332,7 +332,17 @@ impl Config {
     }
 
     pub fn open(self) -> Result<App> {
-        let store = Store::open(&self.db, self.busy_timeout)?;
+        self.open_with(true)
+    }
+
+    /// `create: false`: a SQLite file that does not exist is refused
+    /// ([`Store::open_existing`]) rather than made.
+    pub fn open_with(self, create: bool) -> Result<App> {
+        let store = if create {
+            Store::open(&self.db, self.busy_timeout)?
+        } else {
+            Store::open_existing(&self.db, self.busy_timeout)?
+        };
         Ok(App {
             store,
             location: self.db,

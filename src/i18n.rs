@@ -347,6 +347,8 @@ catalog! {
     OptQuit => "Salir", "Quit";
     UserUnlocked => "Cuenta {type} {nit} desbloqueada: inicio de sesión y recuperación habilitados.",
         "Account {type} {nit} unlocked: login and recovery enabled.";
+    UserUnlockedDisabled => "Cuenta {type} {nit} desbloqueada, pero sigue deshabilitada: no inicia sesión ni recibe códigos hasta «recupera user enable».",
+        "Account {type} {nit} unlocked, but it is still disabled: no login and no codes until «recupera user enable».";
 
     // --- usage without a terminal ---
     MissingFlag => "Falta {flag} (sin una terminal no se puede preguntar).", "Missing {flag} (without a terminal there is no one to ask).";
@@ -393,6 +395,8 @@ catalog! {
     OsTimedOut => "se agotó el tiempo de espera", "timed out";
     OsConnectionRefused => "conexión rechazada", "connection refused";
     OsErrorNumbered => "{what} (error {n} del sistema)", "{what} (system error {n})";
+    DbMissing => "No existe la base de datos {path} (revise --db o RECUPERA_DB); no se creó.",
+        "There is no database at {path} (check --db or RECUPERA_DB); none was created.";
     DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";
     DbNotFile => "{path} no es un archivo normal (es un dispositivo, una tubería o un socket); no se abrió ni se modificó.",
         "{path} is not a regular file (it is a device, a pipe or a socket); it was not opened or changed.";

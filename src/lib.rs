@@ -63,7 +63,10 @@ pub fn run(cli: Cli) -> Result<()> {
     if hashes {
         argon2mem::prefault(domain::hash::Hasher::new(None).blocks(), 1);
     }
-    let mut app = app::Config::from_cli(&cli.global, &cli.on_argv)?.open()?;
+    // The source of a copy must exist: a mistyped --db would otherwise be
+    // made, empty, and "copied".
+    let creates = !matches!(&cli.command, Command::Db(cli::DbCommand::Copy(_)));
+    let mut app = app::Config::from_cli(&cli.global, &cli.on_argv)?.open_with(creates)?;
     let lang_on_argv = cli.on_argv.lang.then_some(lang);
     match &cli.command {
         Command::User(c) => commands::user::run(&mut app, &ui, c, lang_on_argv),

@@ -172,7 +172,14 @@ fn result_for(app: &App, ui: &Ui, status: &str, acc: &Account, msg: M) -> Result
 fn run_unlock(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
     let (ident, raw) = who(ui, a)?;
     let acc = accounts::unlock(app, a.kind, &ident, &raw)?;
-    result_for(app, ui, "unlocked", &acc, M::UserUnlocked)
+    // Unlocking clears the counters; a disabled account stays disabled,
+    // and the message must not say it can log in.
+    let msg = if acc.is_disabled() {
+        M::UserUnlockedDisabled
+    } else {
+        M::UserUnlocked
+    };
+    result_for(app, ui, "unlocked", &acc, msg)
 }
 
 fn run_disable(app: &mut App, ui: &Ui, a: &UserDisableArgs) -> Result<()> {

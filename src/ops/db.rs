@@ -30,8 +30,15 @@ pub fn status(store: &mut Store, now: i64) -> Result<Status> {
 }
 
 /// Copies every row of `from` into the empty `to`. `progress` is called
-/// with the rows written so far and the total.
-pub fn copy(
+/// with the rows written so far and the total. A SQLite target has its WAL
+/// folded in afterwards: the copy is a backup, and a backup is one file.
+pub fn copy(from: &mut Store, to: &mut Store, progress: impl FnMut(u64, u64)) -> Result<RowCounts> {
+    let rows = copy_rows(from, to, progress)?;
+    to.compact()?;
+    Ok(rows)
+}
+
+fn copy_rows(
     from: &mut Store,
     to: &mut Store,
     mut progress: impl FnMut(u64, u64),
@@ -159,6 +166,24 @@ mod tests {
             status(&mut to, now).unwrap().counts,
             status(&mut app.store, now).unwrap().counts
         );
+
+        // Into a SQLite file: one file, the WAL folded in (a copy of the
+        // file alone, as a backup is taken, holds everything).
+        let file = dir.path().join("respaldo.db");
+        let loc = crate::store::Location::Sqlite(file.clone());
+        let mut backup = Store::open(&loc, crate::store::DEFAULT_BUSY_TIMEOUT).unwrap();
+        copy(&mut app.store, &mut backup, |_, _| {}).unwrap();
+        drop(backup);
+        let wal = dir.path().join("respaldo.db-wal");
+        assert!(
+            std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+            "the WAL is empty"
+        );
+        let alone = dir.path().join("solo.db");
+        std::fs::copy(&file, &alone).unwrap();
+        let loc = crate::store::Location::Sqlite(alone);
+        let mut alone = Store::open(&loc, crate::store::DEFAULT_BUSY_TIMEOUT).unwrap();
+        assert_eq!(alone.read(|tx| Ok(tx.row_counts()?)).unwrap(), want);
 
         let again = copy(&mut app.store, &mut to, |_, _| {});
         assert!(again.is_err(), "the target is not empty");

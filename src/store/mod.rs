@@ -717,6 +717,22 @@ impl Store {
         Ok(Store { inner })
     }
 
+    /// Opens the database at `loc` as [`Store::open`] does, but refuses a
+    /// SQLite file that does not exist (exit 74) instead of making one:
+    /// `db copy` from a mistyped `--db` must not copy a new empty database.
+    pub fn open_existing(loc: &Location, busy_timeout: Duration) -> Result<Store> {
+        if let Location::Sqlite(path) = loc
+            && let Err(e) = std::fs::symlink_metadata(path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Err(Error::Other(crate::i18n::tf(
+                crate::i18n::M::DbMissing,
+                &[("path", &crate::i18n::shown_path(path))],
+            )));
+        }
+        Store::open(loc, busy_timeout)
+    }
+
     /// A private in-memory SQLite database (unit tests, benchmarks).
     pub fn in_memory() -> Result<Store> {
         Ok(Store {

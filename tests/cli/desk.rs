@@ -64,6 +64,10 @@ fn a_disabled_account_cannot_log_in_nor_get_codes(env: &mut Env) {
     let show = env.cli(["user", "show", NIT]).ok();
     show.stdout_has("DESHABILITADA").stdout_has("ticket 4521");
     env.cli(["user", "list"]).ok().stdout_has("DESHABILITADA");
+    // Unlocking it does not say it can log in: it is still disabled.
+    let r = env.cli(["user", "unlock", NIT]).ok();
+    r.stdout_has("sigue deshabilitada");
+    assert!(!r.stdout.contains("habilitados"), "{}", r.stdout);
     let ev = env.audit(&["--event", "user.disable"]);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["agent"], "test-agent");

@@ -120,6 +120,21 @@ fn db_copy_into_a_non_empty_target_changes_nothing() {
         env.cli(["db", "copy", "--to", &url]).expect_exit(65);
         assert_eq!(pgenv.state(), before);
     }
+    // From a source that does not exist (a mistyped --db): refused, and
+    // neither it nor the target is made.
+    let missing = env.root.join("typo.db");
+    let empty_target = env.root.join("copia.db");
+    env.cli([
+        "--db",
+        missing.to_str().unwrap(),
+        "db",
+        "copy",
+        "--to",
+        empty_target.to_str().unwrap(),
+    ])
+    .expect_exit(74)
+    .stderr_has("No existe la base de datos");
+    assert!(!missing.exists() && !empty_target.exists());
 }
 
 #[test]
