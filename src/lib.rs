@@ -66,7 +66,13 @@ pub fn run(cli: Cli) -> Result<()> {
     // The source of a copy must exist: a mistyped --db would otherwise be
     // made, empty, and "copied".
     let creates = !matches!(&cli.command, Command::Db(cli::DbCommand::Copy(_)));
-    let mut app = app::Config::from_cli(&cli.global, &cli.on_argv)?.open_with(creates)?;
+    let config = app::Config::from_cli(&cli.global, &cli.on_argv)?;
+    if let Command::Db(cli::DbCommand::Copy(a)) = &cli.command {
+        // A bad target (a password typed in its URL: 78) is said before
+        // anything about the source.
+        store::Location::parse(&a.to, true, cli.global.db_ca_file.as_deref())?;
+    }
+    let mut app = config.open_with(creates)?;
     let lang_on_argv = cli.on_argv.lang.then_some(lang);
     match &cli.command {
         Command::User(c) => commands::user::run(&mut app, &ui, c, lang_on_argv),

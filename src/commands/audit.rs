@@ -16,13 +16,24 @@ use std::io::Write;
 
 /// `--agent` on `audit` filters (the environment's RECUPERA_AGENT does not).
 pub fn run(app: &mut App, ui: &Ui, a: &AuditArgs, agent_filter: Option<String>) -> Result<()> {
+    // A deleted account is named by its pseudonym, which its rows carry
+    // (they keep no account id).
+    let mut subject = None;
     let account_id = match &a.user {
-        // A deleted account is named by its pseudonym.
-        Some(raw) if raw.trim().starts_with("borrado-") => Some(
-            raw.trim()["borrado-".len()..]
-                .parse::<i64>()
-                .map_err(|_| Error::Usage(tf(M::NoSuchAccountAny, &[("ident", &visible(raw))])))?,
-        ),
+        Some(raw)
+            if raw
+                .trim()
+                .starts_with(crate::ops::accounts::PSEUDONYM_PREFIX) =>
+        {
+            if crate::ops::accounts::pseudonym_number(raw.trim()).is_none() {
+                return Err(Error::Usage(tf(
+                    M::NoSuchAccountAny,
+                    &[("ident", &visible(raw))],
+                )));
+            }
+            subject = Some(raw.trim().to_string());
+            None
+        }
         Some(raw) => {
             let ident = input::ident(raw, a.kind)?;
             Some(
@@ -65,6 +76,7 @@ pub fn run(app: &mut App, ui: &Ui, a: &AuditArgs, agent_filter: Option<String>) 
         until,
         event: a.event.clone().filter(|e| !e.is_empty()),
         agent: agent_filter,
+        subject,
         limit: a.limit,
     };
     if a.format == AuditFormat::Csv && !ui.json {

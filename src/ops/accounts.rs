@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::i18n::{M, tf, type_label};
 use crate::mail::queue::{self, new_claim};
 use crate::store::{
-    AuditEntry, InsertAccount, MailKind, NewAccount, NewNotice, Profile, UpdateProfile,
+    AuditEntry, AuditFilter, InsertAccount, MailKind, NewAccount, NewNotice, Profile, UpdateProfile,
 };
 
 /// A new account, validated.
@@ -336,6 +336,18 @@ pub fn edit(
     Ok(outcome)
 }
 
+/// What a deleted account is called from then on: `borrado-N`.
+pub const PSEUDONYM_PREFIX: &str = "borrado-";
+
+/// N of a pseudonym `borrado-N`.
+pub fn pseudonym_number(s: &str) -> Option<i64> {
+    let n = s.strip_prefix(PSEUDONYM_PREFIX)?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok().filter(|n| *n > 0)
+}
+
 pub struct DeleteOutcome {
     pub pseudonym: String,
     /// Audit rows that now name the account by its pseudonym.
@@ -346,25 +358,37 @@ pub struct DeleteOutcome {
 pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
     let now = app.now();
     let agent = app.agent.clone();
-    let pseudonym = format!("borrado-{}", account.id);
     let id = account.id;
-    let rows = app.store.write(|tx| {
+    let (rows, pseudonym) = app.store.write(|tx| {
         // Re-read under the lock: it may have gone meanwhile.
         if tx.account(id)?.is_none() {
             return Err(Error::Data(tf(
                 M::NoSuchAccountAny,
-                &[("ident", &pseudonym)],
+                &[("ident", &account.nit.display())],
             )));
         }
+        // The pseudonym is the next number after every one given so far
+        // (each deletion's own audit row names it), never the account's id:
+        // SQLite gives a freed highest id to the next account, and two
+        // people would share a pseudonym.
+        let mut last = 0i64;
+        let filter = AuditFilter {
+            event: Some("user.delete".into()),
+            ..AuditFilter::default()
+        };
+        tx.for_each_audit(&filter, &mut |r| {
+            let n = r.subject.as_deref().and_then(pseudonym_number);
+            last = last.max(n.unwrap_or(0));
+            Ok(())
+        })?;
+        let pseudonym = format!("{PSEUDONYM_PREFIX}{}", last + 1);
         let rows = tx.pseudonymize_audit(id, &pseudonym)?;
         tx.delete_account(id)?;
         tx.audit(
-            &AuditEntry::new(&agent, "user.delete", "ok")
-                .account(Some(id))
-                .subject(pseudonym.clone()),
+            &AuditEntry::new(&agent, "user.delete", "ok").subject(pseudonym.clone()),
             now,
         )?;
-        Ok(rows)
+        Ok((rows, pseudonym))
     })?;
     // Best effort: the deletion is committed whatever happens here.
     let _ = app.store.scrub();
@@ -629,5 +653,74 @@ mod tests {
             subjects.iter().all(|s| !s.contains("900102030")),
             "{subjects:?}"
         );
+    }
+
+    /// SQLite gives a freed highest id to the next account: the deleted
+    /// person's history stays with its own pseudonym, the new account
+    /// starts with none of it, and no two deletions share a pseudonym.
+    #[test]
+    fn an_id_used_again_inherits_no_history_and_no_pseudonym() {
+        use crate::store::AuditFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        cliente(&mut app, "900102030", "ana@example.co", None);
+        let b = cliente(&mut app, "830015428", "eva@example.co", Some(PW));
+        logs_in(&mut app, "830015428", PW);
+        assert_eq!(delete(&mut app, &b).unwrap().pseudonym, "borrado-1");
+        let c = cliente(&mut app, "800003122", "luis@example.co", None);
+        assert_eq!(c.id, b.id, "SQLite gave the freed id again");
+        let rows = |app: &mut App, f: AuditFilter| {
+            let mut v = Vec::new();
+            app.store
+                .read(|tx| {
+                    Ok(tx.for_each_audit(&f, &mut |r| {
+                        v.push(format!("{}:{}", r.event, r.subject.unwrap_or_default()));
+                        Ok(())
+                    })?)
+                })
+                .unwrap();
+            v
+        };
+        let of_c = AuditFilter {
+            account_id: Some(c.id),
+            ..AuditFilter::default()
+        };
+        assert_eq!(rows(&mut app, of_c.clone()), ["user.add:800003122"]);
+        let out = delete(&mut app, &c).unwrap();
+        assert_eq!((out.pseudonym.as_str(), out.audit_rows), ("borrado-2", 1));
+        let named = |p: &str| AuditFilter {
+            subject: Some(p.into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(
+            rows(&mut app, named("borrado-1")),
+            [
+                "user.delete:borrado-1",
+                "login:borrado-1",
+                "user.add:borrado-1"
+            ]
+        );
+        assert_eq!(
+            rows(&mut app, named("borrado-2")),
+            ["user.delete:borrado-2", "user.add:borrado-2"]
+        );
+        assert!(rows(&mut app, of_c).is_empty());
+    }
+
+    #[test]
+    fn pseudonyms_are_read_back_exactly() {
+        use super::pseudonym_number;
+        assert_eq!(pseudonym_number("borrado-1"), Some(1));
+        assert_eq!(pseudonym_number("borrado-42"), Some(42));
+        for bad in [
+            "borrado-",
+            "borrado-0",
+            "borrado-x",
+            "borrado--1",
+            "borrado-1a",
+            "900102030",
+        ] {
+            assert_eq!(pseudonym_number(bad), None, "{bad}");
+        }
     }
 }

@@ -471,6 +471,9 @@ pub struct AuditFilter {
     pub until: Option<i64>,
     pub event: Option<String>,
     pub agent: Option<String>,
+    /// The rows that name an account this way (a deleted account's
+    /// pseudonym: its rows keep no account id).
+    pub subject: Option<String>,
     pub limit: Option<u64>,
 }
 

@@ -935,13 +935,42 @@ pub(crate) const UPGRADE_3_ROWS: &str = "
                 'a@example.co', 'sent'),
                (10, 1, 'live-hash', 1749999940, 1750000840, 1750000840, 2, 'pending',
                 'a@example.co', 'queued');
+    INSERT INTO audit (id, at, agent, account_id, subject, event, outcome)
+        VALUES (1, 1749000000, 'ana', 2, 'borrado-2', 'user.add', 'ok'),
+               (2, 1749000001, 'ana', 2, 'borrado-2', 'user.delete', 'ok'),
+               (3, 1750000000, 'ana', 1, '900102030', 'user.add', 'ok');
 ";
 
 /// After an upgrade from `UPGRADE_3_ROWS`: the pending code is still live
 /// with its hash and attempts, its message still queued, and a purge takes
-/// the replaced code only.
+/// the replaced code only (schema 4); a deleted account's audit rows keep
+/// no account id, so that a new account given id 2 does not inherit them,
+/// and are found by the pseudonym (schema 5).
 pub(crate) fn after_upgrade_to_4(s: &mut Store) {
     let now = 1_750_000_000;
+    s.read(|tx| {
+        let ids = |tx: &mut dyn Txn, f: AuditFilter| -> Result<Vec<i64>> {
+            let mut v = Vec::new();
+            tx.for_each_audit(&f, &mut |r| {
+                v.push(r.id);
+                Ok(())
+            })?;
+            Ok(v)
+        };
+        let by = |account_id| AuditFilter {
+            account_id: Some(account_id),
+            ..AuditFilter::default()
+        };
+        assert_eq!(ids(tx, by(2))?, Vec::<i64>::new());
+        assert_eq!(ids(tx, by(1))?, vec![3]);
+        let named = AuditFilter {
+            subject: Some("borrado-2".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(ids(tx, named)?, vec![2, 1]);
+        Ok(())
+    })
+    .unwrap();
     s.read(|tx| {
         let live = tx
             .live_code(1, now)?

@@ -685,7 +685,7 @@ fn data_lands_in_the_engine_named_by_db_status(env: &mut Env) {
         Engine::Postgres => "postgres",
     };
     assert_eq!(s["engine"], engine);
-    assert_eq!(s["schema_version"], 4);
+    assert_eq!(s["schema_version"], 5);
     assert_eq!(
         (s["accounts"].as_i64(), s["codes_pending"].as_i64()),
         (Some(1), Some(1))

@@ -316,7 +316,7 @@ fn db_status_counts_what_is_stored(env: &mut Env) {
     keys(&s, &fields);
     assert_eq!(
         s,
-        json!({"engine": engine, "schema_version": 4, "accounts": 0, "codes_pending": 0,
+        json!({"engine": engine, "schema_version": 5, "accounts": 0, "codes_pending": 0,
                "mail_queued": 0, "audit": 0})
     );
     env.add_cliente();
@@ -333,7 +333,7 @@ fn db_status_counts_what_is_stored(env: &mut Env) {
     let s = env.status();
     keys(&s, &fields);
     assert_eq!(s["engine"], engine);
-    assert_eq!(s["schema_version"], 4);
+    assert_eq!(s["schema_version"], 5);
     assert_eq!(s["accounts"], 2);
     assert_eq!(s["codes_pending"], 2);
     assert_eq!(s["mail_queued"], 1);

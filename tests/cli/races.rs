@@ -525,7 +525,7 @@ fn six_processes_starting_on_an_empty_database_migrate_it_once(env: &mut Env) {
     for r in &runs {
         no_failure(r);
         let s = r.ok().json();
-        assert_eq!(s["schema_version"], 4, "{s}");
+        assert_eq!(s["schema_version"], 5, "{s}");
         assert_eq!(s["accounts"], 0, "{s}");
     }
     match env.engine {
@@ -534,7 +534,7 @@ fn six_processes_starting_on_an_empty_database_migrate_it_once(env: &mut Env) {
             let version: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .unwrap();
-            assert_eq!(version, 4);
+            assert_eq!(version, 5);
             let tables: Vec<String> = conn
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'table' \
@@ -558,7 +558,7 @@ fn six_processes_starting_on_an_empty_database_migrate_it_once(env: &mut Env) {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            assert_eq!(versions, [1, 2, 3, 4], "each step applied once");
+            assert_eq!(versions, [1, 2, 3, 4, 5], "each step applied once");
         }
     }
     // The schema works.

@@ -46,7 +46,8 @@ impl Audit for PgTxn<'_> {
                 "SELECT {COLUMNS} FROM audit WHERE ($1::BIGINT IS NULL OR account_id = $1) \
                  AND ($2::BIGINT IS NULL OR at >= $2) AND ($3::BIGINT IS NULL OR at < $3) \
                  AND ($4::TEXT IS NULL OR event = $4 OR left(event, length($4) + 1) = $4 || '.') \
-                 AND ($5::TEXT IS NULL OR agent = $5) ORDER BY id DESC LIMIT $6"
+                 AND ($5::TEXT IS NULL OR agent = $5) AND ($7::TEXT IS NULL OR subject = $7) \
+                 ORDER BY id DESC LIMIT $6"
             ),
             &[
                 &q.account_id,
@@ -55,6 +56,7 @@ impl Audit for PgTxn<'_> {
                 &q.event,
                 &q.agent,
                 &limit,
+                &q.subject,
             ],
             |r| f(from_row(r)?).map_err(Error::stopped),
         )
@@ -63,7 +65,7 @@ impl Audit for PgTxn<'_> {
     fn pseudonymize_audit(&mut self, account_id: i64, pseudonym: &str) -> Result<u64> {
         let pii: Vec<&str> = PII_DETAIL_EVENTS.to_vec();
         self.exec(
-            "UPDATE audit SET subject = $2, \
+            "UPDATE audit SET subject = $2, account_id = NULL, \
              detail = CASE WHEN event = ANY($3) THEN NULL ELSE detail END WHERE account_id = $1",
             &[&account_id, &pseudonym, &pii],
         )

@@ -46,7 +46,8 @@ impl Audit for SqliteTxn<'_> {
             "SELECT {COLUMNS} FROM audit WHERE (?1 IS NULL OR account_id = ?1) \
              AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
              AND (?4 IS NULL OR event = ?4 OR substr(event, 1, length(?4) + 1) = ?4 || '.') \
-             AND (?5 IS NULL OR agent = ?5) ORDER BY id DESC LIMIT ?6"
+             AND (?5 IS NULL OR agent = ?5) AND (?7 IS NULL OR subject = ?7) \
+             ORDER BY id DESC LIMIT ?6"
         ))?;
         let mut rows = stmt.query(params![
             q.account_id,
@@ -54,7 +55,8 @@ impl Audit for SqliteTxn<'_> {
             q.until,
             q.event,
             q.agent,
-            limit
+            limit,
+            q.subject
         ])?;
         while let Some(r) = rows.next()? {
             f(from_row(r)?).map_err(Error::stopped)?;
@@ -67,8 +69,9 @@ impl Audit for SqliteTxn<'_> {
         let pii: Vec<String> = PII_DETAIL_EVENTS.iter().map(|e| format!("'{e}'")).collect();
         let n = self.tx.execute(
             &format!(
-                "UPDATE audit SET subject = ?2, detail = CASE WHEN event IN ({}) THEN NULL \
-                 ELSE detail END WHERE account_id = ?1",
+                "UPDATE audit SET subject = ?2, account_id = NULL, \
+                 detail = CASE WHEN event IN ({}) THEN NULL ELSE detail END \
+                 WHERE account_id = ?1",
                 pii.join(", ")
             ),
             params![account_id, pseudonym],

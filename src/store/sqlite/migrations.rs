@@ -205,6 +205,13 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX codes_by_end;
     "#,
+    // 5: a deleted account's audit rows name it by its pseudonym only, with
+    // no account id: SQLite gives a new account the highest id again once
+    // it is free, and that account must not inherit a deleted person's
+    // history (nor `audit --user` show it).
+    r#"
+    UPDATE audit SET account_id = NULL WHERE subject LIKE 'borrado-%';
+    "#,
 ];
 
 pub fn latest() -> i64 {

@@ -568,7 +568,7 @@ mod tests {
             .unwrap();
         assert_eq!(indexes, 0);
         let mut store = Store::from_engine(Box::new(db));
-        assert_eq!(store.schema_version().unwrap(), 4);
+        assert_eq!(store.schema_version().unwrap(), migrations::latest());
         crate::store::suite::after_upgrade_to_4(&mut store);
     }
 }
