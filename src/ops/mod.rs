@@ -70,6 +70,23 @@ pub fn require_account(
             None => tf(M::NoSuchAccountAny, &[("ident", &quote(raw))]),
         })),
         1 => found.pop().ok_or_else(|| crate::internal!("vanished")),
+        // A NIT that a cliente and a proveedor share, without --type: the
+        // cliente, as SPEC's "--type defaults to cliente" (and `reset
+        // request`) have it. An email several proveedores share stays
+        // ambiguous.
+        _ if kind.is_none()
+            && matches!(ident, Ident::Nit(_))
+            && found
+                .iter()
+                .filter(|a| a.kind == AccountType::Cliente)
+                .count()
+                == 1 =>
+        {
+            found
+                .into_iter()
+                .find(|a| a.kind == AccountType::Cliente)
+                .ok_or_else(|| crate::internal!("vanished"))
+        }
         _ => Err(ambiguous(raw)),
     }
 }

@@ -14,7 +14,31 @@ engines!(
     delete_leaves_no_personal_data_and_keeps_the_history,
     audit_filters_by_date_event_agent_and_account,
     audit_exports_csv_for_compliance,
+    a_nit_two_types_share_names_the_cliente_without_type,
 );
+
+/// SPEC: "--type defaults to cliente". A NIT a cliente and a proveedor
+/// share names the cliente on every agent command unless --type says
+/// otherwise; a NIT only a proveedor has names it.
+fn a_nit_two_types_share_names_the_cliente_without_type(env: &mut Env) {
+    env.add_cliente();
+    env.add_user("proveedor", NIT, "compras@acme.co", &["--username", "acme"])
+        .ok();
+    env.add_user("proveedor", "800003122", "v@acme.co", &[])
+        .ok();
+    let kind = |args: &[&str]| -> Value {
+        let mut all = vec!["--json", "user", "show"];
+        all.extend_from_slice(args);
+        env.cli(all).ok().json()["type"].clone()
+    };
+    assert_eq!(kind(&[NIT]), "cliente");
+    assert_eq!(kind(&[NIT, "--type", "proveedor"]), "proveedor");
+    assert_eq!(kind(&["acme"]), "proveedor");
+    assert_eq!(kind(&["800003122"]), "proveedor");
+    env.cli(["user", "disable", NIT, "--reason", "prueba"]).ok();
+    assert_eq!(env.account_of("cliente", NIT)["disabled"], true);
+    assert_eq!(env.account_of("proveedor", NIT)["disabled"], false);
+}
 
 fn a_disabled_account_cannot_log_in_nor_get_codes(env: &mut Env) {
     env.add_cliente_with_password();
