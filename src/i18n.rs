@@ -397,6 +397,7 @@ catalog! {
     OsErrorNumbered => "{what} (error {n} del sistema)", "{what} (system error {n})";
     DbMissing => "No existe la base de datos {path} (revise --db o RECUPERA_DB); no se creó.",
         "There is no database at {path} (check --db or RECUPERA_DB); none was created.";
+    SmtpDeadline => "el servidor no terminó la entrega en {secs} s", "the server did not finish the delivery within {secs} s";
     DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";
     DbNotFile => "{path} no es un archivo normal (es un dispositivo, una tubería o un socket); no se abrió ni se modificó.",
         "{path} is not a regular file (it is a device, a pipe or a socket); it was not opened or changed.";
@@ -460,6 +461,7 @@ catalog! {
         "For your security this code will expire in {left} ({date}, Colombia time).";
     MailLeftHours => "{hours}Hrs", "{hours} hours";
     MailLeftMinutes => "{minutes} minutos", "{minutes} minutes";
+    MailLeftOneMinute => "1 minuto", "1 minute";
     MailSuspendedSubject => "Recuperación de contraseña suspendida", "Password recovery suspended";
     MailSuspendedBody => "Hubo demasiados intentos fallidos de cambiar la contraseña de su cuenta ({type}, NIT {nit}) con un código. Desde el {date} la recuperación de contraseña está suspendida hasta el {until} (hora de Colombia).",
         "There were too many failed attempts to change the password of your account ({type}, NIT {nit}) with a code. Since {date}, password recovery is suspended until {until} (Colombia time).";
@@ -490,6 +492,7 @@ catalog! {
         "Mail: {sent} sent, {dropped} dropped (code expired or replaced), {failed} failed, {queued} still queued.";
     MailRejected => "El servidor de correo rechazó {failed} mensajes (p. ej. un destinatario que no acepta); siguen en cola: recupera mail list.",
         "The mail server refused {failed} messages (e.g. a recipient it does not accept); they stay queued: recupera mail list.";
+    MailOutboxRefused => "No se puede usar la carpeta de salida (RECUPERA_OUTBOX): {err}", "The outbox folder (RECUPERA_OUTBOX) cannot be used: {err}";
     MailCredentials => "El servidor de correo rechazó las credenciales de RECUPERA_SMTP_URL: {err}",
         "The mail server refused the credentials in RECUPERA_SMTP_URL: {err}";
     MailUnavailable => "El servidor de correo no está disponible: {err}", "The mail server is unavailable: {err}";

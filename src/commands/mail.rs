@@ -34,7 +34,10 @@ fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
     if let Some(Stopped { error }) = stopped {
         // With --json, main prints the one error document.
         ui.line(&text)?;
-        return Err(if error.credentials {
+        let outbox = matches!(app.mailer.transport, crate::mail::Transport::Outbox(_));
+        return Err(if error.credentials && outbox {
+            Error::Config(tf(M::MailOutboxRefused, &[("err", &error.text)]))
+        } else if error.credentials {
             Error::Config(tf(M::MailCredentials, &[("err", &error.text)]))
         } else {
             Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &error.text)]))

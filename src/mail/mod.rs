@@ -39,7 +39,55 @@ pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum Transport {
     Outbox(PathBuf),
-    Smtp(Box<SmtpTransport>),
+    Smtp(Box<Smtp>),
+}
+
+/// An SMTP server, and how long one delivery to it may take in all. The
+/// transport's timeout bounds each wait for the server; a server that
+/// keeps answering a little at a time (a continuation line a second)
+/// never trips it, so the whole conversation has a deadline too:
+/// `DEADLINE_TIMES` times the timeout. Past it the delivery counts as
+/// failed for now (the server is taken as unavailable) and the message
+/// stays queued.
+pub struct Smtp {
+    pub transport: SmtpTransport,
+    pub deadline: Duration,
+}
+
+/// A delivery's whole deadline, in timeouts.
+pub const DEADLINE_TIMES: u32 = 3;
+
+impl Smtp {
+    /// `f` on the transport, on a thread of its own, waited for until the
+    /// deadline (inline when no thread can be started: no deadline then).
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SmtpTransport) -> std::result::Result<T, lettre::transport::smtp::Error>
+        + Send
+        + 'static,
+    ) -> std::result::Result<T, SendError> {
+        if crate::ops::spawn_refused() {
+            return f(&self.transport).map_err(smtp_send_error);
+        }
+        let t = self.transport.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let _ = tx.send(f(&t));
+        });
+        if spawned.is_err() {
+            return Err(SendError::temporary(
+                "no thread for the delivery".to_string(),
+            ));
+        }
+        match rx.recv_timeout(self.deadline) {
+            Ok(r) => r.map_err(smtp_send_error),
+            // The thread is left to the process's exit.
+            Err(_) => Err(SendError::temporary(tf(
+                M::SmtpDeadline,
+                &[("secs", &self.deadline.as_secs())],
+            ))),
+        }
+    }
 }
 
 pub struct Mailer {
@@ -119,7 +167,7 @@ impl SmtpConfig {
         })
     }
 
-    pub fn transport(&self, timeout: Duration, extra_ca: Option<&Path>) -> Result<SmtpTransport> {
+    pub fn transport(&self, timeout: Duration, extra_ca: Option<&Path>) -> Result<Smtp> {
         let host = self
             .host
             .trim_start_matches('[')
@@ -162,7 +210,10 @@ impl SmtpConfig {
                 self.password.clone().unwrap_or_default(),
             ));
         }
-        Ok(b.build())
+        Ok(Smtp {
+            transport: b.build(),
+            deadline: timeout * DEADLINE_TIMES,
+        })
     }
 }
 
@@ -214,12 +265,10 @@ pub fn time_left(secs: i64, lang: Lang) -> String {
     let secs = secs.max(0);
     if secs >= 2 * 3600 {
         tl(M::MailLeftHours, lang, &[("hours", &(secs / 3600))])
+    } else if secs < 120 {
+        M::MailLeftOneMinute.text(lang).to_string()
     } else {
-        tl(
-            M::MailLeftMinutes,
-            lang,
-            &[("minutes", &(secs / 60).max(1))],
-        )
+        tl(M::MailLeftMinutes, lang, &[("minutes", &(secs / 60))])
     }
 }
 
@@ -256,10 +305,18 @@ impl Mailer {
 
     fn envelope(&self, to: &Email, subject: &str) -> Result<lettre::message::MessageBuilder> {
         let addr: lettre::Address = to.ascii().parse().map_err(|e| crate::internal!("{e}"))?;
+        // RFC 5322's Message-ID (filters mark mail without one): random,
+        // at the sender's domain, so that it names no machine of ours.
+        let id: u128 = {
+            use rand::RngExt;
+            rand::rng().random()
+        };
+        let message_id = format!("<{id:032x}@{}>", self.from.email.domain());
         Ok(Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, addr))
-            .subject(subject))
+            .subject(subject)
+            .message_id(Some(message_id)))
     }
 
     /// Step 04 of the manual: "Confirmación de cambio de contraseña".
@@ -412,7 +469,10 @@ impl Mailer {
     pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
         match &self.transport {
             Transport::Outbox(dir) => write_eml(dir, &msg.formatted()),
-            Transport::Smtp(t) => t.send(msg).map(|_| ()).map_err(smtp_send_error),
+            Transport::Smtp(t) => {
+                let msg = msg.clone();
+                t.run(move |s| s.send(&msg).map(|_| ()))
+            }
         }
     }
 
@@ -426,10 +486,10 @@ impl Mailer {
             .map_err(|e| SendError::temporary(e.to_string()))?;
         match &self.transport {
             Transport::Outbox(dir) => write_eml(dir, bytes),
-            Transport::Smtp(t) => t
-                .send_raw(&envelope, bytes)
-                .map(|_| ())
-                .map_err(smtp_send_error),
+            Transport::Smtp(t) => {
+                let bytes = bytes.to_vec();
+                t.run(move |s| s.send_raw(&envelope, &bytes).map(|_| ()))
+            }
         }
     }
 }
@@ -450,7 +510,17 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> std::result::Result<(), SendError> {
     let fail = |e: &dyn std::fmt::Display| {
         SendError::temporary(format!("{}: {e}", crate::i18n::shown_path(dir)))
     };
-    ensure_private_dir(dir).map_err(|e| fail(&e))?;
+    // An outbox refused as it is (a symlink, a file, a shared or foreign
+    // folder) is a setting to fix, not an outage: exit 78 at `mail retry`.
+    // What the system refuses (a full disk, a path through a file) may
+    // pass, and counts as an outage.
+    ensure_private_dir(dir).map_err(|e| match e.raw_os_error() {
+        Some(_) => fail(&crate::i18n::os_error(&e)),
+        None => SendError {
+            credentials: true,
+            ..fail(&e)
+        },
+    })?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -473,7 +543,7 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> std::result::Result<(), SendError> {
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(fail(&e));
+        return Err(fail(&crate::i18n::os_error(&e)));
     }
     Ok(())
 }
@@ -483,8 +553,9 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> std::result::Result<(), SendError> {
 pub struct SendError {
     /// One line, for the queue's `last_error` and the operator.
     pub text: String,
-    /// The server refused our credentials (or offers no way to use them):
-    /// a configuration problem, not an outage.
+    /// The server refused our credentials (or offers no way to use them),
+    /// or the outbox folder is refused: a configuration problem, not an
+    /// outage.
     pub credentials: bool,
     /// A permanent (5xx) refusal of this message, such as a recipient the
     /// server rejects: the next message may still go.
@@ -591,11 +662,16 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 pub fn parse_from(s: &str) -> Result<Mailbox> {
+    // What was given is shown made visible (a line feed in it would forge
+    // a line of its own in a terminal or a cron log).
     if s.contains(['\r', '\n', ',', ';']) {
-        return Err(Error::Config(tf(M::ConfigMailFrom, &[("err", &s)])));
+        let shown = crate::i18n::quote(s);
+        return Err(Error::Config(tf(M::ConfigMailFrom, &[("err", &shown)])));
     }
-    s.parse::<Mailbox>()
-        .map_err(|e| Error::Config(tf(M::ConfigMailFrom, &[("err", &e)])))
+    s.parse::<Mailbox>().map_err(|e| {
+        let shown = crate::i18n::visible(&e.to_string());
+        Error::Config(tf(M::ConfigMailFrom, &[("err", &shown)]))
+    })
 }
 
 #[cfg(test)]
@@ -677,9 +753,10 @@ mod tests {
             (2 * 3600 - 1, "119 minutos", "119 minutes"),
             (3600, "60 minutos", "60 minutes"),
             (150, "2 minutos", "2 minutes"),
-            (59, "1 minutos", "1 minutes"),
-            (0, "1 minutos", "1 minutes"),
-            (-30, "1 minutos", "1 minutes"),
+            (119, "1 minuto", "1 minute"),
+            (59, "1 minuto", "1 minute"),
+            (0, "1 minuto", "1 minute"),
+            (-30, "1 minuto", "1 minute"),
         ] {
             assert_eq!(time_left(secs, Lang::Es), es, "{secs} s");
             assert_eq!(time_left(secs, Lang::En), en, "{secs} s");
@@ -707,6 +784,28 @@ mod tests {
         let (rcpt, subject, text, html) = read(&msg.formatted());
         assert_eq!(rcpt, "ana@example.co");
         assert_eq!(subject, M::MailSubject.text(Lang::Es));
+        // A Message-ID of its own, at the sender's domain (no host name).
+        let id_of = |raw: Vec<u8>| -> String {
+            let raw = String::from_utf8(raw).unwrap();
+            let line = raw.lines().find(|l| l.starts_with("Message-ID: ")).unwrap();
+            line["Message-ID: ".len()..].to_string()
+        };
+        let id = id_of(msg.formatted());
+        let domain = format!("@{}>", m.from.email.domain());
+        assert!(
+            id.starts_with('<') && id.ends_with(&domain) && id.len() > 34,
+            "{id}"
+        );
+        let again = m.reset_message(&ResetMail {
+            to: &to,
+            lang: Lang::Es,
+            nit: &nit,
+            code: "Ab3<z",
+            requested_at: NOW - 600,
+            expires_at: NOW + 3 * 3600 + 59,
+            now: NOW,
+        });
+        assert_ne!(id_of(again.unwrap().formatted()), id, "one per message");
         assert!(text.contains("Código: Ab3<z\n"), "{text}");
         assert!(text.contains(&format!("NIT: {}\n", nit.as_str())), "{text}");
         assert!(text.contains("caducará en 3Hrs ("), "{text}");
@@ -857,7 +956,13 @@ mod tests {
             .send_raw("ana@example.co", b"x")
             .unwrap_err();
         assert!(e.text.contains("a-file"), "{}", e.text);
-        assert!(!e.credentials && !e.permanent);
+        assert!(e.credentials && !e.permanent, "a setting to fix: {e:?}");
+        // A path through a file: what the system says, as an outage.
+        let e = mailer(&file.join("outbox"), None)
+            .send_raw("ana@example.co", b"x")
+            .unwrap_err();
+        assert!(!e.credentials && !e.permanent, "{e:?}");
+        assert!(e.text.contains("no es una carpeta"), "{}", e.text);
     }
 
     /// An SMTP server that speaks from a script, on as many connections as
@@ -928,6 +1033,47 @@ mod tests {
             footer: None,
         };
         m.send_raw("ana@example.co", b"Subject: x\r\n\r\nhola\r\n")
+    }
+
+    /// A server that never finishes its greeting but never falls silent
+    /// either (a continuation line every 50 ms) trips no read timeout: the
+    /// delivery's deadline ends it, as a failure for now.
+    #[test]
+    fn a_server_that_drips_forever_meets_the_deadline() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                std::thread::spawn(move || {
+                    while s.write_all(b"220-still here\r\n").is_ok() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+        });
+        let mut transport = smtp_to(port, false);
+        if let Transport::Smtp(t) = &mut transport {
+            assert_eq!(t.deadline, Duration::from_secs(10) * DEADLINE_TIMES);
+            t.deadline = Duration::from_millis(400);
+        }
+        let m = Mailer {
+            transport,
+            from: parse_from(DEFAULT_FROM).unwrap(),
+            footer: None,
+        };
+        let started = std::time::Instant::now();
+        let e = m
+            .send_raw("ana@example.co", b"Subject: x\r\n\r\nhola\r\n")
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!e.permanent && !e.credentials, "{e:?}");
+        assert!(e.text.contains("no terminó la entrega"), "{e:?}");
     }
 
     #[test]
@@ -1062,6 +1208,12 @@ mod tests {
 
     #[test]
     fn a_from_line_is_one_mailbox() {
+        // Refused, and shown with its line feed and escape made visible.
+        let e = parse_from("Sop\u{1b}[2J\norte <s@x.co>\nX")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
+        assert!(e.contains("\\u{a}") && e.contains("\\u{1b}"), "{e:?}");
         assert_eq!(
             parse_from("Soporte <soporte@example.co>")
                 .unwrap()

@@ -361,6 +361,11 @@ fn a_db_or_outbox_that_is_not_ours_to_change_is_left_as_it_was() {
         q[0]["last_error"].as_str().unwrap().contains("compartida"),
         "{q:?}"
     );
+    // A setting to fix, not an outage: mail retry says so (78, not 69).
+    env.cli(["mail", "retry"])
+        .expect_exit(78)
+        .stderr_has("No se puede usar la carpeta de salida (RECUPERA_OUTBOX)");
+    assert_eq!(mode(&shared), 0o1777);
 }
 
 #[test]

@@ -630,24 +630,52 @@ fn two_retries_at_once_never_send_a_message_twice(env: &mut Env) {
 }
 
 fn a_message_that_keeps_failing_is_dropped_after_ten_attempts(env: &mut Env) {
+    // Deliveries that cannot be made (the outbox under a file: an outage)
+    // never drop a message, however many runs meet them.
     broken_outbox(env);
     env.add_cliente();
     env.request(NIT, EMAIL).ok(); // attempt 1
-    for _ in 0..8 {
+    for _ in 0..11 {
         env.cli(["mail", "retry"]).expect_exit(69);
     }
-    assert_eq!(env.queue()[0]["attempts"], 9);
+    assert_eq!(env.queue()[0]["attempts"], 12);
     assert_eq!(env.queue()[0]["state"], "queued");
-    env.cli(["mail", "retry"]).expect_exit(69);
-    let rows = env.queue();
-    assert_eq!(rows[0]["state"], "dropped");
-    assert_eq!(rows[0]["attempts"], 10);
-    assert!(rows[0]["finished_at"].is_string());
-    assert!(
-        last_error(&rows[0]).starts_with("too many attempts"),
-        "{}",
-        rows[0]
+
+    // A recipient the server refuses for good: dropped at its tenth
+    // refusal, and the run that drops it counts it.
+    let server = SmtpServer::builder()
+        .refuse_rcpt("bad@example.co", 550, "5.1.1 Mailbox unavailable")
+        .start();
+    use_smtp(env, &plain(server.port));
+    env.add_user("cliente", "800003122", "bad@example.co", &[])
+        .ok();
+    env.request("800003122", "bad@example.co").ok(); // refused: 1
+    settled(env);
+    let bad = |env: &Env| {
+        env.queue()
+            .into_iter()
+            .find(|r| r["recipient"] == "bad@example.co")
+            .unwrap()
+    };
+    assert_eq!(bad(env)["attempts"], 1);
+    // Ana's message goes with the first run.
+    env.cli(["mail", "retry"]).expect_exit(65);
+    for _ in 0..7 {
+        env.cli(["mail", "retry"]).expect_exit(65);
+    }
+    assert_eq!(bad(env)["attempts"], 9);
+    assert_eq!(bad(env)["state"], "queued");
+    let r = retry_report(env);
+    assert_eq!(
+        (r["dropped"].as_u64(), r["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
     );
+    let row = bad(env);
+    assert_eq!(row["state"], "dropped");
+    assert_eq!(row["attempts"], 10);
+    assert!(row["finished_at"].is_string());
+    assert!(last_error(&row).starts_with("too many attempts"), "{row}");
     // Dropped is final: nothing left to try.
     assert_eq!(retry_report(env)["dropped"], 0);
 }
