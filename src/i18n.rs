@@ -289,6 +289,8 @@ catalog! {
         "An invoice client is identified by its NIT only (without the check digit).";
     NameTooLong => "El nombre es demasiado largo (máximo 200 caracteres).", "The name is too long (at most 200 characters).";
     NameInvalid => "El nombre no puede contener caracteres de control.", "The name cannot contain control characters.";
+    ReasonTooLong => "El motivo es demasiado largo (máximo 200 caracteres).", "The reason is too long (at most 200 characters).";
+    ReasonInvalid => "El motivo no puede contener caracteres de control ni invisibles.", "The reason cannot contain control or invisible characters.";
 
     // --- codes ---
     CodeLength => "El código tiene 5 caracteres.", "A code has 5 characters.";
@@ -436,8 +438,8 @@ catalog! {
     ConfigDbUrl => "La URL de PostgreSQL no es válida: {err}. Ejemplos: postgresql://usuario@servidor:5432/recupera?sslmode=verify-full o postgresql:///recupera?host=/run/postgresql",
         "The PostgreSQL URL is not valid: {err}. Examples: postgresql://user@host:5432/recupera?sslmode=verify-full or postgresql:///recupera?host=/run/postgresql";
     ConfigDbUrlParam => "parámetro desconocido {param}", "unknown parameter {param}";
-    ConfigDbArgv => "La URL de --db lleva una contraseña, y la línea de órdenes la ve cualquier usuario del equipo: póngala en RECUPERA_DB o en PGPASSWORD.",
-        "The --db URL holds a password, and any user of the machine can see the command line: put it in RECUPERA_DB or in PGPASSWORD.";
+    ConfigDbArgv => "La URL de --db o de --to lleva una contraseña, y la línea de órdenes la ve cualquier usuario del equipo: póngala en RECUPERA_DB (o en PGPASSWORD).",
+        "The --db or --to URL holds a password, and any user of the machine can see the command line: put it in RECUPERA_DB (or in PGPASSWORD).";
     ConfigDbPlain => "Conexión sin cifrar a {host} rechazada: fuera de este equipo PostgreSQL exige TLS (quite sslmode=disable).",
         "Plain-text connection to {host} refused: off this machine PostgreSQL needs TLS (remove sslmode=disable).";
     ConfigDbCa => "No se puede usar el certificado de CA {path}: {err}", "Cannot use the CA certificate {path}: {err}";

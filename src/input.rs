@@ -40,6 +40,18 @@ pub fn name(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
+/// A disable reason: the rules of a name, told as a reason's.
+pub fn reason(s: &str) -> Result<String> {
+    let s = s.trim();
+    if s.chars().count() > NAME_MAX {
+        return Err(Error::Data(t(M::ReasonTooLong).to_string()));
+    }
+    if s.chars().any(crate::i18n::is_hazard) {
+        return Err(Error::Data(t(M::ReasonInvalid).to_string()));
+    }
+    Ok(s.to_string())
+}
+
 /// Where a password comes from, decided before anything is read.
 pub enum PasswordSource {
     Stdin,

@@ -184,7 +184,7 @@ fn run_unlock(app: &mut App, ui: &Ui, a: &UserIdentArgs) -> Result<()> {
 
 fn run_disable(app: &mut App, ui: &Ui, a: &UserDisableArgs) -> Result<()> {
     let (ident, raw) = who(ui, &a.who)?;
-    let reason = a.reason.as_deref().map(input::name).transpose()?;
+    let reason = a.reason.as_deref().map(input::reason).transpose()?;
     let reason = reason.filter(|r| !r.is_empty());
     let (acc, _) = accounts::set_disabled(app, a.who.kind, &ident, &raw, Some(reason.as_deref()))?;
     result_for(app, ui, "disabled", &acc, M::UserDisabled)
@@ -230,7 +230,18 @@ fn run_edit(app: &mut App, ui: &Ui, a: &UserEditArgs) -> Result<()> {
     let text = if out.changes.is_empty() {
         t(M::EditNoChange).to_string()
     } else {
-        let fields: Vec<&str> = out.changes.iter().map(|(f, _, _)| *f).collect();
+        // The fields by the names `user show` gives them.
+        let fields: Vec<&str> = out
+            .changes
+            .iter()
+            .map(|(f, _, _)| match *f {
+                "email" => t(M::ColEmail),
+                "username" => t(M::ColUsername),
+                "name" => t(M::ColName),
+                "lang" => t(M::ColMailLang),
+                other => other,
+            })
+            .collect();
         let mut s = tf(
             M::UserEdited,
             &[

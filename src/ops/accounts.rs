@@ -187,14 +187,16 @@ pub struct Edit {
 
 pub struct EditOutcome {
     pub account: Account,
-    /// (field, before, after) of what actually changed.
-    pub changes: Vec<(&'static str, String, String)>,
+    /// (field, before, after) of what actually changed; `None`: no value
+    /// (no username, no name).
+    pub changes: Vec<(&'static str, Option<String>, Option<String>)>,
     /// Codes killed by an email change.
     pub killed: u64,
 }
 
-fn shown(v: Option<&str>) -> String {
-    v.map_or_else(|| "-".to_string(), str::to_string)
+/// A value in the audit's detail: `-` for none.
+fn shown(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
 }
 
 pub fn edit(
@@ -223,20 +225,24 @@ pub fn edit(
         // A new mailbox (not a change of case) kills codes and is notified.
         let email_changed = !email.matches(&acc.email);
         if email.as_str() != acc.email.as_str() {
-            changes.push(("email", acc.email.to_string(), email.to_string()));
-        }
-        if username != acc.username {
             changes.push((
-                "username",
-                shown(acc.username.as_deref()),
-                shown(username.as_deref()),
+                "email",
+                Some(acc.email.to_string()),
+                Some(email.to_string()),
             ));
         }
+        if username != acc.username {
+            changes.push(("username", acc.username.clone(), username.clone()));
+        }
         if name != acc.name {
-            changes.push(("name", shown(acc.name.as_deref()), shown(name.as_deref())));
+            changes.push(("name", acc.name.clone(), name.clone()));
         }
         if lang != acc.lang {
-            changes.push(("lang", acc.lang.as_str().into(), lang.as_str().into()));
+            changes.push((
+                "lang",
+                Some(acc.lang.as_str().into()),
+                Some(lang.as_str().into()),
+            ));
         }
         if changes.is_empty() {
             return Ok((
@@ -289,7 +295,7 @@ pub fn edit(
         }
         let detail: Vec<String> = changes
             .iter()
-            .map(|(f, b, a)| format!("{f}: {b} -> {a}"))
+            .map(|(f, b, a)| format!("{f}: {} -> {}", shown(b.as_deref()), shown(a.as_deref())))
             .collect();
         tx.audit(
             &AuditEntry::new(&agent, "user.edit", "ok")

@@ -456,11 +456,11 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
                 None
             }
             r if r.chars().count() > NAME_MAX => {
-                err(Column::Reason, t(M::NameTooLong).to_string());
+                err(Column::Reason, t(M::ReasonTooLong).to_string());
                 None
             }
             r if r.chars().any(crate::i18n::is_hazard) => {
-                err(Column::Reason, t(M::NameInvalid).to_string());
+                err(Column::Reason, t(M::ReasonInvalid).to_string());
                 None
             }
             r => Some(r.to_string()),

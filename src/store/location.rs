@@ -138,15 +138,37 @@ impl PgTarget {
         ca_file: Option<&Path>,
         env: &dyn Env,
     ) -> Result<PgTarget, Error> {
-        let u = url::Url::parse(url).map_err(|e| bad_url(&e))?;
+        // libpq takes a user with no host (`postgresql://ana@/db?host=/run`,
+        // what `shown` prints for a socket); the URL parser refuses an
+        // empty host after a user, so the user is taken off first.
+        let (url, userinfo) = match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?']).unwrap_or(rest.len());
+                match rest[..end].strip_suffix('@') {
+                    Some(info) if !info.contains('@') => {
+                        (format!("{scheme}://{}", &rest[end..]), Some(info))
+                    }
+                    _ => (url.to_string(), None),
+                }
+            }
+            None => (url.to_string(), None),
+        };
+        let u = url::Url::parse(&url).map_err(|e| bad_url(&e))?;
         let mut host: Option<String> = u
             .host_str()
             .filter(|h| !h.is_empty())
             .map(decode)
             .transpose()?;
         let mut port: Option<u16> = u.port();
-        let mut user: Option<String> = Some(decode(u.username())?).filter(|s| !s.is_empty());
-        let mut password: Option<String> = u.password().map(decode).transpose()?;
+        let (raw_user, raw_password) = match userinfo {
+            Some(info) => match info.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (info, None),
+            },
+            None => (u.username(), u.password()),
+        };
+        let mut user: Option<String> = Some(decode(raw_user)?).filter(|s| !s.is_empty());
+        let mut password: Option<String> = raw_password.map(decode).transpose()?;
         let mut dbname: Option<String> =
             Some(decode(u.path().trim_start_matches('/'))?).filter(|s| !s.is_empty());
         let mut sslmode: Option<String> = None;
@@ -389,6 +411,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        // A user and password with no host (a socket): refused on argv too.
+        let e = PgTarget::parse(
+            "postgresql://ana:s3cr3t@/r?host=/run/pg",
+            true,
+            None,
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Config(_)));
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
         let t = PgTarget::parse(
             "postgresql://ana@h/r",
             true,
@@ -416,6 +448,12 @@ mod tests {
         assert_eq!(server.folder(), None);
         let socket = parse("postgresql:///r?host=/run/pg&user=u").unwrap();
         assert_eq!(socket.shown(), "postgresql://u@/r?host=/run/pg");
+        // What it shows is taken back, as libpq takes it.
+        let again = parse(&socket.shown()).unwrap();
+        assert_eq!(again.shown(), socket.shown());
+        assert_eq!((again.user.as_str(), again.dbname.as_str()), ("u", "r"));
+        let with_pw = parse("postgresql://u:p%40ss@/r?host=/run/pg").unwrap();
+        assert_eq!(with_pw.password.as_deref(), Some("p@ss"));
     }
 
     /// The process's environment, an empty variable counting as unset

@@ -281,7 +281,13 @@ fn support_desk_commands_print_their_documents(env: &mut Env) {
     let email = changes.iter().find(|c| c["field"] == "email").unwrap();
     assert_eq!(email["before"], EMAIL);
     assert_eq!(email["after"], "nueva@example.co");
-    assert!(changes.iter().any(|c| c["field"] == "name"));
+    // A name where there was none: before is null, not a "-" that a name
+    // could be.
+    let name = changes.iter().find(|c| c["field"] == "name").unwrap();
+    assert_eq!(
+        (&name["before"], &name["after"]),
+        (&json!(null), &json!("Ana G."))
+    );
     // The same values again: nothing to change.
     let v = ok_doc(env.cli(["user", "edit", NIT, "--name", "Ana G."]));
     assert_eq!(v["status"], "unchanged");
