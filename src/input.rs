@@ -27,29 +27,35 @@ pub fn username(s: &str) -> Result<String> {
     Ok(crate::domain::account::parse_username(s)?)
 }
 
-/// A person's or company's name (or an agent's free-text reason): at most
-/// 200 characters, no control or invisible formatting characters.
-pub fn name(s: &str) -> Result<String> {
-    let s = s.trim();
+/// What is wrong with a free-text field (a name, a disable reason), if
+/// anything: more than 200 characters (`too_long`), or a control or
+/// invisible formatting character (`invalid`).
+pub fn text_problem(s: &str, too_long: M, invalid: M) -> Option<M> {
     if s.chars().count() > NAME_MAX {
-        return Err(Error::Data(t(M::NameTooLong).to_string()));
+        Some(too_long)
+    } else if s.chars().any(crate::i18n::is_hazard) {
+        Some(invalid)
+    } else {
+        None
     }
-    if s.chars().any(crate::i18n::is_hazard) {
-        return Err(Error::Data(t(M::NameInvalid).to_string()));
+}
+
+fn free_text(s: &str, too_long: M, invalid: M) -> Result<String> {
+    let s = s.trim();
+    match text_problem(s, too_long, invalid) {
+        Some(m) => Err(Error::Data(t(m).to_string())),
+        None => Ok(s.to_string()),
     }
-    Ok(s.to_string())
+}
+
+/// A person's or company's name.
+pub fn name(s: &str) -> Result<String> {
+    free_text(s, M::NameTooLong, M::NameInvalid)
 }
 
 /// A disable reason: the rules of a name, told as a reason's.
 pub fn reason(s: &str) -> Result<String> {
-    let s = s.trim();
-    if s.chars().count() > NAME_MAX {
-        return Err(Error::Data(t(M::ReasonTooLong).to_string()));
-    }
-    if s.chars().any(crate::i18n::is_hazard) {
-        return Err(Error::Data(t(M::ReasonInvalid).to_string()));
-    }
-    Ok(s.to_string())
+    free_text(s, M::ReasonTooLong, M::ReasonInvalid)
 }
 
 /// Where a password comes from, decided before anything is read.

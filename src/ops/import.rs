@@ -23,13 +23,14 @@
 //!   unless `--delimiter` forces one.
 
 use crate::app::App;
-use crate::domain::account::{AccountType, NAME_MAX, parse_username};
+use crate::domain::account::{AccountType, parse_username};
 use crate::domain::email::Email;
 use crate::domain::hash::{ImportHashError, check_imported};
 use crate::domain::lang::Lang;
 use crate::domain::nit::Nit;
 use crate::error::{Error, Result, email_error, nit_error};
 use crate::i18n::{M, quote, t, tf};
+use crate::input::text_problem;
 use crate::store::{AuditEntry, InsertAccount, NewAccount, NewCode};
 use std::collections::{HashMap, HashSet};
 
@@ -401,15 +402,13 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
         };
         let name = match get(Column::Name) {
             "" => None,
-            n if n.chars().count() > NAME_MAX => {
-                err(Column::Name, t(M::NameTooLong).to_string());
-                None
-            }
-            n if n.chars().any(crate::i18n::is_hazard) => {
-                err(Column::Name, t(M::NameInvalid).to_string());
-                None
-            }
-            n => Some(n.to_string()),
+            n => match text_problem(n, M::NameTooLong, M::NameInvalid) {
+                Some(m) => {
+                    err(Column::Name, t(m).to_string());
+                    None
+                }
+                None => Some(n.to_string()),
+            },
         };
         let lang = match get(Column::Lang) {
             "" => Lang::Es,
@@ -455,15 +454,13 @@ pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<Row>, Vec<RowError>)> {
                 err(Column::Reason, t(M::ImportReasonActive).to_string());
                 None
             }
-            r if r.chars().count() > NAME_MAX => {
-                err(Column::Reason, t(M::ReasonTooLong).to_string());
-                None
-            }
-            r if r.chars().any(crate::i18n::is_hazard) => {
-                err(Column::Reason, t(M::ReasonInvalid).to_string());
-                None
-            }
-            r => Some(r.to_string()),
+            r => match text_problem(r, M::ReasonTooLong, M::ReasonInvalid) {
+                Some(m) => {
+                    err(Column::Reason, t(m).to_string());
+                    None
+                }
+                None => Some(r.to_string()),
+            },
         };
         let disabled = disabled.map(|()| reason);
         if let (Some(k), Some(n)) = (kind, &nit)

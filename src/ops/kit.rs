@@ -190,9 +190,8 @@ pub fn last_code(dir: &tempfile::TempDir) -> String {
         .expect("a reset message in the outbox")
 }
 
-/// (outcome, detail) of every audit row of `event`, oldest first.
-/// (account id, subject) of every audit row of `event`, oldest first.
-pub fn audit_rows(app: &mut App, event: &str) -> Vec<(Option<i64>, String)> {
+/// `f` of every audit row of `event`, oldest first.
+fn audit_map<T>(app: &mut App, event: &str, f: impl Fn(crate::store::AuditRow) -> T) -> Vec<T> {
     let filter = AuditFilter {
         event: Some(event.to_string()),
         ..AuditFilter::default()
@@ -201,7 +200,7 @@ pub fn audit_rows(app: &mut App, event: &str) -> Vec<(Option<i64>, String)> {
     app.store
         .read(|tx| {
             Ok(tx.for_each_audit(&filter, &mut |r| {
-                rows.push((r.account_id, r.subject.unwrap_or_default()));
+                rows.push(f(r));
                 Ok(())
             })?)
         })
@@ -210,20 +209,14 @@ pub fn audit_rows(app: &mut App, event: &str) -> Vec<(Option<i64>, String)> {
     rows
 }
 
+/// (account id, subject) of every audit row of `event`, oldest first.
+pub fn audit_rows(app: &mut App, event: &str) -> Vec<(Option<i64>, String)> {
+    audit_map(app, event, |r| {
+        (r.account_id, r.subject.unwrap_or_default())
+    })
+}
+
+/// (outcome, detail) of every audit row of `event`, oldest first.
 pub fn audit(app: &mut App, event: &str) -> Vec<(String, String)> {
-    let filter = AuditFilter {
-        event: Some(event.to_string()),
-        ..AuditFilter::default()
-    };
-    let mut rows = Vec::new();
-    app.store
-        .read(|tx| {
-            Ok(tx.for_each_audit(&filter, &mut |r| {
-                rows.push((r.outcome, r.detail.unwrap_or_default()));
-                Ok(())
-            })?)
-        })
-        .unwrap();
-    rows.reverse();
-    rows
+    audit_map(app, event, |r| (r.outcome, r.detail.unwrap_or_default()))
 }

@@ -25,6 +25,16 @@ fn write(env: &Env, name: &str, bytes: &[u8]) -> String {
     p.display().to_string()
 }
 
+/// The lines of an import's JSON error document, in order.
+fn error_lines(doc: &Value) -> Vec<u64> {
+    doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect()
+}
+
 /// `user list --json` without what differs between databases.
 fn accounts(env: &Env) -> Vec<Value> {
     let mut v = env.cli(["--json", "user", "list"]).ok().json();
@@ -151,13 +161,7 @@ fn one_bad_row_writes_nothing_and_every_error_is_listed(env: &mut Env) {
         .expect_exit(65)
         .json();
     assert_eq!(j["error"], "bad_data");
-    let lines: Vec<u64> = j["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["line"].as_u64().unwrap())
-        .collect();
-    assert_eq!(lines, vec![3, 4, 5, 6, 7]);
+    assert_eq!(error_lines(&j), vec![3, 4, 5, 6, 7]);
     assert_eq!(j["errors"][1]["column"], "email");
 }
 
@@ -489,13 +493,7 @@ fn costly_hashes_are_refused_on_the_lines_excel_numbers(env: &mut Env) {
         .cli(["--json", "--lang", "en", "user", "import", &file])
         .expect_exit(65)
         .json();
-    let lines: Vec<u64> = j["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["line"].as_u64().unwrap())
-        .collect();
-    assert_eq!(lines, vec![3, 4]);
+    assert_eq!(error_lines(&j), vec![3, 4]);
     assert!(
         j["errors"][0]["message"]
             .as_str()
