@@ -952,7 +952,7 @@ mod tests {
             tf(M::ImportFieldCount, &[("got", &5), ("want", &4)])
         );
         // A name up to NAME_MAX characters (not bytes) is taken.
-        let long = "ñ".repeat(NAME_MAX);
+        let long = "ñ".repeat(crate::domain::account::NAME_MAX);
         let text = format!(
             "nit,email,nombre\n900102030,a@example.co,{long}\n830015428,b@example.co,{long}x\n"
         );
