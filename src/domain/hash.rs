@@ -146,7 +146,7 @@ impl Hasher {
         if is_bcrypt(phc) {
             // Above the import's limit (a hash put in by other means): the
             // usual work, and no match.
-            if bcrypt_cost(phc).is_none_or(|c| c > MAX_BCRYPT_COST) {
+            if !bcrypt_affordable(phc) {
                 self.burn(secret);
                 return false;
             }
@@ -277,6 +277,11 @@ fn argon2_affordable(p: &Params) -> bool {
         && p.t_cost() <= MAX_ARGON2_T
         && p.p_cost() <= MAX_ARGON2_P
         && u64::from(p.m_cost()) * u64::from(p.t_cost()) <= MAX_ARGON2_WORK_KIB
+}
+
+/// A bcrypt hash that parses, with a cost within [`MAX_BCRYPT_COST`].
+fn bcrypt_affordable(s: &str) -> bool {
+    bcrypt_cost(s).is_some_and(|c| c <= MAX_BCRYPT_COST)
 }
 
 /// A bcrypt hash's cost, when it parses.
@@ -420,6 +425,12 @@ mod tests {
             .unwrap()
             .format_for_version(bcrypt::Version::TwoY);
         assert_eq!(check_imported(&b.replacen("$04$", "$14$", 1)), Ok(()));
+        // What a login checks before running bcrypt at all.
+        assert!(bcrypt_affordable(&b.replacen("$04$", "$14$", 1)));
+        for over in ["$15$", "$31$"] {
+            assert!(!bcrypt_affordable(&b.replacen("$04$", over, 1)), "{over}");
+        }
+        assert!(!bcrypt_affordable("$2y$10$short"));
         for cost in ["$15$", "$31$"] {
             assert_eq!(
                 check_imported(&b.replacen("$04$", cost, 1)),

@@ -723,6 +723,7 @@ mod tests {
             "borrado-0",
             "borrado-x",
             "borrado--1",
+            "borrado-+1",
             "borrado-1a",
             "900102030",
         ] {

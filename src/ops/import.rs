@@ -208,8 +208,8 @@ pub fn detect_delimiter(text: &str) -> u8 {
 /// The line a record of the file starts on, as an editor numbers them:
 /// the csv crate's own count is one short after each CRLF (what Excel on
 /// Windows writes), so lines are counted here, a line break being `\r\n`,
-/// `\n` or a lone `\r`. Asked in increasing order, it counts each byte
-/// once.
+/// `\n` or a lone `\r`. Asked in increasing order (as the reader gives
+/// records), it counts each byte once.
 struct Lines<'a> {
     text: &'a [u8],
     /// Counted up to here, and the line there.
@@ -235,13 +235,8 @@ impl<'a> Lines<'a> {
         while matches!(self.text.get(to), Some(b'\r' | b'\n')) {
             to += 1;
         }
-        if to < self.at {
-            *self = Lines {
-                text: self.text,
-                at: 0,
-                line: 1,
-            };
-        }
+        // The csv reader gives records in order: counting goes on from the
+        // last one asked for.
         for k in self.at..to {
             let b = self.text[k];
             // A `\r` followed by `\n` is counted at the `\n`.

@@ -454,6 +454,9 @@ mod tests {
         assert_eq!((again.user.as_str(), again.dbname.as_str()), ("u", "r"));
         let with_pw = parse("postgresql://u:p%40ss@/r?host=/run/pg").unwrap();
         assert_eq!(with_pw.password.as_deref(), Some("p@ss"));
+        // Two `@` with no host: which one ends the user is anyone's guess;
+        // refused (an `@` in a user or password is written %40).
+        assert!(parse("postgresql://u@x@/r?host=/run/pg").is_err());
     }
 
     /// The process's environment, an empty variable counting as unset
