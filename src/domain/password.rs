@@ -207,12 +207,6 @@ fn significant(kind: Context, w: &str) -> bool {
 #[derive(Debug)]
 pub struct Typed<'a>(&'a Password);
 
-impl Typed<'_> {
-    pub fn password(&self) -> &Password {
-        self.0
-    }
-}
-
 impl Policy {
     /// Checks that need only what was typed: length, the estimator, the
     /// product's name and the identifier typed with it.
