@@ -97,12 +97,48 @@ fn db_path_under(
 /// makes control and invisible characters visible escapes, so the audit
 /// log shows what was typed, on one line, without a terminal acting on it).
 pub fn agent_name(given: Option<&str>) -> String {
+    let named = |s: &str| !s.trim().is_empty();
+    // Cron, systemd and containers often set no $USER; the audit trail
+    // still says who ran the job: $LOGNAME, else the account of the
+    // process's user id.
     let raw = given
+        .filter(|s| named(s))
         .map(str::to_string)
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|s| named(s)))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|s| named(s)))
+        .or_else(os_user_name)
         .unwrap_or_else(|| "?".to_string());
     raw.chars().take(64).collect()
+}
+
+/// The login name of this process's real user id, from the user database
+/// (`uid:N` when it has no entry, as in a container run with a bare id).
+#[cfg(unix)]
+fn os_user_name() -> Option<String> {
+    // SAFETY: getuid cannot fail. getpwuid_r writes into `pwd` and `buf`,
+    // both owned here and large enough as told; the name is copied out
+    // before they go away.
+    unsafe {
+        let uid = libc::getuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+            let name = std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned();
+            if !name.trim().is_empty() {
+                return Some(name);
+            }
+        }
+        Some(format!("uid:{uid}"))
+    }
+}
+
+#[cfg(not(unix))]
+fn os_user_name() -> Option<String> {
+    None
 }
 
 /// The clock: the system's, except that a binary built for the test suite
@@ -177,12 +213,15 @@ pub fn lang_from_env() -> crate::i18n::Lang {
         .unwrap_or_else(crate::i18n::lang_from_locale_env)
 }
 
-/// `es` or `en` (spaces around allowed); anything else names no language.
+/// `es` or `en`, alone or as a locale's language (`es_CO.UTF-8`, `en-US`;
+/// spaces around allowed); anything else names no language.
 fn lang_named(v: Option<&str>) -> Option<crate::i18n::Lang> {
     use crate::i18n::Lang;
-    match v.map(str::trim) {
-        Some("en") => Some(Lang::En),
-        Some("es") => Some(Lang::Es),
+    let v = v?.trim();
+    let language = v.split(['_', '-', '.', '@']).next().unwrap_or(v);
+    match language.to_ascii_lowercase().as_str() {
+        "en" => Some(Lang::En),
+        "es" => Some(Lang::Es),
         _ => None,
     }
 }
@@ -191,6 +230,20 @@ impl Config {
     /// `on_argv`: which of the secret-bearing settings were typed on the
     /// command line (a password there is refused).
     pub fn from_cli(g: &Global, on_argv: &OnArgv) -> Result<Config> {
+        // RECUPERA_LANG is read before the command line (its messages need
+        // a language); one that names none is said here, unless --lang
+        // overrides it. Empty is unset, as for the locale's variables.
+        if g.lang.is_none()
+            && let Some(v) = std::env::var_os("RECUPERA_LANG")
+        {
+            let text = v.to_string_lossy();
+            if !text.trim().is_empty() && lang_named(Some(&text)).is_none() {
+                return Err(Error::Config(tf(
+                    M::EnvLang,
+                    &[("value", &crate::i18n::visible(&text))],
+                )));
+            }
+        }
         let code_ttl_hours: i64 = setting(
             "RECUPERA_CODE_TTL_HOURS",
             &g.code_ttl_hours,
@@ -332,16 +385,23 @@ impl Config {
     }
 
     pub fn open(self) -> Result<App> {
-        self.open_with(true)
+        self.open_with(Opening::Create)
     }
 
-    /// `create: false`: a SQLite file that does not exist is refused
-    /// ([`Store::open_existing`]) rather than made.
-    pub fn open_with(self, create: bool) -> Result<App> {
-        let store = if create {
-            Store::open(&self.db, self.busy_timeout)?
-        } else {
-            Store::open_existing(&self.db, self.busy_timeout)?
+    /// How a SQLite file that does not exist is met: made
+    /// ([`Opening::Create`]), refused ([`Store::open_existing`]), or stood
+    /// for by an empty database in memory that nothing is written to.
+    pub fn open_with(self, how: Opening) -> Result<App> {
+        let missing = || {
+            matches!(&self.db, Location::Sqlite(p)
+                if std::fs::symlink_metadata(p)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound))
+        };
+        let store = match how {
+            Opening::Create => Store::open(&self.db, self.busy_timeout)?,
+            Opening::Existing => Store::open_existing(&self.db, self.busy_timeout)?,
+            Opening::ExistingOrEmpty if missing() => Store::in_memory()?,
+            Opening::ExistingOrEmpty => Store::open_existing(&self.db, self.busy_timeout)?,
         };
         Ok(App {
             store,
@@ -358,6 +418,18 @@ impl Config {
             background: self.background,
         })
     }
+}
+
+/// See [`Config::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// `user add`, `user import`: a new SQLite file is made.
+    Create,
+    /// Every other command: a SQLite file must exist (74 otherwise).
+    Existing,
+    /// `user import --dry-run`: checked against an empty database when
+    /// there is no file yet, and no file is made.
+    ExistingOrEmpty,
 }
 
 /// Which settings were typed on the command line rather than taken from
@@ -642,7 +714,17 @@ mod tests {
         use crate::i18n::Lang;
         assert_eq!(lang_named(Some("en")), Some(Lang::En));
         assert_eq!(lang_named(Some(" es ")), Some(Lang::Es));
-        for other in [None, Some(""), Some("EN"), Some("fr"), Some("es_CO")] {
+        assert_eq!(lang_named(Some("EN")), Some(Lang::En));
+        assert_eq!(lang_named(Some("es_CO.UTF-8")), Some(Lang::Es));
+        assert_eq!(lang_named(Some("en-US")), Some(Lang::En));
+        for other in [
+            None,
+            Some(""),
+            Some("fr"),
+            Some("fr_FR"),
+            Some("eng"),
+            Some("_es"),
+        ] {
             assert_eq!(lang_named(other), None, "{other:?}");
         }
     }

@@ -85,6 +85,11 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Data(String),
+    /// No account answers to what was typed (exit 65 like other bad data;
+    /// its own kind in `--json`, so a script can tell "already gone" from
+    /// "mistyped" without reading the message).
+    #[error("{0}")]
+    NotFound(String),
     /// Bad data in many places (an import's rows): exit 65, each listed.
     #[error("{0}")]
     Rows(String, Vec<RowError>),
@@ -147,7 +152,7 @@ impl Error {
         match self {
             Error::Refused(_) => exit::REFUSED,
             Error::Usage(_) => exit::USAGE,
-            Error::Data(_) | Error::Rows(..) => exit::DATA,
+            Error::Data(_) | Error::NotFound(_) | Error::Rows(..) => exit::DATA,
             Error::MailUnavailable(_) => exit::UNAVAILABLE,
             Error::Config(_) => exit::CONFIG,
             Error::Interrupted(_) => exit::INTERRUPTED,
@@ -171,6 +176,7 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Usage(_) => "usage",
             Error::Data(_) | Error::Rows(..) => "bad_data",
+            Error::NotFound(_) => "not_found",
             Error::MailUnavailable(_) => "mail_unavailable",
             Error::Config(_) => "config",
             Error::Interrupted(_) => "interrupted",

@@ -359,6 +359,8 @@ catalog! {
     MissingPasswordStdin => "Falta la contraseña: use --password-stdin (las contraseñas nunca van en la línea de órdenes).",
         "Missing password: use --password-stdin (passwords never go on the command line).";
     StdinNotUtf8 => "La entrada estándar no es texto UTF-8.", "Standard input is not UTF-8 text.";
+    StdinExtraLines => "--password-stdin lee dos líneas como mucho: la contraseña y, si se quiere, su confirmación; la entrada estándar trae más.",
+        "--password-stdin reads at most two lines: the password and, optionally, its confirmation; standard input has more.";
     PasswordConflict => "Use solo una de --password-stdin y --no-password.", "Use only one of --password-stdin and --no-password.";
 
     // --- results ---
@@ -397,8 +399,8 @@ catalog! {
     OsTimedOut => "se agotó el tiempo de espera", "timed out";
     OsConnectionRefused => "conexión rechazada", "connection refused";
     OsErrorNumbered => "{what} (error {n} del sistema)", "{what} (system error {n})";
-    DbMissing => "No existe la base de datos {path} (revise --db o RECUPERA_DB); no se creó.",
-        "There is no database at {path} (check --db or RECUPERA_DB); none was created.";
+    DbMissing => "No existe la base de datos {path} (revise --db o RECUPERA_DB); no se creó: la crean `user add` y `user import`.",
+        "There is no database at {path} (check --db or RECUPERA_DB); none was created: `user add` and `user import` create it.";
     SmtpDeadline => "el servidor no terminó la entrega en {secs} s", "the server did not finish the delivery within {secs} s";
     DbIsDir => "{path} es una carpeta, no un archivo de base de datos.", "{path} is a folder, not a database file.";
     DbNotFile => "{path} no es un archivo normal (es un dispositivo, una tubería o un socket); no se abrió ni se modificó.",
@@ -543,6 +545,16 @@ catalog! {
     Demo07 => "07. ACCEDER con el NIT {nit} y la nueva contraseña: {message}", "07. ACCEDER with NIT {nit} and the new password: {message}";
     DemoOldCode => "    El mismo código otra vez: {message}", "    The same code again: {message}";
     DemoDone => "Fin de la demostración. La base y el correo temporales se borran al salir.", "End of the walk-through. The throwaway database and mail are deleted on exit.";
+
+    // --- settings from the environment that clap refused (exit 78) ---
+    EnvEmpty => "La variable {var} está vacía: dele un valor o quítela del entorno (unset {var}).",
+        "The variable {var} is empty: give it a value or remove it from the environment (unset {var}).";
+    EnvBadValue => "La variable {var} tiene un valor no válido: «{value}».", "The variable {var} has an invalid value: «{value}».";
+    EnvBadChoice => "La variable {var} tiene un valor no válido: «{value}»; valores posibles: {valid}.",
+        "The variable {var} has an invalid value: «{value}»; possible values: {valid}.";
+    EnvNotUtf8 => "La variable {var} no es texto UTF-8 válido.", "The variable {var} is not valid UTF-8 text.";
+    EnvLang => "La variable RECUPERA_LANG vale «{value}»; valores posibles: es, en.",
+        "The variable RECUPERA_LANG is «{value}»; possible values: es, en.";
 
     // --- usage errors (clap) ---
     UsageUtf8 => "Un argumento no es texto UTF-8 válido; escríbalo de nuevo sin caracteres extraños.",

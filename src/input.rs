@@ -90,9 +90,17 @@ pub fn new_password_from_stdin() -> Result<Password> {
     Ok(pw)
 }
 
-/// An existing password (login) from stdin: one line, not policy-checked.
+/// An existing password (login) from stdin: one line, not policy-checked;
+/// a second line, if given, must be the same (README: a confirmation).
 pub fn password_from_stdin() -> Result<Zeroizing<String>> {
-    Ok(read_stdin_password()?.password)
+    let StdinPassword {
+        password,
+        confirmation,
+    } = read_stdin_password()?;
+    match confirmation {
+        Some(c) if *c != *password => Err(Error::Data(t(M::PwMismatch).to_string())),
+        _ => Ok(password),
+    }
 }
 
 /// The registered email: as given, or asked for in a terminal ("Email"),

@@ -63,16 +63,25 @@ pub fn run(cli: Cli) -> Result<()> {
     if hashes {
         argon2mem::prefault(domain::hash::Hasher::new(None).blocks(), 1);
     }
-    // The source of a copy must exist: a mistyped --db would otherwise be
-    // made, empty, and "copied".
-    let creates = !matches!(&cli.command, Command::Db(cli::DbCommand::Copy(_)));
+    // Only a command that puts accounts in makes a new SQLite database. Any
+    // other, at a mistyped --db, would make an empty one and "work": a
+    // request answered as sent, a purge or a retry with nothing to do, the
+    // source of a copy copied empty. It is refused (74) instead.
+    let opening = match &cli.command {
+        Command::User(cli::UserCommand::Add(_)) => app::Opening::Create,
+        // A dry run writes nothing, not even a new file: before the first
+        // import it checks the file against an empty database in memory.
+        Command::User(cli::UserCommand::Import(a)) if a.dry_run => app::Opening::ExistingOrEmpty,
+        Command::User(cli::UserCommand::Import(_)) => app::Opening::Create,
+        _ => app::Opening::Existing,
+    };
     let config = app::Config::from_cli(&cli.global, &cli.on_argv)?;
     if let Command::Db(cli::DbCommand::Copy(a)) = &cli.command {
         // A bad target (a password typed in its URL: 78) is said before
         // anything about the source.
         store::Location::parse(&a.to, true, cli.global.db_ca_file.as_deref())?;
     }
-    let mut app = config.open_with(creates)?;
+    let mut app = config.open_with(opening)?;
     let lang_on_argv = cli.on_argv.lang.then_some(lang);
     match &cli.command {
         Command::User(c) => commands::user::run(&mut app, &ui, c, lang_on_argv),

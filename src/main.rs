@@ -37,6 +37,10 @@ fn err(line: &str) {
 /// user's language, exit 2 (and a JSON document when `--json` was typed).
 fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     let lang = usage::early_lang(args);
+    // A bad RECUPERA_* variable is configuration (78), named as such.
+    if let Some(msg) = usage::env_problem(e, args, lang) {
+        return report(&Error::Config(msg), args.iter().any(|a| a == "--json"));
+    }
     let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
     let Some(msg) = usage::message(e, lang) else {
         let _ = e.print();

@@ -273,6 +273,12 @@ fn parse_stdin_password(buf: &[u8]) -> Result<StdinPassword> {
     if password.is_empty() {
         return Err(Error::Data(t(M::PwEmpty).to_string()));
     }
+    // More than a password and its confirmation: not what the flag reads
+    // (a file piped by mistake, a script's lines out of step), so nothing
+    // of it is taken as a password.
+    if lines.any(|l| !l.is_empty()) {
+        return Err(Error::Data(t(M::StdinExtraLines).to_string()));
+    }
     Ok(StdinPassword {
         password,
         confirmation,
@@ -337,10 +343,19 @@ mod tests {
             ("contraseña ñandú".into(), none.clone())
         );
         assert_eq!(
-            parsed(b"one\ntwo\nthree\n").1,
-            Some("two".into()),
-            "a third line is ignored"
+            parsed(b"one\n\n\n\n"),
+            ("one".into(), none.clone()),
+            "empty lines after it are no confirmation either"
         );
+    }
+
+    #[test]
+    fn stdin_with_more_than_a_password_and_its_confirmation_is_refused() {
+        let extra = t(M::StdinExtraLines);
+        assert_eq!(refused(b"one\ntwo\nthree\n"), extra);
+        assert_eq!(refused(b"one\none\none"), extra, "no newline at the end");
+        assert_eq!(refused(b"one\n\nthree\n"), extra, "an empty line between");
+        assert_eq!(parsed(b"one\none\n\n").1, Some("one".into()));
     }
 
     #[test]

@@ -43,6 +43,89 @@ pub fn early_lang(args: &[std::ffi::OsString]) -> Lang {
     crate::app::lang_from_env()
 }
 
+/// Every (long flag, variable) pair of the command tree.
+fn flag_variables(c: &clap::Command, out: &mut Vec<(String, String)>) {
+    for a in c.get_arguments() {
+        if let (Some(long), Some(var)) = (a.get_long(), a.get_env()) {
+            let pair = (format!("--{long}"), var.to_string_lossy().into_owned());
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    for s in c.get_subcommands() {
+        flag_variables(s, out);
+    }
+}
+
+/// A value clap refused that came from a `RECUPERA_*` variable rather than
+/// from the command line: that is bad configuration (exit 78), and the
+/// message names the variable, not a flag nobody typed. `None` when the
+/// value was typed (an ordinary usage error).
+pub fn env_problem(e: &clap::Error, args: &[std::ffi::OsString], lang: Lang) -> Option<String> {
+    let mut pairs = Vec::new();
+    flag_variables(&crate::cli::command(lang), &mut pairs);
+    let typed = |flag: &str| {
+        args.iter().filter_map(|a| a.to_str()).any(|a| {
+            a == flag
+                || a.strip_prefix(flag)
+                    .is_some_and(|rest| rest.starts_with('='))
+        })
+    };
+    let var_of = |flag: &str| {
+        pairs
+            .iter()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.clone())
+            .filter(|v| std::env::var_os(v).is_some())
+    };
+    match e.kind() {
+        // Which argument is not UTF-8 clap does not say: a variable, when
+        // every word typed is text and a variable is not.
+        ErrorKind::InvalidUtf8 => {
+            if args.iter().skip(1).any(|a| a.to_str().is_none()) {
+                return None;
+            }
+            let var = pairs
+                .iter()
+                .map(|(_, v)| v)
+                .find(|v| std::env::var_os(v).is_some_and(|x| x.to_str().is_none()))?;
+            Some(tl(M::EnvNotUtf8, lang, &[("var", var)]))
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = ctx(e, ContextKind::InvalidArg)?;
+            let flag = arg.split_whitespace().next()?.to_string();
+            if typed(&flag) {
+                return None;
+            }
+            let var = var_of(&flag)?;
+            let value = ctx(e, ContextKind::InvalidValue).unwrap_or_default();
+            if value.trim().is_empty() {
+                return Some(tl(M::EnvEmpty, lang, &[("var", &var)]));
+            }
+            let valid = ctx(e, ContextKind::ValidValue).unwrap_or_default();
+            Some(if valid.is_empty() {
+                tl(
+                    M::EnvBadValue,
+                    lang,
+                    &[("var", &var), ("value", &crate::i18n::visible(&value))],
+                )
+            } else {
+                tl(
+                    M::EnvBadChoice,
+                    lang,
+                    &[
+                        ("var", &var),
+                        ("value", &crate::i18n::visible(&value)),
+                        ("valid", &valid),
+                    ],
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Our message for a clap error, or `None` to let clap print its own
 /// (help, version, and rare kinds).
 pub fn message(e: &clap::Error, lang: Lang) -> Option<String> {

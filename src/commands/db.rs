@@ -37,7 +37,7 @@ fn run_status(app: &mut App, ui: &Ui) -> Result<()> {
             M::DbStatus,
             &[
                 ("engine", &s.engine.as_str()),
-                ("where", &app.location.shown()),
+                ("where", &crate::i18n::visible(&app.location.shown())),
                 ("version", &s.schema_version),
                 ("accounts", &s.counts.accounts),
                 ("codes", &s.counts.codes_pending),
@@ -81,7 +81,7 @@ fn run_copy(
             &[
                 ("from", &from),
                 ("to", &to_engine),
-                ("target", &to.shown()),
+                ("target", &crate::i18n::visible(&to.shown())),
                 ("accounts", &rows.accounts),
                 ("codes", &rows.codes),
                 ("mail", &rows.mail),

@@ -368,7 +368,7 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
     let (rows, pseudonym) = app.store.write(|tx| {
         // Re-read under the lock: it may have gone meanwhile.
         if tx.account(id)?.is_none() {
-            return Err(Error::Data(tf(
+            return Err(Error::NotFound(tf(
                 M::NoSuchAccountAny,
                 &[("ident", &account.nit.display())],
             )));

@@ -59,7 +59,7 @@ pub fn require_account(
 ) -> Result<Account> {
     let mut found = find_accounts(tx, kind, ident)?;
     match found.len() {
-        0 => Err(Error::Data(match kind {
+        0 => Err(Error::NotFound(match kind {
             Some(k) => tf(
                 M::NoSuchAccount,
                 &[
@@ -411,7 +411,7 @@ mod lookups {
         let mut require =
             |who: &Ident, raw: &str| app.store.read(|tx| require_account(tx, None, who, raw));
         let nobody = Ident::Username("oeste".into());
-        assert!(matches!(require(&nobody, "oeste"), Err(Error::Data(_))));
+        assert!(matches!(require(&nobody, "oeste"), Err(Error::NotFound(_))));
         assert!(matches!(
             require(&mail, "b@example.co"),
             Err(Error::Usage(_))

@@ -722,7 +722,8 @@ impl Store {
 
     /// Opens the database at `loc` as [`Store::open`] does, but refuses a
     /// SQLite file that does not exist (exit 74) instead of making one:
-    /// `db copy` from a mistyped `--db` must not copy a new empty database.
+    /// every command but `user add` and `user import` (a mistyped `--db`
+    /// must not become a new empty database that answers like a real one).
     pub fn open_existing(loc: &Location, busy_timeout: Duration) -> Result<Store> {
         if let Location::Sqlite(path) = loc
             && let Err(e) = std::fs::symlink_metadata(path)

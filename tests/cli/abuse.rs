@@ -31,7 +31,10 @@ engines!(
     code_ttl_setting_sets_how_long_a_code_lives,
     min_password_length_setting_moves_the_policy,
     request_never_answers_before_its_floor,
-    an_unknown_recupera_lang_falls_back_instead_of_failing,
+    an_unknown_recupera_lang_is_bad_configuration,
+    a_bad_variable_is_configuration_named_as_the_variable,
+    the_agent_falls_back_to_logname_then_the_system_account,
+    login_from_stdin_checks_a_second_line_and_refuses_a_third,
     an_email_shared_by_two_proveedores_is_refused_like_an_unknown_one,
 );
 
@@ -894,8 +897,19 @@ fn bad_configuration_is_exit_78_before_the_database(env: &mut Env) {
     .expect_exit(78)
     .stderr_has("RECUPERA_SMTP_URL");
     assert!(database_untouched(env));
-    // And the same command with sane settings does create it.
-    env.cli(["user", "list"]).ok();
+    // With sane settings, on SQLite only a command that puts accounts in
+    // makes the file (a mistyped --db stays a mistake); a PostgreSQL
+    // database, made by its administrator, gets its tables at first use.
+    if env.engine == Engine::Sqlite {
+        env.cli(["user", "list"])
+            .expect_exit(74)
+            .stderr_has("No existe la base de datos")
+            .stderr_has("la crean `user add` y `user import`");
+        assert!(database_untouched(env));
+        env.add_cliente();
+    } else {
+        env.cli(["user", "list"]).ok();
+    }
     assert!(!database_untouched(env));
 }
 
@@ -980,15 +994,137 @@ fn request_never_answers_before_its_floor(env: &mut Env) {
     }
 }
 
-fn an_unknown_recupera_lang_falls_back_instead_of_failing(env: &mut Env) {
+fn an_unknown_recupera_lang_is_bad_configuration(env: &mut Env) {
+    env.add_cliente_with_password();
+    // A language it does not speak is said (78), as --lang's is (2), in
+    // the locale's language; --lang overrides it.
     env.cli(["user", "list"])
         .env("RECUPERA_LANG", "fr")
-        .ok()
-        .stdout_has("(ninguno)");
+        .env("LANG", "en_US.UTF-8")
+        .expect_exit(78)
+        .stderr_has("The variable RECUPERA_LANG is «fr»; possible values: es, en.");
+    env.cli(["--lang", "en", "user", "list"])
+        .env("RECUPERA_LANG", "fr")
+        .ok();
+    // A locale's spelling names its language; empty is unset.
     env.cli(["user", "list"])
-        .env("RECUPERA_LANG", "en")
+        .env("RECUPERA_LANG", "en_US.UTF-8")
         .ok()
-        .stdout_has("(none)");
+        .stdout_has("Invoice client");
+    env.cli(["user", "list"])
+        .env("RECUPERA_LANG", "")
+        .ok()
+        .stdout_has("Cliente Factura");
+}
+
+/// A value clap refuses that came from a variable, not from the command
+/// line: 78 naming the variable (a CI job's `RECUPERA_DB=${UNSET}`), not a
+/// usage error about a flag nobody typed.
+fn a_bad_variable_is_configuration_named_as_the_variable(env: &mut Env) {
+    env.add_cliente();
+    for k in ["RECUPERA_DB", "RECUPERA_OUTBOX"] {
+        let r = env
+            .cli(["--json", "user", "list"])
+            .env(k, "")
+            .expect_exit(78);
+        r.stderr_has(&format!(
+            "La variable {k} está vacía: dele un valor o quítela del entorno (unset {k})."
+        ));
+        assert_eq!(r.json()["error"], "config");
+    }
+    // Typed on the line, the same empty value is a usage error.
+    env.cli(["user", "list", "--db", ""])
+        .expect_exit(2)
+        .stderr_has("Falta el valor de --db");
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut c = env.command(&["user", "list"]);
+        c.env("RECUPERA_AGENT", std::ffi::OsStr::from_bytes(b"mesa\xff"));
+        let r = run_command(c, None);
+        assert_eq!(r.code, 78, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("La variable RECUPERA_AGENT no es texto UTF-8 válido."),
+            "{}",
+            r.stderr
+        );
+        // A non-UTF-8 word typed is still the usage error it was.
+        let mut c = env.command(&["user", "show"]);
+        c.arg(std::ffi::OsStr::from_bytes(b"90010\xff"));
+        assert_eq!(run_command(c, None).code, 2);
+    }
+    assert_eq!(env.status()["accounts"], 1, "nothing changed");
+}
+
+/// Cron, systemd and containers often set no $USER: the audit still says
+/// who acted ($LOGNAME, else the process's own account), never "?".
+fn the_agent_falls_back_to_logname_then_the_system_account(env: &mut Env) {
+    env.add_cliente();
+    let last_agent = |env: &Env| {
+        let rows = env
+            .cli(["--json", "audit", "--event", "user.unlock"])
+            .ok()
+            .json();
+        let rows = rows.as_array().unwrap().clone();
+        rows.iter().max_by_key(|r| r["id"].as_i64()).unwrap()["agent"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut c = env.command(&["user", "unlock", NIT]);
+    c.env_remove("RECUPERA_AGENT")
+        .env("LOGNAME", "cron-medellin");
+    run_command(c, None).ok();
+    assert_eq!(last_agent(env), "cron-medellin");
+
+    let mut c = env.command(&["user", "unlock", NIT]);
+    c.env("RECUPERA_AGENT", " ")
+        .env("USER", "")
+        .env_remove("LOGNAME");
+    run_command(c, None).ok();
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8(me.stdout).unwrap().trim().to_string();
+    assert!(!me.is_empty());
+    assert_eq!(
+        last_agent(env),
+        me,
+        "blank settings fall through to the system"
+    );
+}
+
+/// README: "a second line, if present, must match it"; a third is not
+/// something the flag reads.
+fn login_from_stdin_checks_a_second_line_and_refuses_a_third(env: &mut Env) {
+    env.add_cliente_with_password();
+    let login = |input: String| {
+        env.cli(["login", "--user", NIT, "--password-stdin"])
+            .stdin(&input)
+            .run()
+    };
+    let r = login(format!("{STRONG}\n{STRONG2}\n"));
+    assert_eq!(r.code, 65);
+    assert!(
+        r.stderr.contains("Las contraseñas no coinciden."),
+        "{}",
+        r.stderr
+    );
+    let r = login(format!("{STRONG}\n{STRONG}\n{STRONG}\n"));
+    assert_eq!(r.code, 65);
+    assert!(
+        r.stderr.contains("lee dos líneas como mucho"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        env.account(NIT)["failed_logins"],
+        0,
+        "neither was an attempt"
+    );
+    login(format!("{STRONG}\r\n{STRONG}\r\n")).ok();
 }
 
 fn an_email_shared_by_two_proveedores_is_refused_like_an_unknown_one(env: &mut Env) {
@@ -1100,4 +1236,34 @@ fn another_programs_sqlite_file_is_refused_untouched() {
         .expect_exit(74)
         .stderr_has("no es una base de datos de recupera");
     assert_eq!(std::fs::read(&env.db_path).unwrap(), before);
+}
+
+/// SPEC: paths shown to people have control and bidi characters made
+/// visible; `db status` names the file it opened.
+#[test]
+fn db_status_shows_a_hostile_path_escaped() {
+    let env = Env::sqlite();
+    let dir = env.root.join("d\u{1b}[31m\u{202e}x");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("r.db");
+    let db = db.to_str().unwrap();
+    env.cli([
+        "--db",
+        db,
+        "user",
+        "add",
+        "--nit",
+        NIT,
+        "--email",
+        EMAIL,
+        "--no-password",
+    ])
+    .ok();
+    let r = env.cli(["--db", db, "db", "status"]).ok();
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{202e}'),
+        "{}",
+        r.stdout
+    );
+    r.stdout_has("d\\u{1b}[31m\\u{202e}x");
 }

@@ -133,6 +133,7 @@ fn bcrypt_account_logs_in_with_its_old_password_and_is_rehashed(env: &mut Env) {
 }
 
 fn one_bad_row_writes_nothing_and_every_error_is_listed(env: &mut Env) {
+    env.empty_database();
     let before = env.state();
     let file = write(
         env,
@@ -483,6 +484,7 @@ fn costly_hashes_are_refused_on_the_lines_excel_numbers(env: &mut Env) {
         )
         .as_bytes(),
     );
+    env.empty_database();
     let before = env.state();
     let r = env.cli(["user", "import", &file]).expect_exit(65);
     r.stderr_has("línea 3: password_hash: el hash cuesta más de lo que se admite")

@@ -516,18 +516,34 @@ fn six_processes_starting_on_an_empty_database_migrate_it_once(env: &mut Env) {
         assert!(!env.db_path.exists());
     }
 
+    // Six agents adding an account each: the commands that make a SQLite
+    // file (any command sets up a PostgreSQL database's tables).
     let runs = race(
         (0..6)
-            .map(|_| Racer::gated(env.cli(["--json", "db", "status"])))
+            .map(|i| {
+                let nit = format!("80000312{i}");
+                let email = format!("c{i}@example.co");
+                Racer::gated(env.cli([
+                    "--json",
+                    "user",
+                    "add",
+                    "--nit",
+                    nit.as_str(),
+                    "--email",
+                    email.as_str(),
+                    "--no-password",
+                ]))
+            })
             .collect(),
     );
 
     for r in &runs {
         no_failure(r);
-        let s = r.ok().json();
-        assert_eq!(s["schema_version"], 5, "{s}");
-        assert_eq!(s["accounts"], 0, "{s}");
+        assert_eq!(r.ok().json()["status"], "created");
     }
+    let s = env.status();
+    assert_eq!(s["schema_version"], 5, "{s}");
+    assert_eq!(s["accounts"], 6, "{s}");
     match env.engine {
         Engine::Sqlite => {
             let conn = env.db();
@@ -565,5 +581,5 @@ fn six_processes_starting_on_an_empty_database_migrate_it_once(env: &mut Env) {
     env.add_cliente();
     env.request(NIT, EMAIL).ok();
     env.confirm(NIT, &env.last_code(), STRONG).ok();
-    assert_eq!(env.status()["accounts"], 1);
+    assert_eq!(env.status()["accounts"], 7);
 }

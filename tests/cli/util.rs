@@ -98,7 +98,7 @@ fn scrubbed(k: &str) -> bool {
         || k.starts_with("PG")
         || matches!(
             k,
-            "LANG" | "LANGUAGE" | "NO_COLOR" | "HOME" | "USER" | "TERM" | "COLUMNS"
+            "LANG" | "LANGUAGE" | "NO_COLOR" | "HOME" | "USER" | "LOGNAME" | "TERM" | "COLUMNS"
         )
 }
 
@@ -206,6 +206,16 @@ impl Env {
         c.run()
     }
 
+    /// A database with nothing in it but the audit row of the import that
+    /// made it: an import of a file with only its header, the way a desk
+    /// starts one without accounts (on SQLite only `user add` and `user
+    /// import` make the file).
+    pub fn empty_database(&self) {
+        let header = self.root.join("empty.csv");
+        std::fs::write(&header, "nit,email\n").unwrap();
+        self.cli(["user", "import", header.to_str().unwrap()]).ok();
+    }
+
     pub fn add_cliente(&self) {
         self.add_user("cliente", NIT, EMAIL, &[]).ok();
     }
@@ -307,6 +317,11 @@ impl Env {
     /// Everything the CLI can show, for "nothing changed" checks on any
     /// engine.
     pub fn state(&self) -> String {
+        // No SQLite file yet is a state of its own: only `user add` and
+        // `user import` make one, and every other command refuses (74).
+        if self.engine == Engine::Sqlite && !self.db_path.exists() {
+            return "(no database file)".into();
+        }
         [
             vec!["--json", "user", "list"],
             vec!["--json", "codes", "list"],
