@@ -347,6 +347,10 @@ catalog! {
     OptRetype => "Escribir el código otra vez", "Type the code again";
     OptResend => "Volver a enviar el código", "Send the code again";
     OptQuit => "Salir", "Quit";
+    HintResend => "Se envía como mucho un código por minuto y 5 al día; si no llega uno nuevo, sirve el último que llegó.",
+        "At most one code a minute and 5 a day are sent; if no new one arrives, the last one received is the one that works.";
+    HintCodeSpent => "Tras {n} intentos fallidos un código deja de servir: pida uno nuevo.",
+        "After {n} failed tries a code stops working: ask for a new one.";
     UserUnlocked => "Cuenta {type} {nit} desbloqueada: inicio de sesión y recuperación habilitados.",
         "Account {type} {nit} unlocked: login and recovery enabled.";
     UserUnlockedDisabled => "Cuenta {type} {nit} desbloqueada, pero sigue deshabilitada: no inicia sesión ni recibe códigos hasta «recupera user enable».",

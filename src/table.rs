@@ -18,6 +18,9 @@ use std::io::Write;
 
 const PAGE: usize = 500;
 
+/// Narrower than this, a reported terminal width is taken as no width.
+const MIN_WIDTH: u16 = 20;
+
 /// Box drawing in a terminal; plain Markdown-style ASCII in a pipe or a
 /// file (and with NO_COLOR), which also pastes well into a ticket.
 fn style(ui: &Ui) -> comfy_table::TableStyle {
@@ -37,6 +40,11 @@ fn new_table(ui: &Ui, headers: &[&str]) -> Table {
     table
         .load_style(style(ui))
         .set_content_arrangement(ContentArrangement::Dynamic);
+    // A terminal that reports no width (0 columns: `script`, some CI
+    // runners) would wrap every cell to one character.
+    if ui.stdout_tty && table.width().is_none_or(|w| w < MIN_WIDTH) {
+        table.set_width(80);
+    }
     if !headers.is_empty() {
         table.set_header(headers.iter().copied());
     }
@@ -62,7 +70,21 @@ fn row(ui: &Ui, cells: Vec<String>, emphasis: bool) -> Row {
     }))
 }
 
-fn print(out: &mut dyn Write, table: &Table) -> Result<()> {
+/// Columns whose values are all this short (a NIT with its dots, a type,
+/// a state) are never wrapped: a narrow terminal wraps the names and
+/// emails, not "800.003.1 / 22-6". Those keep at least `WRAPPED_MIN`.
+const NO_WRAP: u16 = 13;
+const WRAPPED_MIN: u16 = 10;
+
+fn print(out: &mut dyn Write, table: &mut Table) -> Result<()> {
+    let widths = table.column_max_content_widths();
+    for (column, width) in table.column_iter_mut().zip(widths) {
+        column.set_constraint(if width <= NO_WRAP {
+            comfy_table::ColumnConstraint::ContentWidth
+        } else {
+            comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(WRAPPED_MIN))
+        });
+    }
     writeln!(out, "{table}")?;
     out.flush()?;
     Ok(())
@@ -104,7 +126,7 @@ impl<'a> Paged<'a> {
 
     fn flush(&mut self) -> Result<()> {
         if self.rows > 0 {
-            print(&mut self.out, &self.table)?;
+            print(&mut self.out, &mut self.table)?;
             self.printed += self.rows;
             self.rows = 0;
             let headers: Vec<&str> = self.headers.iter().map(String::as_str).collect();
@@ -199,7 +221,7 @@ pub fn key_values_to(
     for (k, v) in rows {
         table.add_row(row(ui, vec![k.to_string(), v.clone()], emphasis));
     }
-    print(out, &table)
+    print(out, &mut table)
 }
 
 #[cfg(test)]

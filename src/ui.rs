@@ -31,8 +31,11 @@ pub struct Ui {
     theme: Box<dyn Theme>,
 }
 
+/// NO_COLOR set to something (no-color.org: an empty value does not
+/// count), or a terminal that says it has no colour (`TERM=dumb`).
 fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("TERM").is_some_and(|t| t == "dumb")
 }
 
 fn map_prompt_err(e: dialoguer::Error) -> Error {
@@ -60,6 +63,13 @@ pub fn mark_committed() {
     RESULT_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// A terminal session goes on to another step after a result (the code
+/// sent, now the code and the new password): an interruption from here on
+/// cancels that step, "Cancelado." and 130, not a silent 0.
+pub fn next_step() {
+    RESULT_SHOWN.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// A progress bar on stderr when it is a terminal (and not `--json`);
 /// nothing in pipes.
 pub fn progress(ui: &Ui, label: &str) -> Option<indicatif::ProgressBar> {
@@ -79,13 +89,11 @@ pub fn progress(ui: &Ui, label: &str) -> Option<indicatif::ProgressBar> {
 impl Ui {
     pub fn new(json: bool) -> Ui {
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        // Set both ways: the console crate has its own reading of the
+        // environment, and prompts and tables must agree.
         let color = !no_color() && std::io::stderr().is_terminal();
-        if !color {
-            console::set_colors_enabled_stderr(false);
-        }
-        if no_color() || !std::io::stdout().is_terminal() {
-            console::set_colors_enabled(false);
-        }
+        console::set_colors_enabled_stderr(color);
+        console::set_colors_enabled(!no_color() && std::io::stdout().is_terminal());
         let theme: Box<dyn Theme> = if color {
             Box::new(ColorfulTheme::default())
         } else {
@@ -218,19 +226,93 @@ impl Ui {
 
     /// A hidden password prompt, validated and (if `confirm` is given)
     /// asked twice; a refused password is asked again, not aborted.
+    ///
+    /// The two entries are compared as the policy stores a password (NFKC),
+    /// so "ñ" typed precomposed and then as n + tilde is the same password,
+    /// as it is through `--password-stdin` and at login. Ctrl-Z does
+    /// nothing while a hidden prompt waits: after `fg` the shell leaves the
+    /// terminal echoing, and the rest of the password would show.
     pub fn password_prompt(
         &self,
         prompt: &str,
         confirm: Option<&str>,
         validate: impl Fn(&str) -> std::result::Result<(), String>,
     ) -> Result<Zeroizing<String>> {
-        let mut p = dialoguer::Password::with_theme(self.theme.as_ref())
-            .with_prompt(prompt)
-            .validate_with(|s: &String| validate(s));
-        if let Some(c) = confirm {
-            p = p.with_confirmation(c, t(M::PwMismatch));
+        let _no_suspend = NoSuspend::new();
+        loop {
+            let first = dialoguer::Password::with_theme(self.theme.as_ref())
+                .with_prompt(prompt)
+                .allow_empty_password(true)
+                .validate_with(|s: &String| {
+                    // An empty entry is said, not silently asked again.
+                    if s.is_empty() {
+                        return Err(t(M::PwEmpty).to_string());
+                    }
+                    validate(s)
+                })
+                .interact()
+                .map(Zeroizing::new)
+                .map_err(map_prompt_err)?;
+            let Some(c) = confirm else {
+                return Ok(first);
+            };
+            let again = dialoguer::Password::with_theme(self.theme.as_ref())
+                .with_prompt(c)
+                .allow_empty_password(true)
+                .interact()
+                .map(Zeroizing::new)
+                .map_err(map_prompt_err)?;
+            let same = match crate::domain::password::Password::new(&first) {
+                Ok(pw) => crate::domain::password::confirm(&pw, &again).is_ok(),
+                Err(_) => *first == *again,
+            };
+            if same {
+                return Ok(first);
+            }
+            let mut msg = String::new();
+            let _ = self.theme.format_error(&mut msg, t(M::PwMismatch));
+            self.warn_line(&msg);
         }
-        p.interact().map(Zeroizing::new).map_err(map_prompt_err)
+    }
+}
+
+/// While it lives, the terminal's job-control keys (Ctrl-Z, and a
+/// background read or write) do not stop the process: a hidden prompt
+/// stopped and resumed with `fg` would go on with echo back on, since the
+/// shell restores its own terminal settings and nobody restores ours.
+struct NoSuspend {
+    #[cfg(unix)]
+    saved: [(libc::c_int, libc::sighandler_t); 3],
+}
+
+impl NoSuspend {
+    fn new() -> NoSuspend {
+        #[cfg(unix)]
+        {
+            let mut saved = [(libc::SIGTSTP, 0), (libc::SIGTTIN, 0), (libc::SIGTTOU, 0)];
+            for (sig, old) in &mut saved {
+                // SAFETY: sets a signal's disposition to "ignore"; the old
+                // one is kept and put back on drop.
+                *old = unsafe { libc::signal(*sig, libc::SIG_IGN) };
+            }
+            NoSuspend { saved }
+        }
+        #[cfg(not(unix))]
+        NoSuspend {}
+    }
+}
+
+impl Drop for NoSuspend {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        for (sig, old) in self.saved {
+            if old != libc::SIG_ERR {
+                // SAFETY: puts back the disposition saved by `new`.
+                unsafe {
+                    libc::signal(sig, old);
+                }
+            }
+        }
     }
 }
 

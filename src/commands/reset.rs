@@ -64,7 +64,11 @@ fn run_request(app: &mut App, ui: &Ui, a: &RequestArgs) -> Result<()> {
     let outcome = request(app, kind, &ident, &email)?;
     request_answer(app, ui, &outcome.masked_email)?;
     // "No cierres esta pantalla": in a terminal, go straight on to step 05.
-    if ui.interactive && !ui.json && !a.no_continue && ui.confirm(t(M::PromptContinue), true)? {
+    let go_on = ui.interactive && !ui.json && !a.no_continue;
+    if go_on {
+        crate::ui::next_step();
+    }
+    if go_on && ui.confirm(t(M::PromptContinue), true)? {
         let next = ConfirmArgs {
             user: Some(raw),
             code: None,
@@ -85,7 +89,19 @@ enum Next {
     Quit,
 }
 
-fn after_refusal(ui: &Ui) -> Result<Next> {
+/// `spent`: this session has had as many refusals since its last code
+/// was sent as a code survives, so typing it again cannot help. Counted
+/// by the session itself (every refusal looks the same), it tells the
+/// agent nothing about the account that the limits table does not.
+fn after_refusal(ui: &Ui, spent: Option<i64>) -> Result<Next> {
+    if let Some(n) = spent {
+        ui.warn_line(&tf(M::HintCodeSpent, &[("n", &n)]));
+        let items = [t(M::OptResend), t(M::OptQuit)];
+        return Ok(match ui.select(t(M::PromptAfterRefusal), &items, 0)? {
+            0 => Next::Resend,
+            _ => Next::Quit,
+        });
+    }
     let items = [t(M::OptRetype), t(M::OptResend), t(M::OptQuit)];
     Ok(match ui.select(t(M::PromptAfterRefusal), &items, 0)? {
         0 => Next::Retype,
@@ -144,6 +160,8 @@ fn run_confirm(
     };
     // The screen stays open only in a terminal session (not for scripts).
     let keep_open = ui.interactive && !ui.json;
+    // Refusals since this session last sent a code (or began).
+    let mut refusals = 0i64;
     loop {
         match confirm(app, a.kind, &ident, &raw, &code, &password)? {
             ConfirmOutcome::Updated(acc) => {
@@ -182,7 +200,10 @@ fn run_confirm(
                     return Err(refusal);
                 }
                 ui.warn_line(&refusal.to_string());
-                match after_refusal(ui)? {
+                refusals += 1;
+                let attempts = app.limits.code_attempts;
+                let spent = (refusals >= attempts).then_some(attempts);
+                match after_refusal(ui, spent)? {
                     Next::Retype => code = ask_code(ui, None)?,
                     Next::Resend => {
                         let f = match form.take() {
@@ -191,7 +212,10 @@ fn run_confirm(
                         };
                         let outcome = request(app, f.kind, &f.ident, &f.email)?;
                         request_answer(app, ui, &outcome.masked_email)?;
+                        ui.warn_line(t(M::HintResend));
+                        crate::ui::next_step();
                         form = Some(f);
+                        refusals = 0;
                         code = ask_code(ui, None)?;
                     }
                     Next::Quit => return Err(refusal),

@@ -12,6 +12,10 @@ engines!(
     the_screens_in_english_with_colour,
     ctrl_c_at_a_prompt_leaves_nothing_half_done,
     user_add_and_login_prompt_for_what_is_missing,
+    ctrl_z_at_a_hidden_prompt_neither_stops_nor_shows_it,
+    a_session_that_goes_on_after_the_code_was_sent_is_still_cancelled,
+    a_session_stops_offering_a_code_it_has_spent,
+    tables_at_a_dumb_or_widthless_terminal,
 );
 
 /// How long a screen may take to appear, or the program to end: only a
@@ -24,6 +28,23 @@ pub(crate) fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
     // The pty starts with echo off; a real terminal has it on, and the
     // hidden prompts' switching it off is what `send_secret` waits for.
     // `stty echo` runs in the child before exec, so there is no race.
+    spawn_script(env, args, color, "stty echo && exec \"$0\" \"$@\"")
+}
+
+/// As a shell with job control runs it: its own process group in the
+/// foreground, the shell its parent in the same session. (A process that
+/// leads the session alone is in an orphaned group, and the kernel never
+/// stops those on Ctrl-Z.) The shell says the exit status it saw.
+pub(crate) fn spawn_as_job(env: &Env, args: &[&str]) -> Pty {
+    spawn_script(
+        env,
+        args,
+        false,
+        "set -m; stty echo; \"$0\" \"$@\"; echo \"[status $?]\"",
+    )
+}
+
+fn spawn_script(env: &Env, args: &[&str], color: bool, script: &str) -> Pty {
     let cmd = env.command(args);
     let program = cmd.get_program().to_owned();
     let argv: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
@@ -32,10 +53,7 @@ pub(crate) fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
         .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
         .collect();
     let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("stty echo && exec \"$0\" \"$@\"")
-        .arg(program)
-        .args(argv);
+    cmd.arg("-c").arg(script).arg(program).args(argv);
     for (k, v) in envs {
         match v {
             Some(v) => cmd.env(k, v),
@@ -45,7 +63,9 @@ pub(crate) fn spawn(env: &Env, args: &[&str], color: bool) -> Pty {
     if !color {
         cmd.env("NO_COLOR", "1");
     }
-    cmd.env("TERM", "xterm-256color");
+    if !env.extra.iter().any(|(k, _)| k == "TERM") {
+        cmd.env("TERM", "xterm-256color");
+    }
     let mut p = Session::spawn(cmd).expect("spawn in a pty");
     p.set_expect_timeout(Some(HANG));
     p
@@ -252,6 +272,166 @@ fn ctrl_c_at_a_prompt_leaves_nothing_half_done(env: &mut Env) {
 
     // The code survived both.
     env.confirm(NIT, &code, STRONG).ok();
+}
+
+/// Ctrl-Z at a hidden prompt: a stopped process resumed with `fg` would go
+/// on with echo back on (the shell restores its own settings), so the keys
+/// do nothing there. And the confirmation is compared as the password is
+/// stored (NFKC): "ó" typed precomposed, then as "o" + combining accent.
+fn ctrl_z_at_a_hidden_prompt_neither_stops_nor_shows_it(env: &mut Env) {
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    let mut p = spawn_as_job(env, &["reset", "confirm", "--user", NIT, "--code", &code]);
+    p.expect("Nueva contraseña").unwrap();
+    send_secret(&mut p, "luz mesa ");
+    send(&mut p, "\x1a");
+    // Stopped, it would never answer (and the test would time out here).
+    // The terminal drops the line typed before Ctrl-Z, so what reaches the
+    // prompt is the rest alone, and the confirmation does not match it.
+    send(
+        &mut p,
+        &format!("{}\r", STRONG2.trim_start_matches("luz mesa ")),
+    );
+    p.expect("Confirme contraseña").unwrap();
+    let decomposed = STRONG2.replace('ó', "o\u{301}");
+    assert_ne!(decomposed, STRONG2);
+    send_secret(&mut p, &format!("{decomposed}\r"));
+    p.expect("Las contraseñas no coinciden.").unwrap();
+    p.expect("Nueva contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG2}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send_secret(&mut p, &format!("{decomposed}\r"));
+    let seen = p.expect("Su contraseña ha sido actualizada.").unwrap();
+    let seen = String::from_utf8_lossy(seen.before()).to_string();
+    assert!(
+        !seen.contains("trombón") && !seen.contains("cactus"),
+        "nothing of the password shows: {seen}"
+    );
+    send(&mut p, "\x1b[B\r"); // "¿Iniciar sesión ahora?" No
+    p.expect("[status 0]").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    env.login("cliente", NIT, STRONG2).ok();
+    env.login("cliente", NIT, &decomposed).ok();
+}
+
+/// After "Se envió un código…" the session goes on to the code and the new
+/// password: Ctrl-C there cancels that step (130, "Cancelado."), it does
+/// not end as if the password had been changed.
+fn a_session_that_goes_on_after_the_code_was_sent_is_still_cancelled(env: &mut Env) {
+    env.add_cliente();
+    let mut p = spawn(
+        env,
+        &["reset", "request", "--nit", NIT, "--email", EMAIL],
+        false,
+    );
+    p.expect("Se envió un código de confirmación").unwrap();
+    p.expect("¿Continuar ahora con el código?").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("recupera: Cancelado.").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 130), "{status}");
+
+    let mut p = spawn(
+        env,
+        &["reset", "request", "--nit", NIT, "--email", EMAIL],
+        false,
+    );
+    p.expect("¿Continuar ahora con el código?").unwrap();
+    send(&mut p, "\r");
+    p.expect("Código").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("recupera: Cancelado.").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 130), "{status}");
+    // The code mailed first is still good (the second request was inside
+    // the minute: no new code).
+    assert_eq!(env.mails().len(), 1);
+    env.confirm(NIT, &env.last_code(), STRONG).ok();
+}
+
+/// Every refusal looks the same, but the session counts its own: after as
+/// many as a code survives, it stops offering to type the code again and
+/// says why; after "Volver a enviar el código" it says what a resend does.
+fn a_session_stops_offering_a_code_it_has_spent(env: &mut Env) {
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    let wrong = if code == "ZZZZZ" { "YYYYY" } else { "ZZZZZ" };
+    let mut p = spawn(env, &["reset", "confirm", "--user", NIT], false);
+    p.expect("Código").unwrap();
+    send(&mut p, &format!("{wrong}\r"));
+    p.expect("Nueva contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG}\r"));
+    for _ in 0..4 {
+        p.expect("No se pudo actualizar la contraseña").unwrap();
+        p.expect("Escribir el código otra vez").unwrap();
+        send(&mut p, "\r");
+        p.expect("Código").unwrap();
+        send(&mut p, &format!("{wrong}\r"));
+    }
+    p.expect("No se pudo actualizar la contraseña").unwrap();
+    p.expect("Tras 5 intentos fallidos un código deja de servir: pida uno nuevo.")
+        .unwrap();
+    let menu = p.expect("Salir").unwrap();
+    let menu = String::from_utf8_lossy(menu.before()).to_string();
+    assert!(!menu.contains("Escribir el código otra vez"), "{menu}");
+    assert!(menu.contains("Volver a enviar el código"), "{menu}");
+    // "Volver a enviar el código": the type and the email are asked (the
+    // session began at the confirmation), and what a resend does is said.
+    send(&mut p, "\r");
+    p.expect("Tipo").unwrap();
+    send(&mut p, "\r");
+    p.expect("Email").unwrap();
+    send(&mut p, &format!("{EMAIL}\r"));
+    p.expect("Se envía como mucho un código por minuto")
+        .unwrap();
+    p.expect("Código").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("recupera: Cancelado.").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 130), "{status}");
+    assert_eq!(env.codes_in("exhausted"), 1, "{:?}", env.codes());
+}
+
+/// `TERM=dumb` has no colour; a terminal that reports 0 columns (`script`,
+/// some CI runners) still gets a table one can read.
+fn tables_at_a_dumb_or_widthless_terminal(env: &mut Env) {
+    env.add_user(
+        "proveedor",
+        "800003122",
+        "ventas@acme.co",
+        &[
+            "--username",
+            "acme",
+            "--name",
+            "Comercializadora Acme del Valle S.A.S.",
+        ],
+    )
+    .ok();
+    let output = |p: &mut Pty| {
+        let all = p.expect(expectrl::Eof).unwrap();
+        String::from_utf8_lossy(all.as_bytes()).to_string()
+    };
+    let mut p = spawn(env, &["user", "list"], true);
+    p.get_process_mut().set_window_size(0, 0).unwrap();
+    let text = output(&mut p);
+    // Wrapped as an 80-column terminal wraps it: the name over lines, the
+    // NIT whole.
+    assert!(
+        text.contains("Comercia") && text.contains("Acme del"),
+        "{text}"
+    );
+    assert!(text.contains("800.003.122-6"), "{text}");
+
+    env.set_env("TERM", "dumb");
+    let mut p = spawn(env, &["user", "list"], true);
+    let text = output(&mut p);
+    assert!(!text.contains('\u{1b}'), "no colour: {text:?}");
+    assert!(text.contains("800.003.122-6"), "{text}");
 }
 
 fn user_add_and_login_prompt_for_what_is_missing(env: &mut Env) {
