@@ -159,7 +159,7 @@ pub fn clock_from_env() -> Arc<dyn Clock> {
 }
 
 fn read_pepper(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::input::read_small_file(path, 1024 * 1024).map_err(|e| {
         Error::Config(tf(
             M::ConfigPepper,
             &[

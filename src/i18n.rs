@@ -223,7 +223,9 @@ pub fn os_error(e: &std::io::Error) -> String {
         K::StorageFull => M::OsStorageFull,
         K::ReadOnlyFilesystem => M::OsReadOnly,
         K::BrokenPipe => M::OsBrokenPipe,
-        K::TimedOut => M::OsTimedOut,
+        // A socket's read timeout comes back as EAGAIN ("Resource
+        // temporarily unavailable"): it is a timeout.
+        K::TimedOut | K::WouldBlock => M::OsTimedOut,
         K::ConnectionRefused => M::OsConnectionRefused,
         _ => return visible(&e.to_string()),
     };
@@ -393,6 +395,8 @@ catalog! {
 
     // --- database ---
     OsNotFound => "no existe", "does not exist";
+    FileNotRegular => "no es un archivo normal (es un dispositivo, una tubería o una carpeta)", "it is not a regular file (a device, a pipe or a folder)";
+    FileTooBig => "pasa de {max} KiB", "it is larger than {max} KiB";
     OsPermissionDenied => "permiso denegado", "permission denied";
     OsIsADirectory => "es una carpeta", "is a folder";
     OsNotADirectory => "una parte de la ruta no es una carpeta", "a part of the path is not a folder";
@@ -425,6 +429,8 @@ catalog! {
         "The database holds a value this program does not know in {what}: «{value}».";
     DbModeTightened => "aviso: {path} tenía permisos {mode} (otros usuarios podían leerla); se cambiaron a 600.",
         "warning: {path} had mode {mode} (other users could read it); it was changed to 600.";
+    DbForeign => "{path} es de otro usuario (uid {uid}, permisos {mode}) y está vacía o cualquiera puede leerla o escribirla: recupera no guarda cuentas en ella. Use un archivo propio (recupera lo crea con permisos 600).",
+        "{path} belongs to another user (uid {uid}, mode {mode}) and is empty or anyone can read or write it: recupera keeps no accounts in it. Use a file of your own (recupera creates it with mode 600).";
     DbModeOpen => "aviso: {path} tiene permisos {mode} y no es de este usuario: otros pueden leerla. Pida a su dueño chmod 600.",
         "warning: {path} has mode {mode} and belongs to another user: others can read it. Ask its owner to chmod 600 it.";
     DbUnreachable => "No se puede conectar con el servidor PostgreSQL {server}: {err}",

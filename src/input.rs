@@ -103,6 +103,30 @@ pub fn password_from_stdin() -> Result<Zeroizing<String>> {
     }
 }
 
+/// A small file named in the settings (the pepper, a CA certificate):
+/// a regular file only, read up to `limit` bytes. `/dev/zero` or a pipe
+/// named by mistake is refused at once instead of read until memory runs
+/// out.
+pub fn read_small_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            t(M::FileNotRegular).to_string(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            crate::i18n::tf(M::FileTooBig, &[("max", &(limit / 1024))]),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// The registered email: as given, or asked for in a terminal ("Email"),
 /// or a usage error naming `--email`.
 pub fn email_or_prompt(ui: &Ui, given: Option<&str>) -> Result<Email> {

@@ -140,77 +140,90 @@ pub fn run_import(app: &mut App, ui: &Ui, a: &UserImportArgs) -> Result<()> {
     ui.result(json!(report), &text)
 }
 
-/// What `open(2)` with `O_NOFOLLOW` says of a symlink.
-#[cfg(unix)]
-const ELOOP: i32 = libc::ELOOP;
-#[cfg(not(unix))]
-const ELOOP: i32 = 0;
+/// An export written to a file: a new private file beside the one named,
+/// put in its place (a rename) only once the whole export is written.
+/// Never an existing file opened and truncated: that file keeps its owner,
+/// and one made by another user in a shared folder would hand them the
+/// hashes; a failed export would also have destroyed the one before.
+struct Replace {
+    temp: tempfile::TempPath,
+    path: std::path::PathBuf,
+    force: bool,
+}
+
+impl Replace {
+    fn finish(self) -> Result<()> {
+        let shown = crate::i18n::shown_path(&self.path);
+        let done = if self.force {
+            self.temp.persist(&self.path)
+        } else {
+            self.temp.persist_noclobber(&self.path)
+        };
+        done.map(|_| ()).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Usage(tf(M::ExportExists, &[("file", &shown)]))
+            } else {
+                Error::Usage(tf(
+                    M::ExportCannotWrite,
+                    &[("file", &shown), ("err", &crate::i18n::os_error(&e.error))],
+                ))
+            }
+        })
+    }
+}
 
 /// Where an export goes: a new private file, or stdout.
-fn open_output(a: &UserExportArgs) -> Result<Box<dyn Write>> {
+fn open_output(a: &UserExportArgs) -> Result<(Box<dyn Write>, Option<Replace>)> {
     let Some(path) = &a.output else {
         if a.with_hashes {
             // Hashes are secrets: they never go to stdout.
             return Err(Error::Usage(t(M::ExportHashesNeedFile).to_string()));
         }
-        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock())));
+        return Ok((
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            None,
+        ));
     };
     let shown = crate::i18n::shown_path(path);
     let not_file = || Error::Usage(tf(M::ExportNotFile, &[("file", &shown)]));
-    // --force overwrites a regular file only: never through a symlink
-    // (it would write the hashes wherever the link points, and change that
-    // file's mode), never a device or a pipe.
-    if a.force
-        && let Ok(meta) = std::fs::symlink_metadata(path)
-        && !meta.is_file()
-    {
-        return Err(not_file());
+    match std::fs::symlink_metadata(path) {
+        // Without --force an existing name is never replaced; with it, only
+        // a regular file is (not a symlink, a device, a pipe or a folder).
+        Ok(_) if !a.force => {
+            return Err(Error::Usage(tf(M::ExportExists, &[("file", &shown)])));
+        }
+        Ok(meta) if !meta.is_file() => return Err(not_file()),
+        _ => {}
     }
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    if a.force {
-        // Truncated below, once known to be a regular file.
-        o.create(true).truncate(false);
-    } else {
-        o.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: a pipe put there after the check fails to open
-        // instead of waiting for a reader (no effect on a regular file).
-        o.mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let f = o.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Usage(tf(M::ExportExists, &[("file", &shown)]))
-        } else if cfg!(unix) && e.raw_os_error() == Some(ELOOP) {
-            // A symlink put there after the check above.
-            not_file()
-        } else {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // tempfile makes it O_EXCL, 0600, with a random name.
+    let file = tempfile::Builder::new()
+        .prefix(".recupera-export-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| {
             Error::Usage(tf(
                 M::ExportCannotWrite,
                 &[("file", &shown), ("err", &crate::i18n::os_error(&e))],
             ))
-        }
-    })?;
-    if !f.metadata()?.is_file() {
-        return Err(not_file());
-    }
-    f.set_len(0)?;
-    // An existing file overwritten with --force keeps no wider mode.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(Box::new(std::io::BufWriter::new(f)))
+        })?;
+    let (f, temp) = file.into_parts();
+    Ok((
+        Box::new(std::io::BufWriter::new(f)),
+        Some(Replace {
+            temp,
+            path: path.clone(),
+            force: a.force,
+        }),
+    ))
 }
 
 pub fn run_export(app: &mut App, ui: &Ui, a: &UserExportArgs) -> Result<()> {
     let cols = import::export_columns(a.with_hashes);
-    let out = open_output(a)?;
+    let (out, replace) = open_output(a)?;
     let mut count = 0u64;
     match a.format {
         ExportFormat::Csv => {
@@ -231,6 +244,7 @@ pub fn run_export(app: &mut App, ui: &Ui, a: &UserExportArgs) -> Result<()> {
                 Ok(())
             })?;
             w.flush()?;
+            drop(w);
         }
         ExportFormat::Jsonl => {
             let mut out = out;
@@ -252,7 +266,11 @@ pub fn run_export(app: &mut App, ui: &Ui, a: &UserExportArgs) -> Result<()> {
                 Ok(())
             })?;
             out.flush()?;
+            drop(out);
         }
+    }
+    if let Some(r) = replace {
+        r.finish()?;
     }
     // Said on stderr (stdout may be the export itself).
     if let Some(path) = &a.output {

@@ -179,7 +179,7 @@ impl SmtpConfig {
         let params = || -> Result<TlsParameters> {
             let mut pb = TlsParameters::builder(host.clone());
             if let Some(path) = extra_ca {
-                let pem = std::fs::read(path).map_err(|e| {
+                let pem = crate::input::read_small_file(path, 1024 * 1024).map_err(|e| {
                     Error::Config(tf(
                         M::ConfigSmtpCa,
                         &[

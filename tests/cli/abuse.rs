@@ -881,6 +881,13 @@ fn bad_configuration_is_exit_78_before_the_database(env: &mut Env) {
             "solo se permite hacia la propia máquina",
         ),
         ("RECUPERA_MAIL_FROM", "a@b.co, c@d.co", "RECUPERA_MAIL_FROM"),
+        // A device named by mistake is refused at once, not read until
+        // memory runs out.
+        (
+            "RECUPERA_PEPPER_FILE",
+            "/dev/zero",
+            "no es un archivo normal",
+        ),
     ] {
         env.cli(["user", "list"])
             .env(k, v)
@@ -888,6 +895,12 @@ fn bad_configuration_is_exit_78_before_the_database(env: &mut Env) {
             .stderr_has(msg);
         assert!(database_untouched(env), "{k}={v} touched the database");
     }
+    env.cli(["user", "list"])
+        .env("RECUPERA_SMTP_URL", "smtps://127.0.0.1:2465")
+        .env("RECUPERA_SMTP_CA_FILE", "/dev/zero")
+        .expect_exit(78)
+        .stderr_has("no es un archivo normal");
+    assert!(database_untouched(env));
     env.cli([
         "--smtp-url",
         "smtps://u:secret@mail.example.com",
@@ -1266,4 +1279,69 @@ fn db_status_shows_a_hostile_path_escaped() {
         r.stdout
     );
     r.stdout_has("d\\u{1b}[31m\\u{202e}x");
+}
+
+/// A file someone else made (`touch` in a shared folder) is not taken
+/// over as the database or a copy's target: recupera would write accounts
+/// and hashes into a file its maker can read. An empty file of one's own
+/// that others could read is made private before SQLite puts its `-wal`
+/// and `-shm` (which take the file's mode) beside it.
+#[test]
+fn an_empty_or_open_file_of_another_user_is_not_taken_over() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::sqlite();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    let mine = env.root.join("mia.db");
+    std::fs::write(&mine, b"").unwrap();
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let db = mine.to_str().unwrap();
+    env.cli([
+        "--db",
+        db,
+        "user",
+        "add",
+        "--nit",
+        NIT,
+        "--email",
+        EMAIL,
+        "--no-password",
+    ])
+    .ok();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{db}{suffix}"));
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+    // Another user's: root can make one (CI and this machine run as root).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the other-user half of this test needs chown");
+        return;
+    }
+    for (len, m) in [(0usize, 0o600), (0, 0o666), (4096, 0o666)] {
+        let theirs = env.root.join(format!("ajena-{len}-{m:o}.db"));
+        std::fs::write(&theirs, vec![0u8; len]).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(m)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let path = theirs.to_str().unwrap();
+        env.cli([
+            "--db",
+            path,
+            "user",
+            "add",
+            "--nit",
+            NIT,
+            "--email",
+            EMAIL,
+            "--no-password",
+        ])
+        .expect_exit(74)
+        .stderr_has("es de otro usuario (uid 65534");
+        env.cli(["--db", db, "db", "copy", "--to", path])
+            .expect_exit(74)
+            .stderr_has("es de otro usuario");
+        assert_eq!(std::fs::metadata(&theirs).unwrap().len(), len as u64);
+        assert!(!std::path::PathBuf::from(format!("{path}-wal")).exists());
+    }
 }

@@ -405,11 +405,34 @@ fn export_files_are_private_and_never_overwritten(env: &mut Env) {
         .expect_exit(2)
         .stderr_has("--force");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "no tocar");
-    env.cli(["user", "export", "--output", path, "--force"])
-        .ok();
-    assert!(std::fs::read_to_string(&out).unwrap().contains(NIT));
+    // --force puts a new private file in its place; it never writes into
+    // the existing one, which keeps its owner (one made by another user in
+    // a shared folder would hand them the hashes). A second name for that
+    // file (a hard link) sees none of the export.
+    let other_name = env.root.join("otro-nombre.csv");
+    std::fs::hard_link(&out, &other_name).unwrap();
+    env.cli([
+        "user",
+        "export",
+        "--with-hashes",
+        "--output",
+        path,
+        "--force",
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(NIT) && text.contains("$argon2id$"), "{text}");
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "--force tightens the file too");
+    assert_eq!(mode, 0o600, "the new file is private");
+    assert_eq!(std::fs::read_to_string(&other_name).unwrap(), "no tocar");
+    let mode = std::fs::metadata(&other_name).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the old file is left as it was");
+    let left: Vec<_> = std::fs::read_dir(&env.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".recupera-export-"))
+        .collect();
+    assert!(left.is_empty(), "no temporary file left: {left:?}");
     // --force overwrites a file, nothing else: not through a symlink (the
     // file it points at keeps its text and mode), not a pipe.
     let victim = env.root.join("victim.txt");

@@ -154,8 +154,9 @@ fn tls_config(target: &PgTarget) -> Result<rustls::ClientConfig> {
                 &[("path", &crate::i18n::shown_path(path)), ("err", e)],
             ))
         };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(&e))?
+        let pem = crate::input::read_small_file(path, 1024 * 1024)
+            .map_err(|e| bad(&crate::i18n::os_error(&e)))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| bad(&e))?;
         if certs.is_empty() {

@@ -186,6 +186,35 @@ fn tighten(path: &Path) {
     ));
 }
 
+/// Before an existing file is opened. One that belongs to another user is
+/// refused when it is empty (it is nobody's database yet: ours would be
+/// written into a file its maker can read, as in a shared folder where
+/// someone ran `touch`) or when every user can read or write it. An empty
+/// one of ours that others could read is made private first, so that the
+/// `-wal` and `-shm` SQLite creates beside it (with its mode) are too.
+#[cfg(unix)]
+fn claim_existing(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o777;
+    if meta.uid() != me && (meta.len() == 0 || mode & 0o007 != 0) {
+        return Err(Error::Other(tf(
+            M::DbForeign,
+            &[
+                ("path", &crate::i18n::shown_path(path)),
+                ("uid", &meta.uid()),
+                ("mode", &format!("{mode:o}")),
+            ],
+        )));
+    }
+    if meta.uid() == me && meta.len() == 0 && mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| db_open_error(path, &crate::i18n::os_error(&e)))?;
+    }
+    Ok(())
+}
+
 impl Sqlite {
     /// Opens (creating if needed) the database at `path`, and brings its
     /// schema up to date.
@@ -215,7 +244,11 @@ impl Sqlite {
                     &[("path", &crate::i18n::shown_path(path))],
                 )));
             }
-            Ok(_) => existing = true,
+            Ok(meta) => {
+                #[cfg(unix)]
+                claim_existing(path, &meta)?;
+                existing = true;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent() {
                     created = missing_ancestors(parent);
