@@ -433,6 +433,9 @@ catalog! {
         "{path} belongs to another user (uid {uid}, mode {mode}) and is empty or anyone can read or write it: recupera keeps no accounts in it. Use a file of your own (recupera creates it with mode 600).";
     DbModeOpen => "aviso: {path} tiene permisos {mode} y no es de este usuario: otros pueden leerla. Pida a su dueño chmod 600.",
         "warning: {path} has mode {mode} and belongs to another user: others can read it. Ask its owner to chmod 600 it.";
+    ConfigDbConninfo => "--db (RECUPERA_DB) parece una cadena de conexión de psql («host=… dbname=…»); recupera usa la forma URL: postgresql://USUARIO@/BASE?host=CARPETA (socket) o postgresql://USUARIO@SERVIDOR:5432/BASE, con la contraseña en PGPASSWORD.",
+        "--db (RECUPERA_DB) looks like a psql connection string («host=… dbname=…»); recupera takes the URL form: postgresql://USER@/DB?host=FOLDER (socket) or postgresql://USER@SERVER:5432/DB, with the password in PGPASSWORD.";
+    DbNoAnswer => "no contestó en {secs} s (connect_timeout en la URL cambia la espera)", "no answer within {secs} s (connect_timeout in the URL changes the wait)";
     DbUnreachable => "No se puede conectar con el servidor PostgreSQL {server}: {err}",
         "Cannot reach the PostgreSQL server {server}: {err}";
     DbAuth => "El servidor PostgreSQL {server} rechazó las credenciales: {err}. Revise el usuario y PGPASSWORD.",

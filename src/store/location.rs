@@ -15,7 +15,7 @@
 //!   and `db status` print.
 
 use super::Error;
-use crate::i18n::{M, tf};
+use crate::i18n::{M, t, tf};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,6 +76,13 @@ impl Location {
             return PgTarget::parse(s, on_argv, ca_file, &SystemEnv)
                 .map(|t| Location::Postgres(Box::new(t)));
         }
+        // psql's other spelling, "host=… dbname=… user=…": taken as a file
+        // name it would become a SQLite database in folders named
+        // "host=…", the shared server untouched (and a password in it not
+        // refused on the command line). Said, never echoed.
+        if is_conninfo(s) {
+            return Err(Error::Config(t(M::ConfigDbConninfo).to_string()));
+        }
         Ok(Location::Sqlite(PathBuf::from(raw)))
     }
 
@@ -108,6 +115,29 @@ impl Env for SystemEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
+}
+
+/// A libpq key/value connection string: its first word is `keyword=`
+/// with one of libpq's connection keywords.
+fn is_conninfo(s: &str) -> bool {
+    const KEYWORDS: [&str; 12] = [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "sslmode",
+        "sslrootcert",
+        "connect_timeout",
+        "application_name",
+        "service",
+    ];
+    let first = s.trim_start().split_whitespace().next().unwrap_or("");
+    first
+        .split_once('=')
+        .is_some_and(|(k, _)| KEYWORDS.contains(&k.trim()))
 }
 
 fn bad_url(err: &dyn std::fmt::Display) -> Error {

@@ -159,6 +159,15 @@ fn a_password_in_a_url_on_the_command_line_is_refused_unechoed() {
             "--to",
             "postgresql://ana:S3cr3tP4ss@127.0.0.1/recupera",
         ],
+        // psql's key/value spelling: not a file name (it became a SQLite
+        // database in folders named "host=…"), and said without its text.
+        vec![
+            "--db",
+            "host=/tmp dbname=recupera user=ana password=S3cr3tP4ss",
+            "user",
+            "list",
+        ],
+        vec!["db", "copy", "--to", "dbname=recupera password=S3cr3tP4ss"],
     ] {
         let r = env.cli(&args).expect_exit(78);
         r.stderr_has("PGPASSWORD");
@@ -236,4 +245,33 @@ fn a_newer_or_foreign_postgres_schema_is_refused_untouched() {
         .unwrap()
         .get(0);
     assert_eq!(tables, 1, "nothing created next to them");
+}
+
+/// Something on the port that accepts and never answers (a frozen server,
+/// another program): the connection is given up after `connect_timeout`,
+/// exit 69, never a wait without end. The driver's own timeout covers only
+/// the socket's connect, which such a server completes.
+#[test]
+fn a_server_that_never_answers_is_given_up_after_connect_timeout() {
+    let env = Env::sqlite();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        // Accept and keep the sockets open, saying nothing.
+        let mut kept = Vec::new();
+        for s in listener.incoming().take(2) {
+            kept.push(s);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(8));
+    });
+    let url = format!("postgresql://recupera@127.0.0.1:{port}/r?connect_timeout=1&sslmode=disable");
+    let started = std::time::Instant::now();
+    let r = env.cli(["--db", &url, "db", "status"]).expect_exit(69);
+    r.stderr_has("no contestó en 1 s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "gave up in {:?}",
+        started.elapsed()
+    );
+    drop(held);
 }

@@ -196,18 +196,54 @@ impl Postgres {
             cfg.password(p);
         }
         let server = target.server();
-        let client = match target.tls {
+        // The driver's connect_timeout covers the socket's connect only: a
+        // server that accepts and then never answers (a frozen postmaster,
+        // something else on the port) would hold the start-up handshake
+        // for ever. The whole connection runs on a thread of its own and
+        // is given up after the timeout (libpq's meaning of it); the
+        // thread ends with the process.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tls = match target.tls {
             PgTls::Off => {
                 cfg.ssl_mode(postgres::config::SslMode::Disable);
-                cfg.connect(NoTls)
+                None
             }
             PgTls::Verified => {
                 cfg.ssl_mode(postgres::config::SslMode::Require);
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
-                cfg.connect(tls)
+                Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
+                    target,
+                )?))
             }
-        }
-        .map_err(|e| connect_error(&e, &server, target))?;
+        };
+        std::thread::Builder::new()
+            .name("pg-connect".into())
+            .spawn(move || {
+                let _ = tx.send(match tls {
+                    None => cfg.connect(NoTls),
+                    Some(tls) => cfg.connect(tls),
+                });
+            })
+            .map_err(|e| {
+                Error::Unavailable(tf(M::DbUnreachable, &[("server", &server), ("err", &e)]))
+            })?;
+        let client = match rx.recv_timeout(target.connect_timeout) {
+            Ok(connected) => connected.map_err(|e| connect_error(&e, &server, target))?,
+            Err(_) => {
+                return Err(Error::Unavailable(tf(
+                    M::DbUnreachable,
+                    &[
+                        ("server", &server),
+                        (
+                            "err",
+                            &tf(
+                                M::DbNoAnswer,
+                                &[("secs", &target.connect_timeout.as_secs())],
+                            ),
+                        ),
+                    ],
+                )));
+            }
+        };
         let mut db = Postgres {
             client,
             stmts: HashMap::new(),
