@@ -134,7 +134,7 @@ fn is_conninfo(s: &str) -> bool {
         "application_name",
         "service",
     ];
-    let first = s.trim_start().split_whitespace().next().unwrap_or("");
+    let first = s.split_whitespace().next().unwrap_or("");
     first
         .split_once('=')
         .is_some_and(|(k, _)| KEYWORDS.contains(&k.trim()))
