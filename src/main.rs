@@ -136,7 +136,14 @@ mod interrupt {
                 if let Some(docs) = &r.json
                     && let Some((_, d)) = docs.iter().find(|(s, _)| *s == sig)
                 {
-                    libc::write(1, d.as_ptr().cast(), d.len());
+                    // Inside a listing under way, not on stdout (an atomic
+                    // load: async-signal-safe).
+                    let fd = if recupera::ui::STDOUT_STREAMING.load(Ordering::SeqCst) {
+                        2
+                    } else {
+                        1
+                    };
+                    libc::write(fd, d.as_ptr().cast(), d.len());
                 }
                 libc::write(2, r.stderr.as_ptr().cast(), r.stderr.len());
             }
@@ -273,7 +280,13 @@ fn report(e: &Error, json: bool) -> ExitCode {
         if let Error::Rows(_, rows) = e {
             doc["errors"] = serde_json::json!(rows);
         }
-        out(&doc.to_string());
+        // A listing already under way on stdout: its document goes to
+        // stderr, stdout stays unfinished (README, "JSON output").
+        if recupera::ui::streaming() {
+            err(&doc.to_string());
+        } else {
+            out(&doc.to_string());
+        }
     }
     err(&format!("recupera: {e}"));
     if let Error::Rows(_, rows) = e {

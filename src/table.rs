@@ -151,6 +151,8 @@ pub enum Listing<'a> {
     Json {
         out: std::io::BufWriter<Sink<'a>>,
         first: bool,
+        /// On stdout: said to be streaming once the array is opened.
+        stdout: bool,
     },
     Table(Box<Paged<'a>>),
 }
@@ -158,15 +160,23 @@ pub enum Listing<'a> {
 impl<'a> Listing<'a> {
     /// A listing on stdout.
     pub fn new(ui: &'a Ui, headers: &[&str]) -> Result<Self> {
-        Self::to(ui, headers, Box::new(std::io::stdout().lock()))
+        let mut listing = Self::to(ui, headers, Box::new(std::io::stdout().lock()))?;
+        if let Listing::Json { stdout, .. } = &mut listing {
+            *stdout = true;
+        }
+        Ok(listing)
     }
 
     /// A listing written to `out`.
     pub fn to(ui: &'a Ui, headers: &[&str], out: Sink<'a>) -> Result<Self> {
         if ui.json {
-            let mut out = std::io::BufWriter::new(out);
-            out.write_all(b"[")?;
-            Ok(Listing::Json { out, first: true })
+            // "[" is written with the first item (or at the end): an error
+            // met before any item leaves stdout to its own document.
+            Ok(Listing::Json {
+                out: std::io::BufWriter::new(out),
+                first: true,
+                stdout: false,
+            })
         } else {
             Ok(Listing::Table(Box::new(Paged::new(ui, headers, out))))
         }
@@ -181,12 +191,18 @@ impl<'a> Listing<'a> {
         emphasis: bool,
     ) -> Result<()> {
         match self {
-            Listing::Json { out, first } => {
-                if !*first {
+            Listing::Json { out, first, stdout } => {
+                let item = json();
+                if *first {
+                    if *stdout {
+                        crate::ui::set_streaming(true);
+                    }
+                    out.write_all(b"[")?;
+                } else {
                     out.write_all(b",")?;
                 }
                 *first = false;
-                serde_json::to_writer(&mut *out, &json())?;
+                serde_json::to_writer(&mut *out, &item)?;
                 Ok(())
             }
             Listing::Table(pager) => pager.row(cells(), emphasis),
@@ -195,9 +211,10 @@ impl<'a> Listing<'a> {
 
     pub fn finish(self) -> Result<()> {
         match self {
-            Listing::Json { mut out, .. } => {
-                out.write_all(b"]\n")?;
+            Listing::Json { mut out, first, .. } => {
+                out.write_all(if first { b"[]\n" } else { b"]\n" })?;
                 out.flush()?;
+                crate::ui::set_streaming(false);
                 Ok(())
             }
             Listing::Table(pager) => pager.finish(),

@@ -63,6 +63,22 @@ pub fn mark_committed() {
     RESULT_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// True while a `--json` listing (or an export on stdout) has begun its
+/// output and not ended it: an error or a signal then cannot put a
+/// document of its own on stdout (it would land inside the array), so its
+/// JSON document goes to stderr, and stdout is left unfinished: never
+/// valid JSON, so no parser takes half a list for the whole.
+pub static STDOUT_STREAMING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_streaming(on: bool) {
+    STDOUT_STREAMING.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn streaming() -> bool {
+    STDOUT_STREAMING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// A terminal session goes on to another step after a result (the code
 /// sent, now the code and the new password): an interruption from here on
 /// cancels that step, "Cancelado." and 130, not a silent 0.

@@ -224,6 +224,11 @@ fn open_output(a: &UserExportArgs) -> Result<(Box<dyn Write>, Option<Replace>)> 
 pub fn run_export(app: &mut App, ui: &Ui, a: &UserExportArgs) -> Result<()> {
     let cols = import::export_columns(a.with_hashes);
     let (out, replace) = open_output(a)?;
+    // The export itself on stdout: an error from here on is not a document
+    // of its own there.
+    if a.output.is_none() {
+        crate::ui::set_streaming(true);
+    }
     let mut count = 0u64;
     match a.format {
         ExportFormat::Csv => {
@@ -269,6 +274,7 @@ pub fn run_export(app: &mut App, ui: &Ui, a: &UserExportArgs) -> Result<()> {
             drop(out);
         }
     }
+    crate::ui::set_streaming(false);
     if let Some(r) = replace {
         r.finish()?;
     }

@@ -462,3 +462,80 @@ fn system_errors_are_said_in_the_users_language() {
     );
     assert!(!stderr.contains("os error"), "{stderr}");
 }
+
+/// A listing that fails part way (here a damaged page met after the first
+/// rows) cannot put its error document inside the array it began: stdout
+/// is left unfinished, never valid JSON (no parser takes half the accounts
+/// for all of them), and the error document goes to stderr. One that
+/// fails before its first row prints the error document alone.
+#[test]
+fn a_listing_that_fails_part_way_is_not_valid_json_and_says_so_on_stderr() {
+    let env = Env::sqlite();
+    let mut csv = String::from("nit,email\n");
+    for i in 0..400 {
+        csv.push_str(&format!("{},c{i}@example.co\n", 800_000_000 + i * 7));
+    }
+    let file = env.root.join("muchas.csv");
+    std::fs::write(&file, csv).unwrap();
+    env.cli(["user", "import", file.to_str().unwrap()]).ok();
+    env.db()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    // The pages holding the last account (its row, its index entries):
+    // their page type made impossible.
+    let mut bytes = std::fs::read(&env.db_path).unwrap();
+    let needle = b"c399@example.co";
+    let pages: Vec<usize> = bytes
+        .chunks(4096)
+        .enumerate()
+        .filter(|(_, p)| p.windows(needle.len()).any(|w| w == needle))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        !pages.is_empty() && pages.iter().all(|&p| p > 2),
+        "{pages:?}"
+    );
+    for p in pages {
+        bytes[p * 4096] = 0xff;
+    }
+    std::fs::write(&env.db_path, &bytes).unwrap();
+
+    let r = env.cli(["--json", "user", "list"]).run();
+    assert_eq!(r.code, 74, "{}", &r.stderr);
+    assert!(
+        r.stdout.starts_with("[{"),
+        "{}",
+        &r.stdout[..r.stdout.len().min(200)]
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(&r.stdout).is_err());
+    assert!(
+        !r.stdout.contains("\"error\""),
+        "no document inside the array"
+    );
+    let doc = r
+        .stderr
+        .lines()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .expect("a JSON document on stderr");
+    assert_eq!(
+        (doc["error"].as_str(), doc["exit_code"].as_i64()),
+        (Some("database"), Some(74))
+    );
+
+    // Damaged before its first row (the first account's pages too): the
+    // error document alone, on stdout, as for any other error.
+    let needle = b"c0@example.co";
+    for p in 3..bytes.len() / 4096 {
+        if bytes[p * 4096..(p + 1) * 4096]
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            bytes[p * 4096] = 0xff;
+        }
+    }
+    std::fs::write(&env.db_path, &bytes).unwrap();
+    let r = env.cli(["--json", "user", "list"]).run();
+    assert_eq!(r.code, 74, "{}", &r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(doc["error"], "database");
+}
