@@ -270,6 +270,7 @@ fn report(e: &Error, json: bool) -> ExitCode {
         }
     }
     let code = e.exit_code();
+    let mut late_doc = None;
     if json {
         let mut doc = serde_json::json!({
             "status": "error",
@@ -280,10 +281,10 @@ fn report(e: &Error, json: bool) -> ExitCode {
         if let Error::Rows(_, rows) = e {
             doc["errors"] = serde_json::json!(rows);
         }
-        // A listing already under way on stdout: its document goes to
-        // stderr, stdout stays unfinished (README, "JSON output").
+        // A listing already under way on stdout: its document is the last
+        // line of stderr, stdout stays unfinished (README, "JSON output").
         if recupera::ui::streaming() {
-            err(&doc.to_string());
+            late_doc = Some(doc.to_string());
         } else {
             out(&doc.to_string());
         }
@@ -300,6 +301,9 @@ fn report(e: &Error, json: bool) -> ExitCode {
                 ],
             ));
         }
+    }
+    if let Some(doc) = late_doc {
+        err(&doc);
     }
     ExitCode::from(code)
 }

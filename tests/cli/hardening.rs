@@ -512,11 +512,8 @@ fn a_listing_that_fails_part_way_is_not_valid_json_and_says_so_on_stderr() {
         !r.stdout.contains("\"error\""),
         "no document inside the array"
     );
-    let doc = r
-        .stderr
-        .lines()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .expect("a JSON document on stderr");
+    let last = r.stderr.lines().last().unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(last).expect("stderr's last line");
     assert_eq!(
         (doc["error"].as_str(), doc["exit_code"].as_i64()),
         (Some("database"), Some(74))
