@@ -133,11 +133,13 @@ mod interrupt {
             // SAFETY: writing buffers made before the handler could run,
             // never changed since.
             unsafe {
+                libc::write(2, r.stderr.as_ptr().cast(), r.stderr.len());
                 if let Some(docs) = &r.json
                     && let Some((_, d)) = docs.iter().find(|(s, _)| *s == sig)
                 {
-                    // Inside a listing under way, not on stdout (an atomic
-                    // load: async-signal-safe).
+                    // Inside a listing under way: not on stdout but as
+                    // stderr's last line (an atomic load is
+                    // async-signal-safe).
                     let fd = if recupera::ui::STDOUT_STREAMING.load(Ordering::SeqCst) {
                         2
                     } else {
@@ -145,7 +147,6 @@ mod interrupt {
                     };
                     libc::write(fd, d.as_ptr().cast(), d.len());
                 }
-                libc::write(2, r.stderr.as_ptr().cast(), r.stderr.len());
             }
         }
         let code = if shown { 0 } else { 128 + sig };
