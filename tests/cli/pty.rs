@@ -263,9 +263,9 @@ fn ctrl_c_at_a_prompt_leaves_nothing_half_done(env: &mut Env) {
     let mut p = spawn(env, &["--json", "--lang", "en", "reset", "request"], true);
     p.expect("Type").unwrap();
     p.send(ControlCode::EndOfText).unwrap();
+    p.expect("recupera: Cancelled.").unwrap();
     p.expect(r#"{"error":"interrupted","exit_code":130,"message":"Cancelled.","status":"error"}"#)
         .unwrap();
-    p.expect("recupera: Cancelled.").unwrap();
     let status = finish(&mut p);
     assert!(exited(&status, 130), "{status}");
     assert_eq!(env.state(), before, "nothing written");
