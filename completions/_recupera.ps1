@@ -41,7 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'recupera' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Imprime un documento JSON en la salida estándar en vez de texto')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Muestra esta ayuda')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Muestra esta ayuda')
-            [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Cuentas: crear, listar, ver, desbloquear')
+            [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Cuentas: crear, listar, ver, desbloquear, deshabilitar, editar, borrar, importar, exportar')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Inicia sesión con NIT (o usuario/email de proveedor) y contraseña (paso 07 del manual)')
             [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Recuperación de contraseña: pedir un código, confirmarlo con una contraseña nueva')
             [CompletionResult]::new('codes', 'codes', [CompletionResultType]::ParameterValue, 'Códigos de recuperación: borrar los terminados (cron), listarlos')

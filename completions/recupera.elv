@@ -38,7 +38,7 @@ set edit:completion:arg-completer[recupera] = {|@words|
             cand --json 'Imprime un documento JSON en la salida estándar en vez de texto'
             cand -h 'Muestra esta ayuda'
             cand --help 'Muestra esta ayuda'
-            cand user 'Cuentas: crear, listar, ver, desbloquear'
+            cand user 'Cuentas: crear, listar, ver, desbloquear, deshabilitar, editar, borrar, importar, exportar'
             cand login 'Inicia sesión con NIT (o usuario/email de proveedor) y contraseña (paso 07 del manual)'
             cand reset 'Recuperación de contraseña: pedir un código, confirmarlo con una contraseña nueva'
             cand codes 'Códigos de recuperación: borrar los terminados (cron), listarlos'

@@ -43,7 +43,7 @@ complete -c recupera -n "__fish_recupera_needs_command" -l busy-timeout-ms -d 'M
 complete -c recupera -n "__fish_recupera_needs_command" -s V -l version -d 'Muestra la versión'
 complete -c recupera -n "__fish_recupera_needs_command" -l json -d 'Imprime un documento JSON en la salida estándar en vez de texto'
 complete -c recupera -n "__fish_recupera_needs_command" -s h -l help -d 'Muestra esta ayuda'
-complete -c recupera -n "__fish_recupera_needs_command" -f -a "user" -d 'Cuentas: crear, listar, ver, desbloquear'
+complete -c recupera -n "__fish_recupera_needs_command" -f -a "user" -d 'Cuentas: crear, listar, ver, desbloquear, deshabilitar, editar, borrar, importar, exportar'
 complete -c recupera -n "__fish_recupera_needs_command" -f -a "login" -d 'Inicia sesión con NIT (o usuario/email de proveedor) y contraseña (paso 07 del manual)'
 complete -c recupera -n "__fish_recupera_needs_command" -f -a "reset" -d 'Recuperación de contraseña: pedir un código, confirmarlo con una contraseña nueva'
 complete -c recupera -n "__fish_recupera_needs_command" -f -a "codes" -d 'Códigos de recuperación: borrar los terminados (cron), listarlos'

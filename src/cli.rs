@@ -16,7 +16,8 @@ use std::path::PathBuf;
     version,
     propagate_version = true,
     max_term_width = 100,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -569,6 +570,7 @@ fn root() -> clap::Command {
         .propagate_version(true)
         .max_term_width(100)
         .arg_required_else_help(true)
+        .args_override_self(true)
         .group(
             clap::ArgGroup::new("Cli")
                 .multiple(true)

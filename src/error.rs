@@ -264,6 +264,12 @@ impl From<UsernameError> for Error {
 pub fn ident_error(input: &str, e: IdentError) -> Error {
     match e {
         IdentError::Nit(n) => nit_error(input, n),
+        // Not echoed: what was typed where the identifier goes is now and
+        // then the password (README), and this message may reach a front
+        // end's logs through --json.
+        IdentError::Email(EmailError::Invalid | EmailError::NoAt) => {
+            Error::Data(t(M::IdentEmailInvalid).to_string())
+        }
         IdentError::Email(m) => email_error(input, m),
         IdentError::Username(u) => u.into(),
         IdentError::ClienteNeedsNit => Error::Data(t(M::ClienteNeedsNit).to_string()),

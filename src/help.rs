@@ -108,8 +108,8 @@ pub const HELP: &[(&str, &str, &str)] = &[
     // ---- user
     (
         "user",
-        "Cuentas: crear, listar, ver, desbloquear",
-        "Accounts: create, list, show, unlock",
+        "Cuentas: crear, listar, ver, desbloquear, deshabilitar, editar, borrar, importar, exportar",
+        "Accounts: create, list, show, unlock, disable, edit, delete, import, export",
     ),
     (
         "user add",

@@ -278,6 +278,8 @@ catalog! {
     EmailLocalTooLong => "La parte del email antes de la @ es demasiado larga (máximo 64 caracteres).",
         "The part of the email before the @ is too long (at most 64 characters).";
     EmailNoAt => "«{email}» no es un email: le falta la @.", "«{email}» is not an email: it has no @.";
+    IdentEmailInvalid => "Lo escrito como NIT, usuario o email lleva @ pero no es un email válido (no se repite aquí, por si era una contraseña); escriba la dirección, como juan@empresa.com.",
+        "What was typed as NIT, username or email has an @ but is not a valid email (not repeated here, in case it was a password); type the address, like juan@empresa.com.";
     EmailInvalid => "«{email}» no es un email válido; escriba solo la dirección, como juan@empresa.com.",
         "«{email}» is not a valid email; give just the address, like juan@company.com.";
 
@@ -572,6 +574,8 @@ catalog! {
     // --- usage errors (clap) ---
     UsageUtf8 => "Un argumento no es texto UTF-8 válido; escríbalo de nuevo sin caracteres extraños.",
         "An argument is not valid UTF-8 text; type it again without stray characters.";
+    UsageExtraArg => "Sobra «{arg}»: esta orden no toma más palabras (entre comillas si es un solo valor con espacios).",
+        "«{arg}» is one word too many: this command takes no more (quote a single value with spaces).";
     UsageUnknownArg => "Opción desconocida: {arg}.", "Unknown option: {arg}.";
     UsageUnknownCommand => "Orden desconocida: {cmd}.", "Unknown command: {cmd}.";
     UsageInvalidValue => "Valor no válido «{value}» para {arg}; valores posibles: {valid}.",
@@ -643,8 +647,8 @@ catalog! {
     ImportPlainPassword => "El archivo tiene una columna de contraseñas en claro ({column}): recupera nunca importa contraseñas. Quítela (los clientes crean la suya con un código, --invite) o exporte password_hash.",
         "The file has a plain-text password column ({column}): recupera never imports passwords. Remove it (customers set theirs with a code, --invite) or export password_hash.";
     ImportDuplicateColumn => "La columna {column} aparece dos veces (también la columna {n}).", "The column {column} appears twice (also column {n}).";
-    ImportUnknownColumns => "Columnas desconocidas: {columns}. Se admiten tipo|type, nit, email, usuario|username, nombre|name, idioma|lang, password_hash.",
-        "Unknown columns: {columns}. Accepted: tipo|type, nit, email, usuario|username, nombre|name, idioma|lang, password_hash.";
+    ImportUnknownColumns => "Columnas desconocidas: {columns}. Se admiten tipo|type, nit, email, usuario|username, nombre|name, idioma|lang, estado|state, motivo|reason, password_hash.",
+        "Unknown columns: {columns}. Accepted: tipo|type, nit, email, usuario|username, nombre|name, idioma|lang, estado|state, motivo|reason, password_hash.";
     ImportMissingColumn => "Falta la columna {column}.", "The column {column} is missing.";
     ImportFieldCount => "la fila tiene {got} campos y el encabezado {want}", "the row has {got} fields and the header {want}";
     ImportTypeMissing => "falta el tipo (cliente o proveedor)", "the type is missing (cliente or proveedor)";

@@ -39,14 +39,14 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     let lang = usage::early_lang(args);
     // A bad RECUPERA_* variable is configuration (78), named as such.
     if let Some(msg) = usage::env_problem(e, args, lang) {
-        return report(&Error::Config(msg), args.iter().any(|a| a == "--json"));
+        return report(&Error::Config(msg), usage::json_typed(args));
     }
     let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
     let Some(msg) = usage::message(e, lang) else {
         let _ = e.print();
         return ExitCode::from(code);
     };
-    if args.iter().any(|a| a == "--json") {
+    if usage::json_typed(args) {
         let doc = serde_json::json!({
             "status": "error",
             "error": "usage",

@@ -126,6 +126,15 @@ pub fn env_problem(e: &clap::Error, args: &[std::ffi::OsString], lang: Lang) -> 
     }
 }
 
+/// `--json` on a line clap refused: typed as the option, not as a value
+/// after `--` (`user show -- X --json` names an account "--json").
+pub fn json_typed(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
 /// Our message for a clap error, or `None` to let clap print its own
 /// (help, version, and rare kinds).
 pub fn message(e: &clap::Error, lang: Lang) -> Option<String> {
@@ -133,6 +142,13 @@ pub fn message(e: &clap::Error, lang: Lang) -> Option<String> {
     let value = ctx(e, ContextKind::InvalidValue).unwrap_or_default();
     let mut msg = match e.kind() {
         ErrorKind::InvalidUtf8 => M::UsageUtf8.text(lang).to_string(),
+        // A word where no more are taken (`user show 900102030 extra`) is
+        // not an option.
+        ErrorKind::UnknownArgument if !arg.starts_with('-') => tl(
+            M::UsageExtraArg,
+            lang,
+            &[("arg", &crate::i18n::quote(&arg))],
+        ),
         ErrorKind::UnknownArgument => tl(M::UsageUnknownArg, lang, &[("arg", &arg)]),
         ErrorKind::InvalidSubcommand => {
             let sub = ctx(e, ContextKind::InvalidSubcommand).unwrap_or_default();
@@ -233,8 +249,10 @@ mod tests {
                 "Invalid value for --limit <N>: «diez».".into(),
             ),
             (
-                &["recupera", "--agent", "a", "--agent", "b", "user", "list"],
-                "--agent <NAME> cannot be used with --agent <NAME>.".into(),
+                &["recupera", "user", "show", "900102030", "extra"],
+                "«extra» is one word too many: this command takes no more (quote a single \
+                 value with spaces)."
+                    .into(),
             ),
             (
                 &["recupera", "mail", "--json"],
@@ -272,6 +290,32 @@ mod tests {
         // Help and version are clap's.
         assert_eq!(said(&["recupera", "--help"]), None);
         assert_eq!(said(&["recupera", "--version"]), None);
+    }
+
+    #[test]
+    fn an_option_given_twice_is_taken_once_the_last_value_winning() {
+        for line in [
+            &["recupera", "--json", "--json", "db", "status"][..],
+            &["recupera", "user", "list", "--json", "--json"],
+        ] {
+            let m = crate::cli::command(Lang::En).try_get_matches_from(line);
+            assert!(m.is_ok(), "{line:?}");
+        }
+        let m = crate::cli::command(Lang::En)
+            .try_get_matches_from(["recupera", "--agent", "a", "--agent", "b", "user", "list"])
+            .unwrap();
+        assert_eq!(m.get_one::<String>("agent").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn json_after_a_double_dash_is_a_word_not_the_option() {
+        let line = |w: &[&str]| w.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(json_typed(&line(&[
+            "recupera", "user", "show", "x", "--json"
+        ])));
+        assert!(!json_typed(&line(&[
+            "recupera", "user", "show", "--", "x", "--json"
+        ])));
     }
 
     #[test]

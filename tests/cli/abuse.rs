@@ -35,6 +35,7 @@ engines!(
     a_bad_variable_is_configuration_named_as_the_variable,
     the_agent_falls_back_to_logname_then_the_system_account,
     login_from_stdin_checks_a_second_line_and_refuses_a_third,
+    a_password_typed_as_the_identifier_is_not_echoed,
     an_email_shared_by_two_proveedores_is_refused_like_an_unknown_one,
 );
 
@@ -1138,6 +1139,55 @@ fn login_from_stdin_checks_a_second_line_and_refuses_a_third(env: &mut Env) {
         "neither was an attempt"
     );
     login(format!("{STRONG}\r\n{STRONG}\r\n")).ok();
+}
+
+/// README: people now and then type the password where the identifier
+/// goes. One with an @ that is no email is refused without repeating it
+/// (the --json message may end up in a front end's logs).
+fn a_password_typed_as_the_identifier_is_not_echoed(env: &mut Env) {
+    env.add_cliente();
+    let secret = "Tr0ub4dor&3@Secret!";
+    for args in [
+        vec![
+            "--json",
+            "login",
+            "--type",
+            "proveedor",
+            "--user",
+            secret,
+            "--password-stdin",
+        ],
+        vec![
+            "--json",
+            "reset",
+            "confirm",
+            "--user",
+            secret,
+            "--code",
+            "abcde",
+            "--password-stdin",
+        ],
+        vec![
+            "--json",
+            "reset",
+            "request",
+            "--type",
+            "proveedor",
+            "--user",
+            secret,
+            "--email",
+            EMAIL,
+        ],
+    ] {
+        let r = env.cli(&args).stdin(&format!("{STRONG}\n")).expect_exit(65);
+        r.stderr_has("no se repite aquí");
+        assert!(
+            !r.stdout.contains("Tr0ub4dor") && !r.stderr.contains("Tr0ub4dor"),
+            "{args:?}: {} {}",
+            r.stdout,
+            r.stderr
+        );
+    }
 }
 
 fn an_email_shared_by_two_proveedores_is_refused_like_an_unknown_one(env: &mut Env) {
