@@ -344,6 +344,8 @@ catalog! {
         "Deleting an account cannot be undone: without a terminal, confirm it with --yes.";
     PromptDelete => "¿Borrar para siempre la cuenta {type} {nit}? (Ley 1581: su historial queda con un seudónimo)",
         "Delete the account {type} {nit} for good? (Ley 1581: its history stays under a pseudonym)";
+    DeleteNotScrubbed => "aviso: otro proceso está leyendo la base, y una copia anterior de los datos borrados queda en su archivo -wal mientras tanto; cuando termine, ejecute «recupera codes purge», que la elimina.",
+        "warning: another process is reading the database, and an older copy of the deleted data stays in its -wal file meanwhile; when it is done, run «recupera codes purge», which removes it.";
     UserDeleted => "Cuenta {type} {nit} borrada; su historial de auditoría la nombra ahora «{pseudonym}».",
         "Account {type} {nit} deleted; its audit history now names it «{pseudonym}».";
     PromptIdentAgent => "NIT, usuario o email de la cuenta", "NIT, username or email of the account";

@@ -292,11 +292,15 @@ fn run_delete(app: &mut App, ui: &Ui, a: &UserDeleteArgs) -> Result<()> {
         }
     }
     let out = accounts::delete(app, &acc)?;
+    if !out.scrubbed {
+        crate::ui::warn(t(M::DeleteNotScrubbed));
+    }
     ui.result(
         json!({
             "status": "deleted",
             "pseudonym": out.pseudonym,
             "audit_rows": out.audit_rows,
+            "files_scrubbed": out.scrubbed,
         }),
         &tf(
             M::UserDeleted,

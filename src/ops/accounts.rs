@@ -358,6 +358,9 @@ pub struct DeleteOutcome {
     pub pseudonym: String,
     /// Audit rows that now name the account by its pseudonym.
     pub audit_rows: u64,
+    /// No older copy of the account's data is left in the database's
+    /// files (false: another process's reader kept one for now).
+    pub scrubbed: bool,
 }
 
 /// Deletes an account for good (habeas data).
@@ -397,10 +400,11 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
         Ok((rows, pseudonym))
     })?;
     // Best effort: the deletion is committed whatever happens here.
-    let _ = app.store.scrub();
+    let scrubbed = app.store.scrub().unwrap_or(false);
     Ok(DeleteOutcome {
         pseudonym,
         audit_rows: rows,
+        scrubbed,
     })
 }
 

@@ -554,7 +554,9 @@ pub trait Storage: Send {
     /// After erasing personal data: make sure no copy of it lingers in the
     /// engine's files where the engine lets us (SQLite: WAL truncated with
     /// secure deletion on; PostgreSQL: dead rows vacuumed).
-    fn scrub(&mut self) -> Result<()>;
+    /// False when a copy may remain for now (SQLite: another reader kept
+    /// the WAL from being folded in).
+    fn scrub(&mut self) -> Result<bool>;
 }
 
 /// A transaction with the domain's operations, grouped by aggregate (one
@@ -816,7 +818,7 @@ impl Store {
         self.inner.let_writers_in()
     }
 
-    pub fn scrub(&mut self) -> Result<()> {
+    pub fn scrub(&mut self) -> Result<bool> {
         self.inner.scrub()
     }
 }

@@ -450,3 +450,43 @@ fn audit_exports_csv_for_compliance(env: &mut Env) {
     let j = env.cli(["audit", "--format", "csv", "--json"]).ok().json();
     assert_eq!(j.as_array().unwrap().len(), 2);
 }
+
+/// Another process reading the SQLite database (a long listing) keeps the
+/// WAL from being folded in: a copy of the deleted account stays in the
+/// `-wal` for now. The agent is told (and `files_scrubbed` says it), and
+/// `codes purge` run after the reader is gone removes it.
+#[test]
+fn a_delete_while_another_process_reads_says_a_copy_remains_until_purge() {
+    let env = Env::sqlite();
+    let email = "zzyzx.borrable@example.co";
+    env.add_user("cliente", NIT, email, &["--name", "Zzyzx Borrable"])
+        .ok();
+    env.add_user("cliente", "800003122", "otra@example.co", &[])
+        .ok();
+    let files = |env: &Env| {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal"] {
+            let p = format!("{}{suffix}", env.db_path.display());
+            all.extend(std::fs::read(p).unwrap_or_default());
+        }
+        all
+    };
+    let found = |bytes: &[u8]| bytes.windows(email.len()).any(|w| w == email.as_bytes());
+    // A reader on a snapshot taken before the deletion.
+    let reader = env.db();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    let r = env
+        .cli(["--json", "user", "delete", NIT, "--yes"])
+        .env("RECUPERA_BUSY_TIMEOUT_MS", "300")
+        .ok();
+    assert_eq!(r.json()["files_scrubbed"], false);
+    r.stderr_has("recupera codes purge");
+    assert!(found(&files(&env)), "the copy the warning speaks of");
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    env.cli(["codes", "purge"]).ok();
+    assert!(!found(&files(&env)), "no copy left after the purge");
+}

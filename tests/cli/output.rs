@@ -295,7 +295,8 @@ fn support_desk_commands_print_their_documents(env: &mut Env) {
     assert_eq!(v["codes_killed"], 0);
 
     let v = ok_doc(env.cli(["user", "delete", NIT, "--yes"]));
-    keys(&v, &["status", "pseudonym", "audit_rows"]);
+    keys(&v, &["status", "pseudonym", "audit_rows", "files_scrubbed"]);
+    assert_eq!(v["files_scrubbed"], true);
     assert_eq!(v["status"], "deleted");
     let pseudonym = v["pseudonym"].as_str().unwrap();
     assert!(!pseudonym.contains(NIT) && !pseudonym.is_empty());

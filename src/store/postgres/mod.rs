@@ -347,12 +347,14 @@ impl Storage for Postgres {
         Ok(())
     }
 
-    fn scrub(&mut self) -> Result<()> {
+    fn scrub(&mut self) -> Result<bool> {
         // Dead row versions of the erased account disappear from the
-        // tables' pages at the next vacuum; ask for it now.
+        // tables' pages at the next vacuum; ask for it now. (Their bytes
+        // can remain in free space until VACUUM FULL: README.)
         self.client
             .batch_execute("VACUUM accounts, codes, notices, audit")
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        Ok(true)
     }
 }
 

@@ -495,11 +495,18 @@ impl Storage for Sqlite {
         Ok(())
     }
 
-    fn scrub(&mut self) -> Result<()> {
+    fn scrub(&mut self) -> Result<bool> {
         // Deleted rows were overwritten (secure_delete is on for the
         // deleting transaction); folding the WAL in and truncating it
-        // leaves no older copy of those pages in either file.
-        self.compact()
+        // leaves no older copy of those pages in either file. A reader
+        // still on an older snapshot (another process's long listing)
+        // keeps the WAL from being folded in: said, so the agent can run
+        // `codes purge` (which truncates it) once that reader is done.
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap_or(1);
+        Ok(busy == 0)
     }
 }
 
