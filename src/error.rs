@@ -108,6 +108,11 @@ pub enum Error {
     /// A bug: exit 70.
     #[error("{0}")]
     Internal(anyhow::Error),
+    /// An error met after part of the work was done: the error, and what
+    /// was done, which `--json` adds to its document as `report`
+    /// (`mail retry` stopped by a server that went away).
+    #[error("{0}")]
+    Partial(Box<Error>, serde_json::Value),
 }
 
 impl From<crate::store::Error> for Error {
@@ -167,6 +172,7 @@ impl Error {
             },
             Error::Io(_) => exit::DB,
             Error::Internal(_) => exit::SOFTWARE,
+            Error::Partial(inner, _) => inner.exit_code(),
         }
     }
 
@@ -191,6 +197,7 @@ impl Error {
             },
             Error::Io(_) => "io",
             Error::Internal(_) => "internal",
+            Error::Partial(inner, _) => inner.kind(),
         }
     }
 

@@ -282,6 +282,9 @@ fn report(e: &Error, json: bool) -> ExitCode {
         if let Error::Rows(_, rows) = e {
             doc["errors"] = serde_json::json!(rows);
         }
+        if let Error::Partial(_, done) = e {
+            doc["report"] = done.clone();
+        }
         // A listing already under way on stdout: its document is the last
         // line of stderr, stdout stays unfinished (README, "JSON output").
         if recupera::ui::streaming() {

@@ -35,20 +35,25 @@ fn run_retry(app: &mut App, ui: &Ui) -> Result<()> {
         // With --json, main prints the one error document.
         ui.line(&text)?;
         let outbox = matches!(app.mailer.transport, crate::mail::Transport::Outbox(_));
-        return Err(if error.credentials && outbox {
+        let e = if error.credentials && outbox {
             Error::Config(tf(M::MailOutboxRefused, &[("err", &error.text)]))
         } else if error.credentials {
             Error::Config(tf(M::MailCredentials, &[("err", &error.text)]))
         } else {
             Error::MailUnavailable(tf(M::MailUnavailable, &[("err", &error.text)]))
-        });
+        };
+        // What was sent before the server went away is part of the answer.
+        return Err(Error::Partial(Box::new(e), json!(report)));
     }
     if report.failed > 0 {
         ui.line(&text)?;
-        return Err(Error::Data(tf(
-            M::MailRejected,
-            &[("failed", &report.failed)],
-        )));
+        return Err(Error::Partial(
+            Box::new(Error::Data(tf(
+                M::MailRejected,
+                &[("failed", &report.failed)],
+            ))),
+            json!(report),
+        ));
     }
     ui.result(json!({"status": "ok", "report": report}), &text)
 }

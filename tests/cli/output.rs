@@ -605,7 +605,19 @@ fn every_error_is_one_document_with_its_kind_and_exit_code(env: &mut Env) {
     std::fs::write(&file, b"x").unwrap();
     env.outbox = file.join("outbox");
     env.request(NIT, EMAIL).ok();
-    error_doc(env.cli(["mail", "retry"]), "mail_unavailable", 69);
+    // With what was done before it stopped, as `report`.
+    let (r, v) = doc(env.cli(["mail", "retry"]));
+    r.code(69);
+    keys(&v, &["status", "error", "exit_code", "message", "report"]);
+    assert_eq!(
+        (&v["error"], &v["exit_code"]),
+        (&json!("mail_unavailable"), &json!(69))
+    );
+    assert_eq!(
+        v["report"],
+        json!({"sent": 0, "dropped": 0, "failed": 1, "not_tried": 0}),
+        "{v}"
+    );
 }
 
 /// Standard output on a full disk (/dev/full): every write fails. The
