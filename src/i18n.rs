@@ -439,6 +439,8 @@ catalog! {
         "warning: {path} has mode {mode} and belongs to another user: others can read it. Ask its owner to chmod 600 it.";
     ConfigDbConninfo => "--db (RECUPERA_DB) parece una cadena de conexión de psql («host=… dbname=…»); recupera usa la forma URL: postgresql://USUARIO@/BASE?host=CARPETA (socket) o postgresql://USUARIO@SERVIDOR:5432/BASE, con la contraseña en PGPASSWORD.",
         "--db (RECUPERA_DB) looks like a psql connection string («host=… dbname=…»); recupera takes the URL form: postgresql://USER@/DB?host=FOLDER (socket) or postgresql://USER@SERVER:5432/DB, with the password in PGPASSWORD.";
+    DbWaiting => "la base de datos está ocupada (otro proceso escribe en ella); se espera hasta {secs} s…",
+        "the database is busy (another process is writing to it); waiting up to {secs} s…";
     DbNoAnswer => "no contestó en {secs} s (connect_timeout en la URL cambia la espera)", "no answer within {secs} s (connect_timeout in the URL changes the wait)";
     DbUnreachable => "No se puede conectar con el servidor PostgreSQL {server}: {err}",
         "Cannot reach the PostgreSQL server {server}: {err}";

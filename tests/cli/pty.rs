@@ -489,3 +489,22 @@ fn user_add_and_login_prompt_for_what_is_missing(env: &mut Env) {
     assert_eq!(logins[0]["detail"], "wrong_password");
     env.login("proveedor", "acme", STRONG).ok();
 }
+
+/// At a terminal, a wait for a busy SQLite database of more than a second
+/// is said, so the agent does not take it for a hang; the command then
+/// goes on once the other writer is done.
+#[test]
+fn a_wait_for_a_busy_database_is_said_at_a_terminal() {
+    let mut env = Env::sqlite();
+    env.add_cliente();
+    env.set_env("RECUPERA_BUSY_TIMEOUT_MS", "20000");
+    let holder = env.db();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut p = spawn(&env, &["user", "unlock", NIT], false);
+    p.expect("la base de datos está ocupada").unwrap();
+    p.expect("se espera hasta 20 s").unwrap();
+    holder.execute_batch("COMMIT").unwrap();
+    p.expect("desbloqueada").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+}

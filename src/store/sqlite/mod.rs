@@ -339,13 +339,28 @@ impl Sqlite {
         // BENCHMARKS.md, M4); with `let_writers_in` between a purge's
         // batches, a waiting command gets in after about one batch.
         let mut since = std::time::Instant::now();
+        // At a terminal, a wait of more than a second is said once, so the
+        // agent does not take it for a hang (scripts are not told).
+        let tell = {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+        };
+        let mut told = false;
         self.conn
             .busy_handler(Some(move |tries: i32| {
                 if tries == 0 {
                     since = std::time::Instant::now();
                 }
-                if since.elapsed() >= busy_timeout {
+                let waited = since.elapsed();
+                if waited >= busy_timeout {
                     return false;
+                }
+                if tell && !told && waited >= Duration::from_secs(1) {
+                    told = true;
+                    crate::ui::warn(&tf(
+                        M::DbWaiting,
+                        &[("secs", &busy_timeout.as_secs().max(1))],
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(1));
                 true
