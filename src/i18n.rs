@@ -547,6 +547,10 @@ catalog! {
     PromptContinue => "¿Continuar ahora con el código? (el cliente lo lee de su correo)", "Continue with the code now? (the customer reads it from their inbox)";
     PromptLoginNow => "¿Iniciar sesión ahora?", "Log in now?";
     PromptUsername => "Usuario (opcional)", "Username (optional)";
+    PromptName => "Nombre (opcional)", "Name (optional)";
+    PromptWhoSetsPassword => "Contraseña", "Password";
+    OptCustomerSetsPassword => "La crea el cliente con un código (así usted no la conoce)", "The customer sets it with a code (so you never learn it)";
+    OptTypePasswordNow => "Escribirla ahora", "Type it now";
 
     // --- demo ---
     DemoIntro => "Demostración del manual de recuperación de contraseña, pasos 01–07, en una base temporal: {dir}",

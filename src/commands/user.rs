@@ -41,6 +41,25 @@ fn who(ui: &Ui, a: &UserIdentArgs) -> Result<(Ident, String)> {
     })
 }
 
+/// An optional value asked at the terminal: empty is none, and a value
+/// the check refuses is explained and asked again, not the end of the
+/// session.
+fn optional_until_valid<T>(
+    ui: &Ui,
+    prompt: &str,
+    check: impl Fn(&str) -> Result<T>,
+) -> Result<Option<T>> {
+    loop {
+        let Some(raw) = ui.optional_prompt(prompt)? else {
+            return Ok(None);
+        };
+        match check(&raw) {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) => ui.warn_line(&e.to_string()),
+        }
+    }
+}
+
 fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) -> Result<()> {
     if a.password_stdin && a.no_password {
         return Err(Error::Usage(t(M::PasswordConflict).to_string()));
@@ -49,6 +68,7 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     let nit = ui.value_or_prompt(a.nit.as_deref(), "--nit", t(M::PromptNit), input::nit)?;
     let email = input::email_or_prompt(ui, a.email.as_deref())?;
     // Decide where the password comes from before reading anything.
+    let ask_source = !a.no_password && !a.password_stdin && ui.interactive;
     let source = if a.no_password {
         None
     } else if a.password_stdin {
@@ -60,15 +80,28 @@ fn run_add(app: &mut App, ui: &Ui, a: &UserAddArgs, lang_on_argv: Option<Lang>) 
     };
     let username = match &a.username {
         Some(u) => Some(input::username(u)?),
-        None if ui.interactive && kind == AccountType::Proveedor => ui
-            .optional_prompt(t(M::PromptUsername))?
-            .map(|u| input::username(&u))
-            .transpose()?,
+        None if ui.interactive && kind == AccountType::Proveedor => {
+            optional_until_valid(ui, t(M::PromptUsername), input::username)?
+        }
         None => None,
     };
     let name = match &a.name {
         Some(n) => Some(input::name(n)?).filter(|n| !n.is_empty()),
+        None if ui.interactive => {
+            optional_until_valid(ui, t(M::PromptName), input::name)?.filter(|n| !n.is_empty())
+        }
         None => None,
+    };
+    // At a terminal with neither flag: who sets the password. SPEC's way
+    // first, the customer with a code, so the agent never learns it.
+    let source = if ask_source {
+        let items = [t(M::OptCustomerSetsPassword), t(M::OptTypePasswordNow)];
+        match ui.select(t(M::PromptWhoSetsPassword), &items, 0)? {
+            0 => None,
+            _ => source,
+        }
+    } else {
+        source
     };
     let u = NewUser {
         kind,

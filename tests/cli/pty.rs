@@ -5,6 +5,7 @@
 use crate::engines;
 use crate::util::*;
 use expectrl::{ControlCode, Expect, Session};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 engines!(
@@ -441,7 +442,17 @@ fn user_add_and_login_prompt_for_what_is_missing(env: &mut Env) {
     p.expect("Email").unwrap();
     send(&mut p, "ventas@acme.co\r");
     p.expect("Usuario (opcional)").unwrap();
+    // A username the rules refuse is explained and asked again.
+    send(&mut p, "a\r");
+    p.expect("Usuario (opcional)").unwrap();
     send(&mut p, "acme\r");
+    p.expect("Nombre (opcional)").unwrap();
+    send(&mut p, "Acme S.A.S.\r");
+    // Who sets the password: the customer with a code comes first (so the
+    // agent never learns it); here the agent types it.
+    p.expect("La crea el cliente con un código").unwrap();
+    p.expect("Escribirla ahora").unwrap();
+    send(&mut p, "\x1b[B\r");
     p.expect("Nueva contraseña").unwrap();
     // Built from the username typed a moment ago: refused, asked again.
     send_secret(&mut p, "acme luz mesa trombón\r");
@@ -458,14 +469,33 @@ fn user_add_and_login_prompt_for_what_is_missing(env: &mut Env) {
             &acc["nit"],
             &acc["email"],
             &acc["username"],
+            &acc["name"],
             &acc["has_password"]
         ),
         (
             &"800003122".into(),
             &"ventas@acme.co".into(),
             &"acme".into(),
+            &"Acme S.A.S.".into(),
             &true.into()
         ),
+    );
+
+    // Enter at every optional question: no name, and no password (the
+    // customer sets it with a code).
+    let mut p = spawn(env, &["user", "add", "--nit", NIT, "--email", EMAIL], false);
+    p.expect("Nombre (opcional)").unwrap();
+    send(&mut p, "\r");
+    p.expect("La crea el cliente con un código").unwrap();
+    send(&mut p, "\r");
+    p.expect("Sin contraseña: el cliente la creará con un código")
+        .unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    let acc = env.account(NIT);
+    assert_eq!(
+        (&acc["has_password"], &acc["name"]),
+        (&false.into(), &Value::Null)
     );
 
     // "Iniciar sesión como Proveedor": the type is asked when nothing is given.
