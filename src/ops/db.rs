@@ -44,7 +44,7 @@ fn copy_rows(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<RowCounts> {
     to.write(|dst| {
-        let have = dst.row_counts()?;
+        let have = dst.claim_for_load()?;
         if have != RowCounts::default() {
             return Err(Error::Data(tf(
                 M::CopyNotEmpty,

@@ -688,6 +688,10 @@ pub trait Audit {
 pub trait Whole {
     fn counts(&mut self, now: i64) -> Result<Counts>;
     fn row_counts(&mut self) -> Result<RowCounts>;
+    /// The target of a copy: kept from every other writer until the
+    /// transaction ends (two copies, or a copy and a `user add`, take
+    /// turns), then counted.
+    fn claim_for_load(&mut self) -> Result<RowCounts>;
     /// Every row of every table, accounts first (the order a copy needs).
     fn dump(&mut self, f: Each<'_, Record>) -> Result<()>;
     /// Inserts a row as it was, ids included (`db copy` into an empty

@@ -583,3 +583,45 @@ fn six_processes_starting_on_an_empty_database_migrate_it_once(env: &mut Env) {
     env.confirm(NIT, &env.last_code(), STRONG).ok();
     assert_eq!(env.status()["accounts"], 7);
 }
+
+/// Several `db copy` into one empty PostgreSQL database at once: the
+/// target is claimed for the whole copy, so one copies and each other one
+/// then finds it not empty (65), never a raw duplicate-key error (74).
+#[test]
+fn parallel_copies_into_one_database_one_copies_the_others_find_it_taken() {
+    let Some(url) = recupera::testing::fresh_pg_url() else {
+        return;
+    };
+    let env = Env::sqlite();
+    for i in 0..30 {
+        env.add_user(
+            "cliente",
+            &format!("80000312{i:02}"),
+            &format!("c{i}@example.co"),
+            &[],
+        )
+        .ok();
+    }
+    let runs = race(
+        (0..5)
+            .map(|_| {
+                Racer::gated(
+                    env.cli(["db", "copy", "--to", url.as_str()])
+                        .env("RECUPERA_BUSY_TIMEOUT_MS", "60000"),
+                )
+            })
+            .collect(),
+    );
+    let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    for r in runs.iter().filter(|r| r.code != 0) {
+        assert_eq!(r.code, 65, "{}", r.stderr);
+        assert!(!r.stderr.contains("duplicate key"), "{}", r.stderr);
+    }
+    let target = env
+        .cli(["--json", "db", "status"])
+        .env("RECUPERA_DB", &url)
+        .ok()
+        .json();
+    assert_eq!(target["accounts"], 30);
+}

@@ -99,6 +99,17 @@ impl Whole for PgTxn<'_> {
         })
     }
 
+    fn claim_for_load(&mut self) -> Result<RowCounts> {
+        // SHARE ROW EXCLUSIVE conflicts with itself and with every write:
+        // a second copy waits for the first (lock_timeout: 75) and then
+        // finds the target not empty (65), instead of both seeing it empty
+        // and the second failing on a duplicate key.
+        self.tx.batch_execute(
+            "LOCK TABLE accounts, codes, notices, audit IN SHARE ROW EXCLUSIVE MODE",
+        )?;
+        self.row_counts()
+    }
+
     fn row_counts(&mut self) -> Result<RowCounts> {
         let codes = self.count("SELECT COUNT(*) FROM codes", &[])?;
         Ok(RowCounts {

@@ -27,6 +27,12 @@ impl Whole for SqliteTxn<'_> {
         })
     }
 
+    fn claim_for_load(&mut self) -> Result<RowCounts> {
+        // A write transaction is BEGIN IMMEDIATE: no other writer until it
+        // ends.
+        self.row_counts()
+    }
+
     fn row_counts(&mut self) -> Result<RowCounts> {
         let codes = self.count("SELECT COUNT(*) FROM codes", [])?;
         Ok(RowCounts {
