@@ -1310,18 +1310,7 @@ fn db_status_shows_a_hostile_path_escaped() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("r.db");
     let db = db.to_str().unwrap();
-    env.cli([
-        "--db",
-        db,
-        "user",
-        "add",
-        "--nit",
-        NIT,
-        "--email",
-        EMAIL,
-        "--no-password",
-    ])
-    .ok();
+    env.add_cliente_in(db);
     let r = env.cli(["--db", db, "db", "status"]).ok();
     assert!(
         !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{202e}'),
@@ -1345,18 +1334,7 @@ fn an_empty_or_open_file_of_another_user_is_not_taken_over() {
     std::fs::write(&mine, b"").unwrap();
     std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o666)).unwrap();
     let db = mine.to_str().unwrap();
-    env.cli([
-        "--db",
-        db,
-        "user",
-        "add",
-        "--nit",
-        NIT,
-        "--email",
-        EMAIL,
-        "--no-password",
-    ])
-    .ok();
+    env.add_cliente_in(db);
     for suffix in ["", "-wal", "-shm"] {
         let p = std::path::PathBuf::from(format!("{db}{suffix}"));
         if p.exists() {

@@ -216,6 +216,23 @@ impl Env {
         self.cli(["user", "import", header.to_str().unwrap()]).ok();
     }
 
+    /// The cliente of `add_cliente`, in the database at `db` (another
+    /// file than the environment's).
+    pub fn add_cliente_in(&self, db: &str) {
+        self.cli([
+            "--db",
+            db,
+            "user",
+            "add",
+            "--nit",
+            NIT,
+            "--email",
+            EMAIL,
+            "--no-password",
+        ])
+        .ok();
+    }
+
     pub fn add_cliente(&self) {
         self.add_user("cliente", NIT, EMAIL, &[]).ok();
     }
