@@ -709,6 +709,18 @@ mod tests {
         assert_eq!(agent_name(Some("mesa-2")), "mesa-2");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_system_account_is_the_one_id_names() {
+        let out = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let me = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(!me.is_empty());
+        assert_eq!(os_user_name(), Some(me));
+    }
+
     #[test]
     fn recupera_lang_names_spanish_or_english_or_nothing() {
         use crate::i18n::Lang;

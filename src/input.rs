@@ -93,10 +93,16 @@ pub fn new_password_from_stdin() -> Result<Password> {
 /// An existing password (login) from stdin: one line, not policy-checked;
 /// a second line, if given, must be the same (README: a confirmation).
 pub fn password_from_stdin() -> Result<Zeroizing<String>> {
+    login_password(read_stdin_password()?)
+}
+
+/// The password of a login's stdin, its confirmation line (if any) the
+/// same.
+fn login_password(lines: StdinPassword) -> Result<Zeroizing<String>> {
     let StdinPassword {
         password,
         confirmation,
-    } = read_stdin_password()?;
+    } = lines;
     match confirmation {
         Some(c) if *c != *password => Err(Error::Data(t(M::PwMismatch).to_string())),
         _ => Ok(password),
@@ -136,6 +142,48 @@ pub fn email_or_prompt(ui: &Ui, given: Option<&str>) -> Result<Email> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_confirmation_line_must_be_the_password() {
+        let lines = |p: &str, c: Option<&str>| StdinPassword {
+            password: Zeroizing::new(p.to_string()),
+            confirmation: c.map(|c| Zeroizing::new(c.to_string())),
+        };
+        assert_eq!(
+            login_password(lines("uno dos", None)).unwrap().as_str(),
+            "uno dos"
+        );
+        assert_eq!(
+            login_password(lines("uno dos", Some("uno dos")))
+                .unwrap()
+                .as_str(),
+            "uno dos"
+        );
+        match login_password(lines("uno dos", Some("uno tres"))) {
+            Err(Error::Data(m)) => assert_eq!(m, t(M::PwMismatch)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_small_file_is_a_regular_file_within_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pepper");
+        std::fs::write(&f, vec![7u8; 2048]).unwrap();
+        assert_eq!(read_small_file(&f, 2048).unwrap().len(), 2048);
+        let e = read_small_file(&f, 1024).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            crate::i18n::tf(M::FileTooBig, &[("max", &1)])
+        );
+        let e = read_small_file(dir.path(), 1024).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        #[cfg(unix)]
+        {
+            let e = read_small_file(std::path::Path::new("/dev/zero"), 1024).unwrap_err();
+            assert_eq!(e.to_string(), t(M::FileNotRegular));
+        }
+    }
 
     #[test]
     fn a_username_is_kept_as_typed_less_the_spaces_around_it() {

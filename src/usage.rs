@@ -308,6 +308,24 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_variable_is_found_once_beside_its_flag() {
+        let mut pairs = Vec::new();
+        flag_variables(&crate::cli::command(Lang::En), &mut pairs);
+        for want in [
+            ("--db", "RECUPERA_DB"),
+            ("--outbox", "RECUPERA_OUTBOX"),
+            ("--agent", "RECUPERA_AGENT"),
+            ("--code", "RECUPERA_CODE"),
+        ] {
+            let n = pairs
+                .iter()
+                .filter(|(f, v)| f == want.0 && v == want.1)
+                .count();
+            assert_eq!(n, 1, "{want:?} in {pairs:?}");
+        }
+    }
+
+    #[test]
     fn json_after_a_double_dash_is_a_word_not_the_option() {
         let line = |w: &[&str]| w.iter().map(OsString::from).collect::<Vec<_>>();
         assert!(json_typed(&line(&[
