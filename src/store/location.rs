@@ -329,6 +329,31 @@ impl PgTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_psql_key_value_string_is_told_from_a_file_name() {
+        for yes in [
+            "host=/tmp dbname=r user=ana",
+            "dbname=recupera",
+            "  user=ana password=x",
+            "service=oficina",
+        ] {
+            assert!(is_conninfo(yes), "{yes}");
+        }
+        for no in [
+            "/srv/recupera/datos.db",
+            "datos=2024.db",
+            "mi host=algo.db",
+            "host",
+            "",
+        ] {
+            assert!(!is_conninfo(no), "{no}");
+        }
+        assert!(matches!(
+            Location::parse(OsStr::new("dbname=r password=S3cret"), true, None),
+            Err(Error::Config(m)) if !m.contains("S3cret")
+        ));
+    }
     use std::collections::HashMap;
 
     struct Fake(HashMap<&'static str, &'static str>);
