@@ -392,15 +392,10 @@ impl Config {
     /// ([`Opening::Create`]), refused ([`Store::open_existing`]), or stood
     /// for by an empty database in memory that nothing is written to.
     pub fn open_with(self, how: Opening) -> Result<App> {
-        let missing = || {
-            matches!(&self.db, Location::Sqlite(p)
-                if std::fs::symlink_metadata(p)
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound))
-        };
         let store = match how {
             Opening::Create => Store::open(&self.db, self.busy_timeout)?,
             Opening::Existing => Store::open_existing(&self.db, self.busy_timeout)?,
-            Opening::ExistingOrEmpty if missing() => Store::in_memory()?,
+            Opening::ExistingOrEmpty if self.db.is_missing_file() => Store::in_memory()?,
             Opening::ExistingOrEmpty => Store::open_existing(&self.db, self.busy_timeout)?,
         };
         Ok(App {

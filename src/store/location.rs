@@ -94,6 +94,14 @@ impl Location {
         }
     }
 
+    /// A SQLite file that is not there (nothing at all by that name, not
+    /// even a dangling symlink); never true of a server.
+    pub fn is_missing_file(&self) -> bool {
+        matches!(self, Location::Sqlite(p)
+            if std::fs::symlink_metadata(p)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound))
+    }
+
     /// The folder beside a SQLite file (where the default outbox goes);
     /// none for a server.
     pub fn folder(&self) -> Option<&Path> {

@@ -732,8 +732,7 @@ impl Store {
     /// must not become a new empty database that answers like a real one).
     pub fn open_existing(loc: &Location, busy_timeout: Duration) -> Result<Store> {
         if let Location::Sqlite(path) = loc
-            && let Err(e) = std::fs::symlink_metadata(path)
-            && e.kind() == std::io::ErrorKind::NotFound
+            && loc.is_missing_file()
         {
             return Err(Error::Other(crate::i18n::tf(
                 crate::i18n::M::DbMissing,

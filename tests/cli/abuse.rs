@@ -1310,7 +1310,7 @@ fn db_status_shows_a_hostile_path_escaped() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("r.db");
     let db = db.to_str().unwrap();
-    env.add_cliente_in(db);
+    env.add_cliente_in(db).ok();
     let r = env.cli(["--db", db, "db", "status"]).ok();
     assert!(
         !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{202e}'),
@@ -1334,7 +1334,7 @@ fn an_empty_or_open_file_of_another_user_is_not_taken_over() {
     std::fs::write(&mine, b"").unwrap();
     std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o666)).unwrap();
     let db = mine.to_str().unwrap();
-    env.add_cliente_in(db);
+    env.add_cliente_in(db).ok();
     for suffix in ["", "-wal", "-shm"] {
         let p = std::path::PathBuf::from(format!("{db}{suffix}"));
         if p.exists() {
@@ -1353,19 +1353,9 @@ fn an_empty_or_open_file_of_another_user_is_not_taken_over() {
         std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(m)).unwrap();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
         let path = theirs.to_str().unwrap();
-        env.cli([
-            "--db",
-            path,
-            "user",
-            "add",
-            "--nit",
-            NIT,
-            "--email",
-            EMAIL,
-            "--no-password",
-        ])
-        .expect_exit(74)
-        .stderr_has("es de otro usuario (uid 65534");
+        env.add_cliente_in(path)
+            .expect_exit(74)
+            .stderr_has("es de otro usuario (uid 65534");
         env.cli(["--db", db, "db", "copy", "--to", path])
             .expect_exit(74)
             .stderr_has("es de otro usuario");

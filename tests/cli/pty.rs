@@ -15,7 +15,6 @@ engines!(
     user_add_and_login_prompt_for_what_is_missing,
     ctrl_z_at_a_hidden_prompt_neither_stops_nor_shows_it,
     a_session_that_goes_on_after_the_code_was_sent_is_still_cancelled,
-    a_session_stops_offering_a_code_it_has_spent,
     tables_at_a_dumb_or_widthless_terminal,
 );
 
@@ -350,52 +349,6 @@ fn a_session_that_goes_on_after_the_code_was_sent_is_still_cancelled(env: &mut E
     // the minute: no new code).
     assert_eq!(env.mails().len(), 1);
     env.confirm(NIT, &env.last_code(), STRONG).ok();
-}
-
-/// Every refusal looks the same, but the session counts its own: after as
-/// many as a code survives, it stops offering to type the code again and
-/// says why; after "Volver a enviar el código" it says what a resend does.
-fn a_session_stops_offering_a_code_it_has_spent(env: &mut Env) {
-    env.add_cliente();
-    env.request(NIT, EMAIL).ok();
-    let code = env.last_code();
-    let wrong = if code == "ZZZZZ" { "YYYYY" } else { "ZZZZZ" };
-    let mut p = spawn(env, &["reset", "confirm", "--user", NIT], false);
-    p.expect("Código").unwrap();
-    send(&mut p, &format!("{wrong}\r"));
-    p.expect("Nueva contraseña").unwrap();
-    send_secret(&mut p, &format!("{STRONG}\r"));
-    p.expect("Confirme contraseña").unwrap();
-    send_secret(&mut p, &format!("{STRONG}\r"));
-    for _ in 0..4 {
-        p.expect("No se pudo actualizar la contraseña").unwrap();
-        p.expect("Escribir el código otra vez").unwrap();
-        send(&mut p, "\r");
-        p.expect("Código").unwrap();
-        send(&mut p, &format!("{wrong}\r"));
-    }
-    p.expect("No se pudo actualizar la contraseña").unwrap();
-    p.expect("Tras 5 intentos fallidos un código deja de servir: pida uno nuevo.")
-        .unwrap();
-    let menu = p.expect("Salir").unwrap();
-    let menu = String::from_utf8_lossy(menu.before()).to_string();
-    assert!(!menu.contains("Escribir el código otra vez"), "{menu}");
-    assert!(menu.contains("Volver a enviar el código"), "{menu}");
-    // "Volver a enviar el código": the type and the email are asked (the
-    // session began at the confirmation), and what a resend does is said.
-    send(&mut p, "\r");
-    p.expect("Tipo").unwrap();
-    send(&mut p, "\r");
-    p.expect("Email").unwrap();
-    send(&mut p, &format!("{EMAIL}\r"));
-    p.expect("Se envía como mucho un código por minuto")
-        .unwrap();
-    p.expect("Código").unwrap();
-    p.send(ControlCode::EndOfText).unwrap();
-    p.expect("recupera: Cancelado.").unwrap();
-    let status = finish(&mut p);
-    assert!(exited(&status, 130), "{status}");
-    assert_eq!(env.codes_in("exhausted"), 1, "{:?}", env.codes());
 }
 
 /// `TERM=dumb` has no colour; a terminal that reports 0 columns (`script`,

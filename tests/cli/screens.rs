@@ -93,8 +93,11 @@ fn volver_a_enviar_el_codigo_from_the_request_session(env: &mut Env) {
     // Nothing is asked: the session remembers the form of step 02. The
     // answer is the manual's, as always; within the minute the request
     // limit holds (this process's clock stands still), so no new code is
-    // sent and the first one stays alive.
+    // sent and the first one stays alive; the screen says what a resend
+    // does without saying which happened.
     p.expect("Se envió un código de confirmación al email asignado a su cuenta [a****@example.co]")
+        .unwrap();
+    p.expect("Se envía como mucho un código por minuto y 5 al día; si no llega uno nuevo, sirve el último que llegó.")
         .unwrap();
     p.expect("Código").unwrap();
     assert_eq!(
@@ -160,7 +163,11 @@ fn five_wrong_codes_in_one_session_kill_the_code_uniformly(env: &mut Env) {
     p.expect(REFUSED).unwrap();
     p.expect("Tras 5 intentos fallidos un código deja de servir")
         .unwrap();
-    p.expect("¿Qué desea hacer?").unwrap();
+    let menu = p.expect("Salir").unwrap();
+    let menu = String::from_utf8_lossy(menu.before()).to_string();
+    assert!(menu.contains("¿Qué desea hacer?"), "{menu}");
+    assert!(!menu.contains("Escribir el código otra vez"), "{menu}");
+    assert!(menu.contains("Volver a enviar el código"), "{menu}");
     send(&mut p, DOWN);
     send(&mut p, "\r");
     let status = finish(&mut p);

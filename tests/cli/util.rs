@@ -216,9 +216,9 @@ impl Env {
         self.cli(["user", "import", header.to_str().unwrap()]).ok();
     }
 
-    /// The cliente of `add_cliente`, in the database at `db` (another
-    /// file than the environment's).
-    pub fn add_cliente_in(&self, db: &str) {
+    /// `add_cliente`'s command, for the database at `db` (another file
+    /// than the environment's).
+    pub fn add_cliente_in(&self, db: &str) -> Cmd<'_> {
         self.cli([
             "--db",
             db,
@@ -230,7 +230,6 @@ impl Env {
             EMAIL,
             "--no-password",
         ])
-        .ok();
     }
 
     pub fn add_cliente(&self) {
