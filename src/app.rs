@@ -30,7 +30,7 @@ pub struct App {
     pub limits: Limits,
     pub code_ttl_secs: i64,
     pub mailer: Mailer,
-    pub agent: String,
+    pub agent: Agent,
     /// `reset request` never answers faster than this (0: no floor).
     pub request_min: Duration,
     /// How to start a background delivery (SMTP only; `None`: inline).
@@ -60,7 +60,7 @@ pub struct Config {
     pub policy: Policy,
     pub code_ttl_secs: i64,
     pub mailer: Mailer,
-    pub agent: String,
+    pub agent: Agent,
     pub busy_timeout: Duration,
     pub request_min: Duration,
     pub background: Option<Background>,
@@ -90,6 +90,47 @@ fn db_path_under(
             .join("recupera")
             .join("recupera.db")),
         None => Err(Error::Config(t(M::ConfigNoHome).to_string())),
+    }
+}
+
+/// Who runs the command, as the audit trail names them: `--agent` (or
+/// `RECUPERA_AGENT`) when given, otherwise looked up the first time an
+/// event is written. A command that writes none (`user show`, a listing)
+/// never reads the user database: with no `$USER` (cron, containers) that
+/// look-up (nsswitch, `/etc/passwd`, nscd's socket) was a tenth of a
+/// `user show`'s time.
+pub struct Agent {
+    given: Option<String>,
+    name: std::sync::OnceLock<String>,
+}
+
+impl Agent {
+    /// As typed (`--agent`, `RECUPERA_AGENT`), or `None` to ask the
+    /// system when first needed.
+    pub fn new(given: Option<&str>) -> Agent {
+        Agent {
+            given: given.map(str::to_string),
+            name: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The name the audit trail shows: at most 64 characters, control and
+    /// invisible characters as visible escapes.
+    pub fn name(&self) -> &str {
+        self.name
+            .get_or_init(|| crate::i18n::visible(&agent_name(self.given.as_deref())))
+    }
+
+    /// Whether the name was already worked out (tests: a command that
+    /// writes no event never looks it up).
+    pub fn resolved(&self) -> bool {
+        self.name.get().is_some()
+    }
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("given", &self.given).finish()
     }
 }
 
@@ -377,7 +418,7 @@ impl Config {
                 from,
                 footer,
             },
-            agent: crate::i18n::visible(&agent_name(g.agent.as_deref())),
+            agent: Agent::new(g.agent.as_deref()),
             busy_timeout: Duration::from_millis(busy_timeout_ms),
             request_min: Duration::from_millis(request_min_ms),
             background,
@@ -461,7 +502,7 @@ impl App {
             limits: Limits::default(),
             code_ttl_secs: 12 * 3600,
             mailer,
-            agent: agent.to_string(),
+            agent: Agent::new(Some(agent)),
             request_min: Duration::ZERO,
             background: None,
         }
@@ -692,10 +733,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.mailer.footer.as_deref(), Some("Soporte  Bogotá"));
+        assert!(!c.agent.resolved());
+        let agent = c.agent.name();
         assert!(
-            !c.agent.contains('\u{1b}') && c.agent.starts_with("ana"),
-            "{}",
-            c.agent
+            !agent.contains('\u{1b}') && agent.starts_with("ana"),
+            "{agent}"
         );
         let c = config(&["--mail-footer", " \n "], none).unwrap();
         assert_eq!(c.mailer.footer, None);

@@ -163,7 +163,7 @@ fn record(
     result: &std::result::Result<(), SendError>,
 ) -> Result<bool> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     app.store.write(|tx| {
         let mut outcome = if result.is_ok() { "ok" } else { "failed" };
         match &result {
@@ -214,7 +214,7 @@ enum Prepared {
 }
 
 fn drop_with(app: &mut App, row: &MailRow, reason: &str, now: i64) -> Result<Prepared> {
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     app.store.write(|tx| {
         tx.mail_dropped(row.id, reason, now)?;
         tx.audit(
@@ -239,7 +239,7 @@ fn prepare(app: &mut App, row: &MailRow, fresh: Option<Fresh>) -> Result<Prepare
     };
     // Claim (and re-key) in one transaction: two retries, or a retry and a
     // background delivery, can never both send this message.
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let claimed = app.store.write(|tx| {
         if !tx.claim_mail(row.id, &claim, now)? {
             return Ok(Some(Prepared::Busy));

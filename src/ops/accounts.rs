@@ -69,7 +69,7 @@ pub fn add(app: &mut App, u: &NewUser, password: Option<&Password>) -> Result<Ac
         None => None,
     };
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     app.store.write(|tx| {
         let res = tx.insert_account(&NewAccount {
             kind: u.kind,
@@ -114,7 +114,7 @@ pub fn unlock(
     raw: &str,
 ) -> Result<Account> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     app.store.write(|tx| {
         let acc = require_account(tx, kind, ident, raw)?;
         tx.set_login_state(acc.id, &LoginState::default())?;
@@ -141,7 +141,7 @@ pub fn set_disabled(
     disable: Option<Option<&str>>,
 ) -> Result<(Account, u64)> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     app.store.write(|tx| {
         let acc = require_account(tx, kind, ident, raw)?;
         let killed = match disable {
@@ -207,7 +207,7 @@ pub fn edit(
     e: &Edit,
 ) -> Result<EditOutcome> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let claim = new_claim(now);
     let (outcome, notices, old) = app.store.write(|tx| {
         let acc = require_account(tx, kind, ident, raw)?;
@@ -366,7 +366,7 @@ pub struct DeleteOutcome {
 /// Deletes an account for good (habeas data).
 pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let id = account.id;
     let (rows, pseudonym) = app.store.write(|tx| {
         // Re-read under the lock: it may have gone meanwhile.
@@ -450,6 +450,34 @@ mod tests {
             Ok(a) => panic!("account {} created", a.id),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn the_agent_is_worked_out_only_when_an_event_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, _) = quick_app(&dir);
+        app.agent = crate::app::Agent::new(None);
+        let id = cliente(&mut app, "900102030", "ana@example.co", None).id;
+        assert!(app.agent.resolved());
+        // A request for an account that does not exist is audited too.
+        let (mut other, _) = quick_app(&dir);
+        other.agent = crate::app::Agent::new(None);
+        ask(&mut other, "900102030", "ana@example.co");
+        assert!(other.agent.resolved());
+        // A read writes nothing and looks up no one.
+        let (mut reader, _) = quick_app(&dir);
+        reader.agent = crate::app::Agent::new(None);
+        assert!(
+            reader
+                .store
+                .read(|tx| Ok(tx.account(id)?))
+                .unwrap()
+                .is_none()
+        );
+        assert!(!reader.agent.resolved());
+        // Worked out late, the name is the one worked out at once.
+        let rows = super::super::kit::audit_agents(&mut app, "user.add");
+        assert_eq!(rows, vec![crate::app::agent_name(None)]);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn purge(app: &mut App, dry_run: bool) -> Result<PurgeCounts> {
 /// (and `batch` notices) per transaction.
 fn purge_in_steps(app: &mut App, window: u64, batch: u64) -> Result<PurgeCounts> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let mut total = PurgeCounts::default();
     // Where the walk through the codes has got to; `None`: every code seen.
     let mut after = Some(i64::MIN);

@@ -568,7 +568,7 @@ pub fn write(
     mut progress: impl FnMut(u64),
 ) -> Result<(u64, u64)> {
     let now = app.now();
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let limits = app.limits;
     let expires_at = now + app.code_ttl_secs;
     // An invitation counts as the account's first request.

@@ -216,6 +216,11 @@ pub fn audit_rows(app: &mut App, event: &str) -> Vec<(Option<i64>, String)> {
     })
 }
 
+/// The agent of every audit row of `event`, oldest first.
+pub fn audit_agents(app: &mut App, event: &str) -> Vec<String> {
+    audit_map(app, event, |r| r.agent)
+}
+
 /// (outcome, detail) of every audit row of `event`, oldest first.
 pub fn audit(app: &mut App, event: &str) -> Vec<(String, String)> {
     audit_map(app, event, |r| (r.outcome, r.detail.unwrap_or_default()))

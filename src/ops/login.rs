@@ -41,7 +41,7 @@ pub fn login(
         .map_or(password.as_bytes(), |p| p.as_bytes());
     let now = app.now();
     let limits = app.limits;
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
 
     // 1. Find the account and count the attempt. An email shared by several
     // proveedores names no one account: it is refused like an unknown one

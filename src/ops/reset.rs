@@ -91,7 +91,7 @@ pub fn request(
     let now = app.now();
     let expires_at = now + app.code_ttl_secs;
     let limits = app.limits;
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let claim = new_claim(now);
 
     let (result, issued) = app.store.write(|tx| {
@@ -234,7 +234,7 @@ pub fn confirm(
     // refuses: refused before the code is touched (no account is looked
     // up), and audited as an attempt like every other.
     let early = |app: &mut App, detail: String| -> Result<()> {
-        let (now, agent) = (app.now(), app.agent.clone());
+        let (now, agent) = (app.now(), app.agent.name().to_string());
         app.store.write(|tx| {
             tx.audit(
                 &AuditEntry::new(&agent, "reset.confirm", "refused")
@@ -259,7 +259,7 @@ pub fn confirm(
 
     let now = app.now();
     let limits = app.limits;
-    let agent = app.agent.clone();
+    let agent = app.agent.name().to_string();
     let claim = new_claim(now);
 
     // 1. Find the account with a live code and count the attempt.
