@@ -43,8 +43,10 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     }
     let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
     let Some(msg) = usage::message(e, lang) else {
-        let _ = e.print();
-        return ExitCode::from(code);
+        // Help (and clap's own texts) as printed: one that could not be
+        // written is not a success.
+        let written = e.print().and_then(|()| std::io::stdout().flush());
+        return written_or_failed(written, code);
     };
     if usage::json_typed(args) {
         let doc = serde_json::json!({
@@ -225,8 +227,11 @@ fn main() -> ExitCode {
         Some(Ok(m)) => m,
         // The version needs no text of ours.
         Some(Err(e)) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
-            out(e.render().to_string().trim_end());
-            return ExitCode::SUCCESS;
+            let mut o = std::io::stdout().lock();
+            let written =
+                writeln!(o, "{}", e.render().to_string().trim_end()).and_then(|()| o.flush());
+            drop(o);
+            return written_or_failed(written, exit::OK);
         }
         _ => match recupera::cli::command(lang).try_get_matches_from(&args) {
             Ok(m) => m,
@@ -249,6 +254,17 @@ fn main() -> ExitCode {
     match recupera::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e, json),
+    }
+}
+
+/// The exit code of a text written to stdout for its own sake (help, the
+/// version): `code` once it is out; a full disk or a failing device is an
+/// I/O error (74, said on stderr) so a script does not take an empty file
+/// for the text; a closed pipe (`recupera --help | head -1`) is not.
+fn written_or_failed(written: std::io::Result<()>, code: u8) -> ExitCode {
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => report(&Error::Io(e), false),
+        _ => ExitCode::from(code),
     }
 }
 

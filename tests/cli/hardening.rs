@@ -108,6 +108,12 @@ fn closed_stdout_ends_with_the_actions_own_code(env: &mut Env) {
     // A table too.
     let (code, stderr) = run_with_stdout(env.cli(["user", "list"]), closed_pipe(), None);
     assert_eq!(code, 0, "{stderr}");
+    // `recupera --help | head -1`: help and the version into a closed pipe
+    // are still 0, and say nothing (a full disk is 74, tests/cli/output.rs).
+    for args in [&["--help"][..], &["--version"]] {
+        let (code, stderr) = run_with_stdout(env.cli(args), closed_pipe(), None);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+    }
 }
 
 fn full_stdout_after_a_reset_says_it_was_saved(env: &mut Env) {

@@ -643,6 +643,12 @@ fn a_stdout_that_cannot_be_written_is_an_io_error(env: &mut Env) {
     env.add_cliente();
     let (code, stderr) = run_into_full_stdout(env, &["user", "list"]);
     assert_eq!(code, Some(74), "{stderr}");
+    // Help and the version too: a script must not take an empty file for
+    // them (they were 0, silently).
+    for args in [&["--version"][..], &["--help"], &["user", "add", "--help"]] {
+        let (code, stderr) = run_into_full_stdout(env, args);
+        assert_eq!(code, Some(74), "{args:?}: {stderr}");
+    }
 }
 
 fn a_stdout_that_cannot_be_written_is_an_io_error_with_json_too(env: &mut Env) {
