@@ -1,6 +1,7 @@
 //! The `recupera` binary: parse, run, map the error to an exit code. The
 //! exit-code table lives in `recupera::error::exit` and is applied only here.
 
+#![no_main]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,7 +14,6 @@ use recupera::cli::{Cli, typed};
 use recupera::error::{Error, exit};
 use recupera::usage;
 use std::io::Write;
-use std::process::ExitCode;
 
 /// A line on stdout; a closed or full stdout loses it (never a panic).
 fn out(line: &str) {
@@ -35,7 +35,7 @@ fn err(line: &str) {
 
 /// A clap error: help and version as clap prints them; usage errors in the
 /// user's language, exit 2 (and a JSON document when `--json` was typed).
-fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> u8 {
     let lang = usage::early_lang(args);
     // A bad RECUPERA_* variable is configuration (78), named as such.
     if let Some(msg) = usage::env_problem(e, args, lang) {
@@ -58,7 +58,7 @@ fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
         out(&doc.to_string());
     }
     err(&format!("recupera: {msg}"));
-    ExitCode::from(exit::USAGE)
+    exit::USAGE
 }
 
 /// Ctrl-C, SIGTERM, SIGHUP: the terminal's settings back (a hidden prompt
@@ -205,7 +205,75 @@ fn prepare_hash_memory(args: &[std::ffi::OsString]) {
     }
 }
 
-fn main() -> ExitCode {
+/// The process's entry point, without the standard library's run-time
+/// start-up (BENCHMARKS.md, M5). Of what that start-up does, this keeps
+/// what a tool that opens files needs: standard descriptors that were
+/// closed are opened on `/dev/null` (or the database could become fd 1
+/// and receive the output), `SIGPIPE` ignored (a closed pipe is an error
+/// to handle, not a silent death), stdout flushed at the end. It drops the
+/// stack-overflow handler, whose set-up (reading `/proc/self/maps`, an
+/// alternate signal stack and its removal at exit) was ~5% of a short
+/// command: a stack overflow still ends the process, on the guard page's
+/// SIGSEGV, without the handler's one-line message.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    #[cfg(unix)]
+    process_setup();
+    let code = run();
+    let _ = std::io::stdout().flush();
+    libc::c_int::from(code)
+}
+
+/// Standard descriptors 0–2 open (on `/dev/null` when they were closed)
+/// and `SIGPIPE` ignored, as the standard library's start-up does them;
+/// the process aborts when a closed one cannot be reopened, as std's does.
+#[cfg(unix)]
+fn process_setup() {
+    // SAFETY: poll(2) on a local array, open(2) of a constant path, and
+    // signal(2) with SIG_IGN: no memory is shared with anything.
+    unsafe {
+        let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        });
+        let reopen = || {
+            if libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) == -1 {
+                libc::abort();
+            }
+        };
+        loop {
+            if libc::poll(fds.as_mut_ptr(), 3, 0) != -1 {
+                for p in fds {
+                    if p.revents & libc::POLLNVAL != 0 {
+                        reopen();
+                    }
+                }
+                break;
+            }
+            match *libc::__errno_location() {
+                libc::EINTR => continue,
+                // poll refused (descriptor limit, memory): ask each one.
+                libc::EINVAL | libc::EAGAIN | libc::ENOMEM => {
+                    for fd in 0..3 {
+                        if libc::fcntl(fd, libc::F_GETFD) == -1
+                            && *libc::__errno_location() == libc::EBADF
+                        {
+                            reopen();
+                        }
+                    }
+                    break;
+                }
+                _ => libc::abort(),
+            }
+        }
+        if libc::signal(libc::SIGPIPE, libc::SIG_IGN) == libc::SIG_ERR {
+            libc::abort();
+        }
+    }
+}
+
+fn run() -> u8 {
     install_panic_hook();
     // Everything this process creates (database, WAL, outbox files) is
     // private to its owner.
@@ -252,7 +320,7 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     interrupt::set_report(lang, json);
     match recupera::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit::OK,
         Err(e) => report(&e, json),
     }
 }
@@ -261,10 +329,10 @@ fn main() -> ExitCode {
 /// version): `code` once it is out; a full disk or a failing device is an
 /// I/O error (74, said on stderr) so a script does not take an empty file
 /// for the text; a closed pipe (`recupera --help | head -1`) is not.
-fn written_or_failed(written: std::io::Result<()>, code: u8) -> ExitCode {
+fn written_or_failed(written: std::io::Result<()>, code: u8) -> u8 {
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => report(&Error::Io(e), false),
-        _ => ExitCode::from(code),
+        _ => code,
     }
 }
 
@@ -272,18 +340,18 @@ fn written_or_failed(written: std::io::Result<()>, code: u8) -> ExitCode {
 /// the exit code. Output that cannot be written is not a new failure: a
 /// closed pipe ends quietly with the action's own code, and work already
 /// committed is never reported as failed without saying it was saved.
-fn report(e: &Error, json: bool) -> ExitCode {
+fn report(e: &Error, json: bool) -> u8 {
     if let Error::Io(io) = e {
         let saved = recupera::store::committed();
         if io.kind() == std::io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
+            return exit::OK;
         }
         if saved {
             err(&recupera::i18n::tf(
                 recupera::i18n::M::SavedButNoOutput,
                 &[("err", &recupera::i18n::os_error(io))],
             ));
-            return ExitCode::from(exit::DB);
+            return exit::DB;
         }
     }
     let code = e.exit_code();
@@ -325,5 +393,5 @@ fn report(e: &Error, json: bool) -> ExitCode {
     if let Some(doc) = late_doc {
         err(&doc);
     }
-    ExitCode::from(code)
+    code
 }

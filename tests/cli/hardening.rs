@@ -10,6 +10,7 @@ use std::process::Stdio;
 engines!(
     a_process_that_cannot_start_threads_answers_the_same,
     closed_stdout_ends_with_the_actions_own_code,
+    closed_standard_descriptors_are_reopened_on_dev_null,
     full_stdout_after_a_reset_says_it_was_saved,
     foreign_text_never_reaches_the_terminal_raw,
     internationalised_domains_are_one_address,
@@ -114,6 +115,53 @@ fn closed_stdout_ends_with_the_actions_own_code(env: &mut Env) {
         let (code, stderr) = run_with_stdout(env.cli(args), closed_pipe(), None);
         assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
     }
+}
+
+/// Started with stdout and stderr closed (`recupera … >&- 2>&-`): the
+/// first files it opens would get descriptors 1 and 2, and its messages
+/// would go into them (an outbox message, a database connection). It
+/// reopens them on /dev/null first, as the standard library's start-up
+/// does (main.rs does that start-up itself). Seen from outside while the
+/// process waits for its password on stdin.
+fn closed_standard_descriptors_are_reopened_on_dev_null(env: &mut Env) {
+    use std::os::unix::process::CommandExt;
+    env.add_cliente_with_password();
+    let mut c = env
+        .cli(["login", "--user", NIT, "--password-stdin"])
+        .command();
+    c.stdin(Stdio::piped());
+    // SAFETY: close(2) between fork and exec, async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            libc::close(1);
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let fd = |n: u32| std::fs::read_link(format!("/proc/{}/fd/{n}", child.id()));
+    // Until its start-up is done (before exec, descriptor 1 is the test's
+    // own, then none); without the reopening it never becomes /dev/null.
+    let null = std::path::PathBuf::from("/dev/null");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fd(2).ok().as_ref() != Some(&null) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for n in [1, 2] {
+        assert_eq!(
+            fd(n).ok(),
+            Some(std::path::PathBuf::from("/dev/null")),
+            "descriptor {n}"
+        );
+    }
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        writeln!(input, "{STRONG}").unwrap();
+    }
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(60));
+    // It logged in, its answer written to /dev/null.
+    assert_eq!(out.status.code(), Some(0));
 }
 
 fn full_stdout_after_a_reset_says_it_was_saved(env: &mut Env) {
