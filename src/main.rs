@@ -212,9 +212,9 @@ fn prepare_hash_memory(args: &[std::ffi::OsString]) {
 /// and receive the output), `SIGPIPE` ignored (a closed pipe is an error
 /// to handle, not a silent death), stdout flushed at the end. It drops the
 /// stack-overflow handler, whose set-up (reading `/proc/self/maps`, an
-/// alternate signal stack and its removal at exit) was ~5% of a short
-/// command: a stack overflow still ends the process, on the guard page's
-/// SIGSEGV, without the handler's one-line message.
+/// alternate signal stack and its removal at exit) took ~0.3 ms of a
+/// 1.9 ms `user show`: a stack overflow still ends the process, on the
+/// guard page's SIGSEGV, without the handler's one-line message.
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     #[cfg(unix)]
@@ -251,13 +251,13 @@ fn process_setup() {
                 }
                 break;
             }
-            match *libc::__errno_location() {
+            match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
                 libc::EINTR => continue,
                 // poll refused (descriptor limit, memory): ask each one.
                 libc::EINVAL | libc::EAGAIN | libc::ENOMEM => {
                     for fd in 0..3 {
                         if libc::fcntl(fd, libc::F_GETFD) == -1
-                            && *libc::__errno_location() == libc::EBADF
+                            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
                         {
                             reopen();
                         }
