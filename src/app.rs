@@ -128,12 +128,6 @@ impl Agent {
     }
 }
 
-impl std::fmt::Debug for Agent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("given", &self.given).finish()
-    }
-}
-
 /// `--agent`, else `$USER`, else "?"; 64 characters at most (the caller
 /// makes control and invisible characters visible escapes, so the audit
 /// log shows what was typed, on one line, without a terminal acting on it).
