@@ -21,9 +21,17 @@ const LISTS: [(&str, &str); 6] = [
     ("MALE_NAMES", "male_names"),
 ];
 
+/// The size of the filter of all the lists' words: 2^20 bits (128 KiB),
+/// ~7% of the substrings that are no listed word let through for ~75,000
+/// distinct words. Must match `ANY_BITS` in `src/frequency_lists.rs`.
+const ANY_BITS: usize = 1 << 20;
+
 fn main() {
     let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let mut code = String::new();
+    // One bit per FNV-1a hash of every word of every list (VENDORED.md,
+    // change 7): `src/frequency_lists.rs` reads the same bits.
+    let mut any = vec![0u8; ANY_BITS / 8];
     for (name, file) in LISTS {
         let path = format!("data/{file}.txt");
         println!("cargo:rerun-if-changed={path}");
@@ -41,7 +49,11 @@ fn main() {
             words.push_str(w);
             ends.extend_from_slice(&(words.len() as u32).to_le_bytes());
             rank_bytes.extend_from_slice(&r.to_le_bytes());
-            let mut i = fnv1a(w.as_bytes()) as usize & (size - 1);
+            let h = fnv1a(w.as_bytes());
+            let bit = (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - ANY_BITS.trailing_zeros()))
+                as usize;
+            any[bit / 8] |= 1 << (bit % 8);
+            let mut i = h as usize & (size - 1);
             while slots[i] != 0 {
                 i = (i + 1) & (size - 1);
             }
@@ -62,6 +74,11 @@ fn main() {
             max_len = ranks.keys().map(|w| w.len()).max().unwrap_or(0),
         ));
     }
+    std::fs::write(dir.join("any.bits"), &any).unwrap();
+    code.push_str(&format!(
+        "pub(crate) static ANY_WORD: [u8; {}] = *include_bytes!(concat!(env!(\"OUT_DIR\"), \"/any.bits\"));\n",
+        any.len()
+    ));
     let mut f = std::fs::File::create(dir.join("ranked.rs")).unwrap();
     f.write_all(code.as_bytes()).unwrap();
     println!("cargo:rerun-if-changed=build.rs");

@@ -84,6 +84,26 @@ impl Ranked {
 
 include!(concat!(env!("OUT_DIR"), "/ranked.rs"));
 
+/// The size of `ANY_WORD` in bits (`build.rs` has the same).
+const ANY_BITS: usize = 1 << 20;
+
+/// recupera (VENDORED.md, change 7): false when no list holds a word with
+/// this FNV-1a hash, so none needs to be probed. One bit per hash of every
+/// listed word, from the top bits of the hash times an odd constant (the
+/// lists' tables index by its low bits): a lookup that misses, as almost every substring's does,
+/// touches one line of a 128 KiB array instead of a line in each of six
+/// tables of 1.4 MiB together, which in a fresh process are not in any
+/// cache.
+pub(crate) fn may_be_listed(hash: u64) -> bool {
+    // Multiplied first: FNV-1a's top bits barely change with the last
+    // character, so substrings that differ from a listed word only there
+    // would share its bit (of 273,665 such substrings in the tests, 13.5% let
+    // through, against 7.9% mixed).
+    let bit =
+        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - ANY_BITS.trailing_zeros())) as usize;
+    ANY_WORD[bit / 8] & (1 << (bit % 8)) != 0
+}
+
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Default)]
 #[cfg_attr(feature = "ser", derive(serde::Deserialize, serde::Serialize))]
 pub enum DictionaryType {

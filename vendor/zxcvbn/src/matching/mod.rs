@@ -190,7 +190,11 @@ fn dictionary_matches(
 
     for (dictionary_name, ranked_dict) in super::frequency_lists::RANKED_DICTIONARIES.iter() {
         trials(*dictionary_name, ranked_dict.max_len(), &|w, h| {
-            ranked_dict.get_hashed(w, h)
+            if super::frequency_lists::may_be_listed(h) {
+                ranked_dict.get_hashed(w, h)
+            } else {
+                None
+            }
         });
     }
     trials(DictionaryType::UserInputs, user_max, &|w, _| {
@@ -2003,6 +2007,38 @@ mod same_as_upstream {
         assert!(dictionary_matches(pw, &ui, None)
             .iter()
             .any(|m| m.token == "ana.perez@example.co"));
+    }
+
+    /// Change 7: every listed word gets through the filter of all words
+    /// (a word it turned away would be a match lost), and most substrings
+    /// that are no listed word do not (or it would filter nothing).
+    #[test]
+    fn the_filter_of_all_words_lets_every_listed_word_through() {
+        use crate::frequency_lists::{fnv1a_extend, may_be_listed, FNV1A_START};
+        let hash = |w: &str| fnv1a_extend(FNV1A_START, w.as_bytes());
+        let mut listed = std::collections::HashSet::new();
+        for (name, dict) in crate::frequency_lists::RANKED_DICTIONARIES.iter() {
+            for w in dict.words() {
+                assert!(may_be_listed(hash(w)), "{name:?} {w:?}");
+                listed.insert(w);
+            }
+        }
+        let (mut others, mut through) = (0, 0);
+        for pw in passwords() {
+            let lower = pw.to_lowercase();
+            let chars: Vec<(usize, char)> = lower.char_indices().collect();
+            for (k, &(a, _)) in chars.iter().enumerate() {
+                for &(b, _) in &chars[k + 1..] {
+                    let w = &lower[a..b];
+                    if !listed.contains(w) {
+                        others += 1;
+                        through += usize::from(may_be_listed(hash(w)));
+                    }
+                }
+            }
+        }
+        assert!(others > 100_000, "{others}");
+        assert!(through * 10 < others, "{through} of {others}");
     }
 
     #[test]
