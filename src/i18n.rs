@@ -352,6 +352,7 @@ catalog! {
     PromptAfterRefusal => "¿Qué desea hacer?", "What now?";
     OptRetype => "Escribir el código otra vez", "Type the code again";
     OptResend => "Volver a enviar el código", "Send the code again";
+    OptRetypeIdent => "Escribir otro NIT, usuario o email", "Type another NIT, username or email";
     OptQuit => "Salir", "Quit";
     HintResend => "Se envía como mucho un código por minuto y 5 al día; si no llega uno nuevo, sirve el último que llegó.",
         "At most one code a minute and 5 a day are sent; if no new one arrives, the last one received is the one that works.";
@@ -385,6 +386,8 @@ catalog! {
         "If that email belongs to several supplier accounts, log in with the NIT or the username.";
     HintIdentShared => "Si el NIT o el email corresponde a más de una cuenta, indique --type o use el usuario.",
         "If the NIT or email belongs to more than one account, give --type or use the username.";
+    HintIdentSharedHere => "Si el NIT o el email corresponde a más de una cuenta, escríbalo otra vez con el tipo, o escriba el usuario.",
+        "If the NIT or email belongs to more than one account, type it again with the type, or type the username.";
     LoginOk => "Sesión iniciada: {type} {nit}.", "Logged in: {type} {nit}.";
     LoginRefused => "Usuario o contraseña incorrectos.", "Wrong username or password.";
     PurgeDone => "Códigos eliminados: {codes}.", "Codes deleted: {codes}.";

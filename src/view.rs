@@ -211,10 +211,18 @@ pub fn login_outcome(ui: &Ui, outcome: LoginOutcome, ident: &Ident) -> Result<()
 /// The one refusal of `reset confirm`. A NIT without `--type`, or an
 /// email, may name several accounts: the hint to be precise depends only on
 /// what was typed, never on what the database holds.
-pub fn confirm_refused(ident: &Ident, kind: Option<AccountType>) -> Error {
+///
+/// `at_prompt`: said in a session that goes on (its menu offers to type
+/// the identifier again), so the hint names no flag.
+pub fn confirm_refused(ident: &Ident, kind: Option<AccountType>, at_prompt: bool) -> Error {
     let imprecise = matches!((ident, kind), (Ident::Email(_), _) | (Ident::Nit(_), None));
+    let hint = if at_prompt {
+        M::HintIdentSharedHere
+    } else {
+        M::HintIdentShared
+    };
     Error::Refused(if imprecise {
-        format!("{} {}", t(M::ConfirmRefused), t(M::HintIdentShared))
+        format!("{} {}", t(M::ConfirmRefused), t(hint))
     } else {
         t(M::ConfirmRefused).to_string()
     })
@@ -459,15 +467,26 @@ mod tests {
         let user = Ident::Username("ana".into());
         let refused = t(M::ConfirmRefused);
         let hinted = format!("{refused} {}", t(M::HintIdentShared));
-        for (ident, kind, want) in [
-            (&email, None, &hinted),
-            (&email, Some(AccountType::Proveedor), &hinted),
-            (&nit, None, &hinted),
-            (&nit, Some(AccountType::Cliente), &refused.to_string()),
-            (&user, None, &refused.to_string()),
+        let hinted_here = format!("{refused} {}", t(M::HintIdentSharedHere));
+        for (ident, kind, want, want_here) in [
+            (&email, None, &hinted, &hinted_here),
+            (&email, Some(AccountType::Proveedor), &hinted, &hinted_here),
+            (&nit, None, &hinted, &hinted_here),
+            (
+                &nit,
+                Some(AccountType::Cliente),
+                &refused.to_string(),
+                &refused.to_string(),
+            ),
+            (&user, None, &refused.to_string(), &refused.to_string()),
         ] {
             assert!(
-                matches!(confirm_refused(ident, kind), Error::Refused(m) if &m == want),
+                matches!(confirm_refused(ident, kind, false), Error::Refused(m) if &m == want),
+                "{ident:?} {kind:?}"
+            );
+            // In a session that goes on, the hint names no flag.
+            assert!(
+                matches!(confirm_refused(ident, kind, true), Error::Refused(m) if &m == want_here && !m.contains("--")),
                 "{ident:?} {kind:?}"
             );
         }

@@ -86,6 +86,9 @@ fn run_request(app: &mut App, ui: &Ui, a: &RequestArgs) -> Result<()> {
 enum Next {
     Retype,
     Resend,
+    /// Another NIT, username or email (the form's other field): a
+    /// mistyped NIT, or one that several accounts share.
+    RetypeIdent,
     Quit,
 }
 
@@ -102,10 +105,16 @@ fn after_refusal(ui: &Ui, spent: Option<i64>) -> Result<Next> {
             _ => Next::Quit,
         });
     }
-    let items = [t(M::OptRetype), t(M::OptResend), t(M::OptQuit)];
+    let items = [
+        t(M::OptRetype),
+        t(M::OptResend),
+        t(M::OptRetypeIdent),
+        t(M::OptQuit),
+    ];
     Ok(match ui.select(t(M::PromptAfterRefusal), &items, 0)? {
         0 => Next::Retype,
         1 => Next::Resend,
+        2 => Next::RetypeIdent,
         _ => Next::Quit,
     })
 }
@@ -135,20 +144,24 @@ fn run_confirm(
     }
     let source = input::password_source(ui, a.password_stdin)?;
     let mut code = ask_code(ui, a.code.as_deref())?;
-    let (ident, raw) = match &a.user {
-        Some(u) => (input::ident(u, a.kind)?, u.clone()),
-        None => ui.value_or_prompt(None, "--user", t(M::PromptIdentConfirm), |s| {
+    let ask_ident = || {
+        ui.value_or_prompt(None, "--user", t(M::PromptIdentConfirm), |s| {
             input::ident(s, a.kind).map(|i| (i, s.to_string()))
-        })?,
+        })
     };
+    let (mut ident, mut raw) = match &a.user {
+        Some(u) => (input::ident(u, a.kind)?, u.clone()),
+        None => ask_ident()?,
+    };
+    let mut kind = a.kind;
     let policy = app.policy;
-    let prompt_password = || -> Result<Password> {
+    let prompt_password = |raw: &str| -> Result<Password> {
         let raw_pw = ui.password_prompt(
             t(M::PromptNewPassword),
             Some(t(M::PromptConfirmPassword)),
             |s| {
                 Password::new(s)
-                    .and_then(|pw| policy.check_typed(&pw, Some(&raw)).map(|_| ()))
+                    .and_then(|pw| policy.check_typed(&pw, Some(raw)).map(|_| ()))
                     .map_err(|e| policy_message(&e))
             },
         )?;
@@ -156,14 +169,14 @@ fn run_confirm(
     };
     let mut password = match source {
         PasswordSource::Stdin => input::new_password_from_stdin()?,
-        PasswordSource::Prompt => prompt_password()?,
+        PasswordSource::Prompt => prompt_password(&raw)?,
     };
     // The screen stays open only in a terminal session (not for scripts).
     let keep_open = ui.interactive && !ui.json;
     // Refusals since this session last sent a code (or began).
     let mut refusals = 0i64;
     loop {
-        match confirm(app, a.kind, &ident, &raw, &code, &password)? {
+        match confirm(app, kind, &ident, &raw, &code, &password)? {
             ConfirmOutcome::Updated(acc) => {
                 ui.result(
                     json!({"status": "updated", "account": crate::view::account_ref(&acc)}),
@@ -192,14 +205,15 @@ fn run_confirm(
                     return Err(Error::Data(policy_message(&e)));
                 }
                 ui.warn_line(&policy_message(&e));
-                password = prompt_password()?;
+                password = prompt_password(&raw)?;
             }
             ConfirmOutcome::Refused => {
-                let refusal = crate::view::confirm_refused(&ident, a.kind);
+                // The hint names a flag only where the session ends.
+                let refusal = |here| crate::view::confirm_refused(&ident, kind, here);
                 if !keep_open {
-                    return Err(refusal);
+                    return Err(refusal(false));
                 }
-                ui.warn_line(&refusal.to_string());
+                ui.warn_line(&refusal(true).to_string());
                 refusals += 1;
                 let attempts = app.limits.code_attempts;
                 let spent = (refusals >= attempts).then_some(attempts);
@@ -208,7 +222,7 @@ fn run_confirm(
                     Next::Resend => {
                         let f = match form.take() {
                             Some(f) => f,
-                            None => resend_form(ui, a.kind, &ident)?,
+                            None => resend_form(ui, kind, &ident)?,
                         };
                         let outcome = request(app, f.kind, &f.ident, &f.email)?;
                         request_answer(app, ui, &outcome.masked_email)?;
@@ -218,7 +232,20 @@ fn run_confirm(
                         refusals = 0;
                         code = ask_code(ui, None)?;
                     }
-                    Next::Quit => return Err(refusal),
+                    Next::RetypeIdent => {
+                        (ident, raw) = ask_ident()?;
+                        // A NIT names one account only with its type:
+                        // asked as the request's form asks it, unless
+                        // --type was given.
+                        kind = match (&ident, a.kind) {
+                            (Ident::Nit(_), None) => Some(ui.account_type(None, true)?),
+                            _ => a.kind,
+                        };
+                        // The form kept for "Volver a enviar el código"
+                        // was for the identifier before.
+                        form = None;
+                    }
+                    Next::Quit => return Err(refusal(false)),
                 }
             }
         }

@@ -12,6 +12,7 @@ engines!(
     volver_a_enviar_el_codigo_from_the_request_session,
     volver_a_enviar_el_codigo_from_reset_confirm_asks_the_email,
     five_wrong_codes_in_one_session_kill_the_code_uniformly,
+    a_shared_nit_is_typed_again_with_its_type,
     ctrl_c_after_the_password_changed_is_not_a_cancellation,
 );
 
@@ -179,6 +180,82 @@ fn five_wrong_codes_in_one_session_kill_the_code_uniformly(env: &mut Env) {
     // The code is dead: even the right one now gets the same refusal.
     env.confirm_refused(NIT, &code, STRONG);
     env.login_refused("cliente", NIT, STRONG);
+}
+
+/// A NIT that a cliente and a proveedor share, both with a live code,
+/// names no one account: refused, and at a terminal the hint names no
+/// flag; "Escribir otro NIT, usuario o email" asks the NIT and its type
+/// (as the request's form does), and the same code and password go
+/// through. The refusal counted nothing (no guess was checked).
+fn a_shared_nit_is_typed_again_with_its_type(env: &mut Env) {
+    const OTHER: &str = "compras@example.co";
+    env.add_cliente();
+    env.add_user("proveedor", NIT, OTHER, &[]).ok();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    env.cli([
+        "reset",
+        "request",
+        "--type",
+        "proveedor",
+        "--nit",
+        NIT,
+        "--email",
+        OTHER,
+    ])
+    .ok();
+    let mut p = confirm_session(env, &code);
+    p.expect(REFUSED).unwrap();
+    let menu = p.expect("Salir").unwrap();
+    let menu = String::from_utf8_lossy(menu.before()).to_string();
+    assert!(
+        menu.contains("escríbalo otra vez con el tipo, o escriba el usuario"),
+        "{menu}"
+    );
+    assert!(!menu.contains("--type"), "{menu}");
+    assert!(
+        menu.contains("Escribir otro NIT, usuario o email"),
+        "{menu}"
+    );
+    send(&mut p, DOWN);
+    send(&mut p, DOWN);
+    send(&mut p, "\r");
+    p.expect("NIT, Usuario o email").unwrap();
+    send(&mut p, &format!("{NIT}\r"));
+    p.expect("Tipo").unwrap();
+    send(&mut p, "\r");
+    // Neither the code nor the password is asked again.
+    p.expect("Su contraseña ha sido actualizada.").unwrap();
+    let status = finish(&mut p);
+    assert!(exited(&status, 0), "{status}");
+    env.login("cliente", NIT, STRONG).ok();
+    let trail: Vec<String> = env
+        .audit(&["--event", "reset.confirm"])
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["outcome"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    // Newest first.
+    assert_eq!(trail, ["ok:password_changed", "refused:ambiguous"]);
+    // The ambiguous try counted on no code: the cliente's was used at its
+    // first counted try, the proveedor's is untouched.
+    let mut codes: Vec<(String, i64)> = env
+        .codes()
+        .iter()
+        .map(|c| {
+            (
+                c["state"].as_str().unwrap_or("").to_string(),
+                c["attempts"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [("pending".to_string(), 0), ("used".to_string(), 1)]);
 }
 
 fn ctrl_c_after_the_password_changed_is_not_a_cancellation(env: &mut Env) {
