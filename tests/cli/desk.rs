@@ -264,17 +264,7 @@ fn delete_leaves_no_personal_data_and_keeps_the_history(env: &mut Env) {
     .ok();
     env.add_user("cliente", "800003122", "otra@example.co", &[])
         .ok();
-    env.cli([
-        "reset",
-        "request",
-        "--type",
-        "proveedor",
-        "--nit",
-        NIT,
-        "--email",
-        EMAIL,
-    ])
-    .ok();
+    env.request_as("proveedor", NIT, EMAIL).ok();
     env.login("proveedor", "anagomez", STRONG).ok();
     env.login_refused("proveedor", NIT, "no es la clave correcta");
     env.cli([

@@ -513,18 +513,7 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code(env: &mut Env) {
     env.add_cliente();
     env.add_user("proveedor", NIT, "compras@example.co", &[])
         .ok();
-    env.cli([
-        "reset",
-        "request",
-        "--type",
-        "proveedor",
-        "--nit",
-        NIT,
-        "--email",
-        "compras@example.co",
-    ])
-    .run()
-    .ok();
+    env.request_as("proveedor", NIT, "compras@example.co").ok();
     let code = env.last_code();
     env.confirm(NIT, &code, STRONG).ok();
     env.login("proveedor", NIT, STRONG).ok();
@@ -533,18 +522,7 @@ fn same_nit_as_cliente_and_proveedor_is_resolved_by_the_code(env: &mut Env) {
     env.advance(61);
     env.request(NIT, EMAIL).ok();
     let c1 = env.last_code();
-    env.cli([
-        "reset",
-        "request",
-        "--type",
-        "proveedor",
-        "--nit",
-        NIT,
-        "--email",
-        "compras@example.co",
-    ])
-    .run()
-    .ok();
+    env.request_as("proveedor", NIT, "compras@example.co").ok();
     // Refused like no match (exit 1, nothing counted), with a hint that
     // depends only on what was typed.
     let r = env.confirm(NIT, &c1, STRONG2);

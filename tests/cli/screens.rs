@@ -193,17 +193,7 @@ fn a_shared_nit_is_typed_again_with_its_type(env: &mut Env) {
     env.add_user("proveedor", NIT, OTHER, &[]).ok();
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
-    env.cli([
-        "reset",
-        "request",
-        "--type",
-        "proveedor",
-        "--nit",
-        NIT,
-        "--email",
-        OTHER,
-    ])
-    .ok();
+    env.request_as("proveedor", NIT, OTHER).ok();
     let mut p = confirm_session(env, &code);
     p.expect(REFUSED).unwrap();
     let menu = p.expect("Salir").unwrap();

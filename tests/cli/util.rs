@@ -248,6 +248,14 @@ impl Env {
             .run()
     }
 
+    /// Step 02 for an account of type `kind`.
+    pub fn request_as(&self, kind: &str, nit: &str, email: &str) -> Run {
+        self.cli([
+            "reset", "request", "--type", kind, "--nit", nit, "--email", email,
+        ])
+        .run()
+    }
+
     /// Step 05: `reset confirm --user … --code …` with the new password on
     /// stdin.
     pub fn confirm(&self, user: &str, code: &str, password: &str) -> Run {
