@@ -244,6 +244,16 @@ fn run_confirm(
                         // The form kept for "Volver a enviar el código"
                         // was for the identifier before.
                         form = None;
+                        // The password may hold the new identifier (the
+                        // typed check): asked for another, as after the
+                        // account's refusal.
+                        if let Err(e) = policy.check_typed(&password, Some(&raw)) {
+                            if !matches!(source, PasswordSource::Prompt) {
+                                return Err(e.into());
+                            }
+                            ui.warn_line(&policy_message(&e));
+                            password = prompt_password(&raw)?;
+                        }
                     }
                     Next::Quit => return Err(refusal(false)),
                 }

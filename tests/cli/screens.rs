@@ -13,6 +13,7 @@ engines!(
     volver_a_enviar_el_codigo_from_reset_confirm_asks_the_email,
     five_wrong_codes_in_one_session_kill_the_code_uniformly,
     a_shared_nit_is_typed_again_with_its_type,
+    an_identifier_typed_again_that_the_password_holds_asks_another_password,
     ctrl_c_after_the_password_changed_is_not_a_cancellation,
 );
 
@@ -246,6 +247,45 @@ fn a_shared_nit_is_typed_again_with_its_type(env: &mut Env) {
         .collect();
     codes.sort();
     assert_eq!(codes, [("pending".to_string(), 0), ("used".to_string(), 1)]);
+}
+
+/// The identifier typed again is checked against the password as the
+/// first one was: a password that holds it is asked again, not sent.
+fn an_identifier_typed_again_that_the_password_holds_asks_another_password(env: &mut Env) {
+    env.add_cliente();
+    env.request(NIT, EMAIL).ok();
+    let code = env.last_code();
+    let mut p = confirm_session(env, wrong(&code));
+    p.expect(REFUSED).unwrap();
+    p.expect("Salir").unwrap();
+    send(&mut p, DOWN);
+    send(&mut p, DOWN);
+    send(&mut p, "\r");
+    p.expect("NIT, Usuario o email").unwrap();
+    // A username, so no type is asked; STRONG holds it.
+    send(&mut p, "tornillo\r");
+    p.expect("La contraseña no puede construirse con el NIT, usuario o email escrito.")
+        .unwrap();
+    p.expect("Nueva contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG2}\r"));
+    p.expect("Confirme contraseña").unwrap();
+    send_secret(&mut p, &format!("{STRONG2}\r"));
+    // No account has that username: the same refusal, and the menu.
+    p.expect(REFUSED).unwrap();
+    p.expect("Salir").unwrap();
+    send(&mut p, DOWN);
+    send(&mut p, DOWN);
+    send(&mut p, DOWN);
+    send(&mut p, "\r");
+    let status = finish(&mut p);
+    assert!(exited(&status, 1), "{status}");
+    let trail: Vec<String> = env
+        .audit(&["--event", "reset.confirm"])
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
+        .collect();
+    // Newest first: the password holding the identifier was never sent.
+    assert_eq!(trail, ["no_match", "wrong_code"]);
 }
 
 fn ctrl_c_after_the_password_changed_is_not_a_cancellation(env: &mut Env) {
