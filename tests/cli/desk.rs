@@ -95,11 +95,7 @@ fn a_disabled_account_cannot_log_in_nor_get_codes(env: &mut Env) {
     let ev = env.audit(&["--event", "user.disable"]);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["agent"], "test-agent");
-    let details: Vec<String> = env
-        .audit(&["--event", "reset"])
-        .iter()
-        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
-        .collect();
+    let details = env.audit_details("reset");
     assert!(details.contains(&"disabled".to_string()), "{details:?}");
 }
 

@@ -114,11 +114,7 @@ fn volver_a_enviar_el_codigo_from_the_request_session(env: &mut Env) {
     send(&mut p, "\r");
     let status = finish(&mut p);
     assert!(exited(&status, 0), "{status}");
-    let details: Vec<String> = env
-        .audit(&["--event", "reset.request"])
-        .iter()
-        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
-        .collect();
+    let details = env.audit_details("reset.request");
     assert_eq!(details, ["throttled", "issued"]);
 }
 
@@ -279,11 +275,7 @@ fn an_identifier_typed_again_that_the_password_holds_asks_another_password(env: 
     send(&mut p, "\r");
     let status = finish(&mut p);
     assert!(exited(&status, 1), "{status}");
-    let trail: Vec<String> = env
-        .audit(&["--event", "reset.confirm"])
-        .iter()
-        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
-        .collect();
+    let trail = env.audit_details("reset.confirm");
     // Newest first: the password holding the identifier was never sent.
     assert_eq!(trail, ["no_match", "wrong_code"]);
 }

@@ -326,6 +326,14 @@ impl Env {
         array(self.cli(["--json", "audit"]).args(filters).ok().json())
     }
 
+    /// The detail of each audit row of `event`, newest first.
+    pub fn audit_details(&self, event: &str) -> Vec<String> {
+        self.audit(&["--event", event])
+            .iter()
+            .map(|e| e["detail"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     pub fn audit_count(&self, event: &str, outcome: Option<&str>) -> usize {
         self.audit(&["--event", event])
             .iter()
