@@ -23,8 +23,12 @@ const LISTS: [(&str, &str); 6] = [
 
 /// The size of the filter of all the lists' words: 2^20 bits (128 KiB),
 /// ~7% of the substrings that are no listed word let through for ~75,000
-/// distinct words. Must match `ANY_BITS` in `src/frequency_lists.rs`.
+/// distinct words. `src/frequency_lists.rs` takes it from the array's size.
 const ANY_BITS: usize = 1 << 20;
+
+/// The odd constant a hash is multiplied by before its top bits pick the
+/// filter's bit; written into the generated code for the run-time side.
+const ANY_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -50,8 +54,7 @@ fn main() {
             ends.extend_from_slice(&(words.len() as u32).to_le_bytes());
             rank_bytes.extend_from_slice(&r.to_le_bytes());
             let h = fnv1a(w.as_bytes());
-            let bit = (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - ANY_BITS.trailing_zeros()))
-                as usize;
+            let bit = (h.wrapping_mul(ANY_MIX) >> (64 - ANY_BITS.trailing_zeros())) as usize;
             any[bit / 8] |= 1 << (bit % 8);
             let mut i = h as usize & (size - 1);
             while slots[i] != 0 {
@@ -76,7 +79,8 @@ fn main() {
     }
     std::fs::write(dir.join("any.bits"), &any).unwrap();
     code.push_str(&format!(
-        "pub(crate) static ANY_WORD: [u8; {}] = *include_bytes!(concat!(env!(\"OUT_DIR\"), \"/any.bits\"));\n",
+        "pub(crate) static ANY_WORD: [u8; {}] = *include_bytes!(concat!(env!(\"OUT_DIR\"), \"/any.bits\"));\n\
+         pub(crate) const ANY_MIX: u64 = {ANY_MIX:#x};\n",
         any.len()
     ));
     let mut f = std::fs::File::create(dir.join("ranked.rs")).unwrap();

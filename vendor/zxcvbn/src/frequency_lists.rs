@@ -84,8 +84,8 @@ impl Ranked {
 
 include!(concat!(env!("OUT_DIR"), "/ranked.rs"));
 
-/// The size of `ANY_WORD` in bits (`build.rs` has the same).
-const ANY_BITS: usize = 1 << 20;
+/// The size of `ANY_WORD` in bits (a power of two: `build.rs`).
+const ANY_BITS: usize = ANY_WORD.len() * 8;
 
 /// recupera (VENDORED.md, change 7): false when no list holds a word with
 /// this FNV-1a hash, so none needs to be probed. One bit per hash of every
@@ -99,8 +99,7 @@ pub(crate) fn may_be_listed(hash: u64) -> bool {
     // character, so substrings that differ from a listed word only there
     // would share its bit (of 273,665 such substrings in the tests, 13.5% let
     // through, against 7.9% mixed).
-    let bit =
-        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - ANY_BITS.trailing_zeros())) as usize;
+    let bit = (hash.wrapping_mul(ANY_MIX) >> (64 - ANY_BITS.trailing_zeros())) as usize;
     ANY_WORD[bit / 8] & (1 << (bit % 8)) != 0
 }
 
