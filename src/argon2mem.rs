@@ -17,7 +17,10 @@
 //!   while a hash writes into the same region.
 //! - A region is used by one hash at a time (taken from the pool, put back
 //!   after); hashes on several threads at once (`user import --invite`,
-//!   `mail retry`) get a region each.
+//!   `mail retry`) get a region each. A hash made beside another one
+//!   ([`with_free_blocks`]: `reset confirm`'s new password, made while the
+//!   code is checked) takes a free region or maps its own, faulted in as it
+//!   writes, and never waits for the region being prepared for the other.
 //! - Argon2 writes every block before reading it, so a region reused by a
 //!   later hash needs no clearing; regions are unmapped at exit.
 //! - When a mapping cannot be made (or off Linux), the hash runs in
@@ -199,6 +202,10 @@ mod region {
             Some(Region(vec![Block::new(); blocks]))
         }
 
+        pub fn map(blocks: usize) -> Option<Region> {
+            Region::new(blocks)
+        }
+
         pub fn blocks(&self) -> usize {
             self.0.len()
         }
@@ -230,12 +237,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A free region of `blocks` blocks from the pool, if there is one.
+fn pooled(blocks: usize) -> Option<Region> {
+    let mut pool = lock(&POOL);
+    let i = pool.iter().position(|r| r.blocks() == blocks)?;
+    Some(pool.swap_remove(i))
+}
+
 fn take(blocks: usize) -> Option<Region> {
-    {
-        let mut pool = lock(&POOL);
-        if let Some(i) = pool.iter().position(|r| r.blocks() == blocks) {
-            return Some(pool.swap_remove(i));
-        }
+    if let Some(r) = pooled(blocks) {
+        return Some(r);
     }
     // Held while waiting: two hashes at once receive one region each.
     let mut pending = lock(&PENDING);
@@ -255,7 +266,12 @@ fn take(blocks: usize) -> Option<Region> {
 
 /// Runs `f` with `blocks` blocks of argon2 working memory.
 pub fn with_blocks<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
-    match take(blocks) {
+    run_in(take(blocks), blocks, f)
+}
+
+/// Runs `f` in `region` (then back to the pool), or in heap memory.
+fn run_in<R>(region: Option<Region>, blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    match region {
         Some(mut r) => {
             let out = f(r.slice());
             lock(&POOL).push(r);
@@ -263,6 +279,14 @@ pub fn with_blocks<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
         }
         None => f(&mut vec![Block::new(); blocks]),
     }
+}
+
+/// Runs `f` in a free region from the pool, or else in a new one faulted
+/// in as `f` writes it (on the calling thread), never waiting for the one
+/// being prepared: for a hash computed beside the one that region is for.
+/// The region goes to the pool afterwards.
+pub fn with_free_blocks<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    run_in(pooled(blocks).or_else(|| Region::map(blocks)), blocks, f)
 }
 
 /// Starts preparing `count` regions on another thread (mapping them and

@@ -53,8 +53,9 @@ pub fn run(cli: Cli) -> Result<()> {
         return commands::demo::run(&ui);
     }
     // A command that will hash gets its argon2 memory ready on another
-    // core while this one opens the database (one region: the hashes of
-    // reset confirm run one after the other, in the same memory).
+    // core while this one opens the database (one region: the new
+    // password's hash that reset confirm makes beside the code's check
+    // faults its own memory in on its own thread).
     let hashes = match &cli.command {
         Command::Login(_) | Command::Reset(_) => true,
         Command::User(cli::UserCommand::Add(a)) => !a.no_password,

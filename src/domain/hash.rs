@@ -11,6 +11,11 @@
 //! - The 19 MiB of working memory come from `argon2mem` (huge pages,
 //!   faulted in ahead of time), not from the allocator: the same argon2
 //!   computation, without thousands of page faults per hash.
+//! - A hash made ahead ([`Hasher::hash_ahead`]) runs on a thread of its
+//!   own and counts as an evaluation only when taken; one not wanted is
+//!   stopped at its next quarter pass (our kernel checks a flag there; the
+//!   argon2 crate's, used without AVX2, cannot stop and runs to its end),
+//!   its work thrown away.
 //! - Hashes imported from another platform are accepted as they are: PHC
 //!   argon2id/argon2i strings and bcrypt (`$2y$`, `$2b$`, `$2a$`). They
 //!   verify with their own parameters (bcrypt: PHP's semantics, the first 72
@@ -19,6 +24,8 @@
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroizing;
 
 pub const M_COST: u32 = 19_456;
@@ -102,10 +109,37 @@ impl Hasher {
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), HashError> {
+        let r = self.evaluate((alg, version), params, pepper, secret, salt, out, None);
+        self.count();
+        r.map(|_| ())
+    }
+
+    /// One argon2 evaluation into `out`, not counted: in the memory being
+    /// prepared for the process's hashes, or, with `stop`, in a free region
+    /// of its own, given up (`Ok(false)`, `out` not written) once `stop`
+    /// is set, where our kernel runs (the argon2 crate's cannot stop).
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        (alg, version): (Algorithm, Version),
+        params: &Params,
+        pepper: bool,
+        secret: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+        stop: Option<&AtomicBool>,
+    ) -> Result<bool, HashError> {
         let key = self.pepper.as_deref().map(Vec::as_slice).filter(|_| pepper);
-        let r = crate::argon2mem::with_blocks(params.block_count(), |mem| {
-            if argon2_simd::hash_into(alg, version, params, key, secret, salt, out, mem).is_some() {
-                return Ok(());
+        let run = |mem: &mut [argon2::Block]| {
+            let ours = match stop {
+                Some(stop) => argon2_simd::hash_into_unless(
+                    stop, alg, version, params, key, secret, salt, out, mem,
+                ),
+                None => argon2_simd::hash_into(alg, version, params, key, secret, salt, out, mem)
+                    .map(|()| argon2_simd::Finished::Done),
+            };
+            if let Some(ended) = ours {
+                return Ok(ended == argon2_simd::Finished::Done);
             }
             let a = match key {
                 Some(k) => Argon2::new_with_secret(k, alg, version, params.clone())
@@ -113,21 +147,64 @@ impl Hasher {
                 None => Argon2::new(alg, version, params.clone()),
             };
             a.hash_password_into_with_memory(secret, salt, out, mem)
-                .map_err(|e| HashError(e.to_string()))
-        });
-        self.count();
-        r
+                .map_err(|e| HashError(e.to_string()))?;
+            Ok(true)
+        };
+        let blocks = params.block_count();
+        match stop {
+            Some(_) => crate::argon2mem::with_free_blocks(blocks, run),
+            None => crate::argon2mem::with_blocks(blocks, run),
+        }
     }
 
     /// Hashes a secret with a fresh salt, returning the PHC string.
     pub fn hash(&self, secret: &[u8]) -> Result<String, HashError> {
+        let phc = self.new_hash(secret, None)?;
+        self.count();
+        phc.ok_or_else(|| HashError("stopped".to_string()))
+    }
+
+    /// Starts hashing `secret` with a fresh salt on another thread, in
+    /// memory of its own, for a caller that learns only later whether it
+    /// needs the hash (`reset confirm`: the new password, hashed while the
+    /// code is checked). [`Ahead::take`] waits for it; dropping the
+    /// [`Ahead`] stops the work at its next quarter pass. Counted as an
+    /// evaluation only when taken. Without a thread (none could be
+    /// started), the hash is made in [`Ahead::take`].
+    pub fn hash_ahead(&self, secret: &[u8]) -> Ahead {
+        let stop = Arc::new(AtomicBool::new(false));
+        let secret = Zeroizing::new(secret.to_vec());
+        let job = if crate::ops::spawn_refused() {
+            None
+        } else {
+            let (hasher, stop, secret) = (self.clone(), stop.clone(), secret.clone());
+            std::thread::Builder::new()
+                .spawn(move || hasher.new_hash(&secret, Some(&stop)))
+                .ok()
+        };
+        Ahead {
+            hasher: self.clone(),
+            stop,
+            job,
+            secret,
+        }
+    }
+
+    /// A new PHC string for `secret`, or `None` when `stop` stopped it.
+    fn new_hash(
+        &self,
+        secret: &[u8],
+        stop: Option<&AtomicBool>,
+    ) -> Result<Option<String>, HashError> {
         use rand::RngExt;
         let salt: [u8; 16] = rand::rng().random();
         let mut out = [0u8; 32];
         let params = self.params.clone();
         self.check_pepper()?;
         let (alg, v) = (Algorithm::Argon2id, Version::V0x13);
-        self.compute((alg, v), &params, true, secret, &salt, &mut out)?;
+        if !self.evaluate((alg, v), &params, true, secret, &salt, &mut out, stop)? {
+            return Ok(None);
+        }
         let err = |e: &dyn std::fmt::Display| HashError(e.to_string());
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
@@ -136,7 +213,7 @@ impl Hasher {
             salt: Some(Salt::new(&salt).map_err(|e| err(&e))?),
             hash: Some(Output::new(&out).map_err(|e| err(&e))?),
         };
-        Ok(phc.to_string())
+        Ok(Some(phc.to_string()))
     }
 
     /// Checks a secret against a stored PHC string (or an imported bcrypt
@@ -238,6 +315,56 @@ impl Hasher {
             }
             Err(_) => true,
         }
+    }
+}
+
+/// A hash being made on another thread ([`Hasher::hash_ahead`]).
+pub struct Ahead {
+    hasher: Hasher,
+    stop: Arc<AtomicBool>,
+    job: Option<std::thread::JoinHandle<Result<Option<String>, HashError>>>,
+    /// For the hash made in [`Ahead::take`] when no thread ran.
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Ahead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ahead")
+            .field("running", &self.job.is_some())
+            .finish()
+    }
+}
+
+impl Ahead {
+    /// The PHC string, once the thread has made it (or made now, when no
+    /// thread ran). One evaluation.
+    pub fn take(mut self) -> Result<String, HashError> {
+        match self.job.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(phc)) => {
+                let phc = phc?;
+                self.hasher.count();
+                phc.ok_or_else(|| HashError("stopped".to_string()))
+            }
+            Some(Err(_)) => Err(HashError("the hashing thread panicked".to_string())),
+            None => self.hasher.hash(&self.secret),
+        }
+    }
+
+    /// Stops the work and waits for the thread: whether it gave up before
+    /// its end (tests; callers just drop).
+    #[cfg(test)]
+    fn stop_and_wait(mut self) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        let job = self.job.take().map(std::thread::JoinHandle::join);
+        matches!(job, Some(Ok(Ok(None))))
+    }
+}
+
+impl Drop for Ahead {
+    /// Not needed: the thread stops at its next quarter pass (well under
+    /// a millisecond) and is not waited for.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -583,5 +710,39 @@ mod tests {
         assert!(!plain.verify(b"pw", &phc), "a lost pepper fails closed");
         let phc2 = plain.hash(b"pw").unwrap();
         assert!(!peppered.verify(b"pw", &phc2));
+    }
+
+    /// A hash made ahead is the hash `hash` makes (peppered, verifiable,
+    /// a fresh salt each time) and counts one evaluation when taken.
+    #[test]
+    fn a_hash_made_ahead_verifies_and_counts_when_taken() {
+        let h = Hasher::new(Some(b"0123456789abcdef0123456789abcdef".to_vec()));
+        let (a, b) = (h.hash_ahead(b"pw"), h.hash_ahead(b"pw"));
+        assert_eq!(h.evaluations(), 0, "counted before it was taken");
+        let (a, b) = (a.take().unwrap(), b.take().unwrap());
+        assert_eq!(h.evaluations(), 2);
+        assert_ne!(a, b, "the same salt twice");
+        assert!(h.verify(b"pw", &a) && h.verify(b"pw", &b));
+        assert!(
+            !Hasher::new(None).verify(b"pw", &a),
+            "made without the pepper"
+        );
+        assert!(!h.needs_rehash(&a));
+    }
+
+    /// A hash made ahead and not wanted gives up (its thread ends before
+    /// the work would) and is never counted. The work here is a quarter of
+    /// a second on a fast CPU, stopped at once; a thread that missed the
+    /// stop would end with a hash. Where our kernel does not run, the
+    /// argon2 crate's cannot stop and the hash ends.
+    #[test]
+    fn a_hash_made_ahead_and_dropped_is_stopped_and_not_counted() {
+        let h = Hasher::with_params(None, 1024, 2048, 1);
+        let gave_up = h.hash_ahead(b"pw").stop_and_wait();
+        assert_eq!(gave_up, argon2_simd::available());
+        assert_eq!(h.evaluations(), 0);
+        // Dropping it is what callers do: the thread is not waited for.
+        drop(h.hash_ahead(b"pw"));
+        assert_eq!(h.evaluations(), 0);
     }
 }

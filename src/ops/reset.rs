@@ -11,10 +11,13 @@
 //!   identifier that does not match, a disabled account or a suspended
 //!   channel; every refusal costs one argon2 evaluation (the code's check,
 //!   or the same work burnt on a miss), and runs the statements of a wrong
-//!   code against a live one (a miss against `NO_ROW`). The new password is
-//!   hashed only after the code verified and the account's policy accepted
-//!   it: a guess never pays for a second hash, and only a success (which
-//!   its answer announces anyway) takes longer.
+//!   code against a live one (a miss against `NO_ROW`). The new password's
+//!   hash starts on another thread, in memory of its own, as soon as the
+//!   typed-only checks pass, for every confirmation alike; it is used only
+//!   once the code verified and the account's policy accepted the
+//!   password, and otherwise stopped when the code's check ends (its work
+//!   thrown away, never counted): a success waits for one hash's time,
+//!   not two, and a refusal answers no later than its own hash.
 //! - Only a confirmation against a live code counts, on the code (5 tries)
 //!   and on the account (20 in a row suspend the channel for 24 h and mail
 //!   the owner): an account with no live code has nothing to guess, and a
@@ -257,6 +260,10 @@ pub fn confirm(
         }
     };
 
+    // The new password's hash, made beside the code's check for every
+    // confirmation alike (uniform), used only after a success.
+    let ahead = app.hasher.hash_ahead(password.as_bytes());
+
     let now = app.now();
     let limits = app.limits;
     let agent = app.agent.name().to_string();
@@ -330,15 +337,21 @@ pub fn confirm(
     };
 
     // 3. Only once the code is known right: the account-dependent policy,
-    // then the new password's hash. A refusal (every guess) costs one
-    // evaluation, the same for every kind of miss; only a success, which
-    // its answer announces anyway, pays for the second.
+    // then the new password's hash, waited for. Otherwise it is stopped
+    // now: a refusal (every guess) counts one evaluation, the same for
+    // every kind of miss.
     let verdict = match (&plan.target, verified) {
         (Some((acc, _)), true) => match app.policy.check_account(&typed, &acc.policy_words()) {
-            Err(pe) => Verdict::Policy(pe),
-            Ok(()) => Verdict::Accept(hasher.hash(password.as_bytes())?),
+            Err(pe) => {
+                drop(ahead);
+                Verdict::Policy(pe)
+            }
+            Ok(()) => Verdict::Accept(ahead.take()?),
         },
-        _ => Verdict::Refuse,
+        _ => {
+            drop(ahead);
+            Verdict::Refuse
+        }
     };
 
     let outcome = app.store.write(|tx| {

@@ -55,7 +55,8 @@ fn a_process_that_cannot_start_threads_answers_the_same(env: &mut Env) {
     env.request(NIT, EMAIL).ok();
     let code = env.last_code();
     // Without threads (argon2's memory is then not prepared ahead on
-    // another one) a confirmation answers the same.
+    // another one, and the new password is hashed after the code's check,
+    // not beside it) a confirmation answers the same.
     let r = env
         .cli([
             "reset",

@@ -44,13 +44,36 @@ pub fn hash_into(
     out: &mut [u8],
     mem: &mut [Block],
 ) -> Option<()> {
-    hash_with(kernel()?, alg, version, params, secret, pwd, salt, out, mem)
+    hash_with(
+        kernel()?,
+        None,
+        alg,
+        version,
+        params,
+        secret,
+        pwd,
+        salt,
+        out,
+        mem,
+    )
+    .map(|_| ())
 }
 
-/// [`hash_into`] with the kernel named.
+/// How a hash that may be stopped ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The tag is in `out`.
+    Done,
+    /// `stop` was seen set at one of the passes' sync points (four a pass):
+    /// the work was given up and `out` was not written.
+    Stopped,
+}
+
+/// [`hash_into`] that gives up once `stop` is set, at the next quarter of
+/// a pass: for a hash computed ahead of knowing whether it will be needed.
 #[allow(clippy::too_many_arguments)]
-fn hash_with(
-    kernel: Kernel,
+pub fn hash_into_unless(
+    stop: &std::sync::atomic::AtomicBool,
     alg: Algorithm,
     version: Version,
     params: &Params,
@@ -59,7 +82,35 @@ fn hash_with(
     salt: &[u8],
     out: &mut [u8],
     mem: &mut [Block],
-) -> Option<()> {
+) -> Option<Finished> {
+    hash_with(
+        kernel()?,
+        Some(stop),
+        alg,
+        version,
+        params,
+        secret,
+        pwd,
+        salt,
+        out,
+        mem,
+    )
+}
+
+/// [`hash_into`] with the kernel named.
+#[allow(clippy::too_many_arguments)]
+fn hash_with(
+    kernel: Kernel,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+    alg: Algorithm,
+    version: Version,
+    params: &Params,
+    secret: Option<&[u8]>,
+    pwd: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    mem: &mut [Block],
+) -> Option<Finished> {
     if !kernel.runs_here() {
         return None;
     }
@@ -96,7 +147,9 @@ fn hash_with(
             }
         }
     }
-    fill(kernel, mem, alg, version, params);
+    if !fill(kernel, stop, mem, alg, version, params) {
+        return Some(Finished::Stopped);
+    }
     let mut last = Block::new();
     for lane in mem.chunks_exact(lane_length) {
         last ^= &lane[lane_length - 1];
@@ -106,7 +159,7 @@ fn hash_with(
         chunk.copy_from_slice(&w.to_le_bytes());
     }
     blake2b_long(&[&bytes[..]], out);
-    Some(())
+    Some(Finished::Done)
 }
 
 /// The block function's implementations, fastest first.
@@ -229,20 +282,29 @@ fn blake2b_long(inputs: &[&[u8]], out: &mut [u8]) {
 }
 
 /// The passes over memory (RFC 9106 §3.4), after the first two blocks of
-/// each lane.
-fn fill(kernel: Kernel, mem: &mut [Block], alg: Algorithm, version: Version, params: &Params) {
+/// each lane; false when `stop` was seen set (at the start of a segment,
+/// a quarter pass) and the work given up.
+fn fill(
+    kernel: Kernel,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+    mem: &mut [Block],
+    alg: Algorithm,
+    version: Version,
+    params: &Params,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: `hash_with` only gets here after `kernel.runs_here()`,
         // i.e. after the CPU reported the kernel's instructions.
         match kernel {
-            Kernel::Avx512 => unsafe { avx512::fill(mem, alg, version, params) },
-            Kernel::Avx2 => unsafe { avx2::fill(mem, alg, version, params) },
+            Kernel::Avx512 => unsafe { avx512::fill(stop, mem, alg, version, params) },
+            Kernel::Avx2 => unsafe { avx2::fill(stop, mem, alg, version, params) },
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (kernel, mem, alg, version, params);
+        let _ = (kernel, stop, mem, alg, version, params);
+        false
     }
 }
 
@@ -390,11 +452,12 @@ macro_rules! kernel_common {
         /// The CPU must support the kernel's target feature.
         #[target_feature(enable = $feature)]
         pub(super) unsafe fn fill(
+            stop: Option<&std::sync::atomic::AtomicBool>,
             mem: &mut [Block],
             alg: Algorithm,
             version: Version,
             params: &Params,
-        ) {
+        ) -> bool {
             let block_count = params.block_count();
             let lanes = params.p_cost() as usize;
             let lane_length = block_count / lanes;
@@ -403,6 +466,9 @@ macro_rules! kernel_common {
             let zero = load(&Block::new());
             for pass in 0..passes {
                 for slice in 0..SYNC_POINTS {
+                    if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                        return false;
+                    }
                     for lane in 0..lanes {
                         let independent = alg == Algorithm::Argon2i
                             || (alg == Algorithm::Argon2id && pass == 0 && slice < SYNC_POINTS / 2);
@@ -495,6 +561,7 @@ macro_rules! kernel_common {
                     }
                 }
             }
+            true
         }
     };
 }
@@ -935,9 +1002,10 @@ mod tests {
     ) -> Option<Vec<u8>> {
         let mut out = vec![0u8; len];
         let mut mem = vec![Block::new(); params.block_count()];
-        hash_with(
-            kernel, alg, version, params, secret, pwd, salt, &mut out, &mut mem,
+        let done = hash_with(
+            kernel, None, alg, version, params, secret, pwd, salt, &mut out, &mut mem,
         )?;
+        assert_eq!(done, Finished::Done, "stopped without a stop flag");
         Some(out)
     }
 
@@ -1152,6 +1220,7 @@ mod tests {
             let mut mem = vec![Block::new(); 63];
             let short = hash_with(
                 kernel,
+                None,
                 Algorithm::Argon2id,
                 Version::V0x13,
                 &p,
@@ -1162,6 +1231,60 @@ mod tests {
                 &mut mem,
             );
             assert!(short.is_none(), "{kernel:?}: too little memory");
+        }
+    }
+
+    /// A hash that may be stopped: unstopped, the same tag as
+    /// `hash_into`; with `stop` already set, given up before its first
+    /// segment (the output untouched); set by another thread while it
+    /// runs, given up before its end.
+    #[test]
+    fn a_stopped_hash_gives_up_and_writes_nothing() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (alg, v) = (Algorithm::Argon2id, Version::V0x13);
+        let run = |kernel, stop: &AtomicBool, p: &Params, out: &mut [u8]| {
+            let mut mem = vec![Block::new(); p.block_count()];
+            hash_with(
+                kernel,
+                Some(stop),
+                alg,
+                v,
+                p,
+                None,
+                b"pw",
+                &[7; 16],
+                out,
+                &mut mem,
+            )
+        };
+        let p = Params::new(256, 3, 1, Some(32)).unwrap();
+        for kernel in here() {
+            let want = ours(kernel, alg, v, &p, None, b"pw", &[7; 16], 32).unwrap();
+            let mut out = [0u8; 32];
+            let never = AtomicBool::new(false);
+            assert_eq!(run(kernel, &never, &p, &mut out), Some(Finished::Done));
+            assert_eq!(out.to_vec(), want, "{kernel:?}");
+            let mut out = [0u8; 32];
+            let set = AtomicBool::new(true);
+            assert_eq!(run(kernel, &set, &p, &mut out), Some(Finished::Stopped));
+            assert_eq!(
+                out, [0u8; 32],
+                "{kernel:?}: a stopped hash wrote its output"
+            );
+
+            // Set while it runs: 2048 passes over 1 MiB (two million
+            // blocks, a quarter of a second on a fast CPU), the flag set
+            // 5 ms in; a hash that missed it would end `Done`, however
+            // slow or fast the machine.
+            let long = Params::new(1024, 2048, 1, Some(32)).unwrap();
+            let stop = AtomicBool::new(false);
+            let ended = std::thread::scope(|s| {
+                let h = s.spawn(|| run(kernel, &stop, &long, &mut [0u8; 32]));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                stop.store(true, Ordering::Relaxed);
+                h.join().unwrap()
+            });
+            assert_eq!(ended, Some(Finished::Stopped), "{kernel:?}");
         }
     }
 }
