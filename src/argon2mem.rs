@@ -28,6 +28,7 @@
 
 use argon2::Block;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 
 #[cfg(target_os = "linux")]
@@ -302,15 +303,92 @@ pub fn prefault(blocks: usize, count: usize) {
         return;
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    let job = move || region::prepare(blocks, count, tx);
+    PREPARING.fetch_add(1, Ordering::SeqCst);
+    let job = move || {
+        region::prepare(blocks, count, tx);
+        PREPARING.fetch_sub(1, Ordering::SeqCst);
+    };
     if std::thread::Builder::new().spawn(job).is_ok() {
         *pending = Some(rx);
+    } else {
+        PREPARING.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// [`prefault`] threads still faulting pages in (each ends within ~2 ms).
+static PREPARING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a thread started now would have a CPU to itself: fewer threads
+/// ready to run on the machine (the kernel's count at this instant, this
+/// one included, a [`prefault`] thread that is about to end not) than
+/// CPUs this process may use. On a machine already busy (other processes,
+/// several confirmations at once) a second thread would only take CPU
+/// from them. Where it cannot be told (no `/proc`), any machine with two
+/// CPUs or more is taken to have one.
+pub fn spare_cpu() -> bool {
+    // Only the test build can be told (`RECUPERA_TEST_SPARE_CPU=1|0`), so
+    // that both ways of a confirmation are tested on any machine.
+    #[cfg(feature = "test-clock")]
+    if let Some(v) = std::env::var_os("RECUPERA_TEST_SPARE_CPU") {
+        return v == "1";
+    }
+    let cpus = cpus();
+    let ready = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| ready_threads(&s));
+    match ready {
+        Some(n) => n.saturating_sub(PREPARING.load(Ordering::SeqCst)) < cpus,
+        None => cpus >= 2,
+    }
+}
+
+/// The threads ready to run, from `/proc/loadavg`'s fourth field
+/// (`ready/existing`).
+fn ready_threads(loadavg: &str) -> Option<usize> {
+    loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The CPUs this process may run on.
+fn cpus() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `set` is a plain bit set the call fills in; its size is
+        // the one passed.
+        let n = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                libc::CPU_COUNT(&set)
+            } else {
+                0
+            }
+        };
+        if let Ok(n) = usize::try_from(n)
+            && n > 0
+        {
+            return n;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ready_threads_are_read_from_loadavg() {
+        assert_eq!(ready_threads("0.89 0.70 0.50 2/150 12345\n"), Some(2));
+        assert_eq!(ready_threads("0.00 0.01 0.05 17/1204 9"), Some(17));
+        assert_eq!(ready_threads("0.89 0.70 0.50"), None);
+        assert_eq!(ready_threads("0.89 0.70 0.50 x/150 1"), None);
+        assert!(cpus() >= 1);
+    }
 
     #[test]
     fn regions_are_reused_and_sized() {

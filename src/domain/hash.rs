@@ -169,18 +169,26 @@ impl Hasher {
     /// needs the hash (`reset confirm`: the new password, hashed while the
     /// code is checked). [`Ahead::take`] waits for it; dropping the
     /// [`Ahead`] stops the work at its next quarter pass. Counted as an
-    /// evaluation only when taken. Without a thread (none could be
-    /// started), the hash is made in [`Ahead::take`].
+    /// evaluation only when taken. Only when a CPU is free for it
+    /// ([`crate::argon2mem::spare_cpu`]: on a busy machine it would take
+    /// CPU from other work) and a thread can be started; otherwise the
+    /// hash is made in [`Ahead::take`], after the caller's own work.
     pub fn hash_ahead(&self, secret: &[u8]) -> Ahead {
+        let thread = !crate::ops::spawn_refused() && crate::argon2mem::spare_cpu();
+        self.ahead(secret, thread)
+    }
+
+    /// [`Self::hash_ahead`], on a thread or not.
+    fn ahead(&self, secret: &[u8], thread: bool) -> Ahead {
         let stop = Arc::new(AtomicBool::new(false));
         let secret = Zeroizing::new(secret.to_vec());
-        let job = if crate::ops::spawn_refused() {
-            None
-        } else {
+        let job = if thread {
             let (hasher, stop, secret) = (self.clone(), stop.clone(), secret.clone());
             std::thread::Builder::new()
                 .spawn(move || hasher.new_hash(&secret, Some(&stop)))
                 .ok()
+        } else {
+            None
         };
         Ahead {
             hasher: self.clone(),
@@ -717,7 +725,9 @@ mod tests {
     #[test]
     fn a_hash_made_ahead_verifies_and_counts_when_taken() {
         let h = Hasher::new(Some(b"0123456789abcdef0123456789abcdef".to_vec()));
-        let (a, b) = (h.hash_ahead(b"pw"), h.hash_ahead(b"pw"));
+        // On a thread, and (no CPU to spare) made when taken.
+        let (a, b) = (h.ahead(b"pw", true), h.ahead(b"pw", false));
+        assert!(a.job.is_some() && b.job.is_none());
         assert_eq!(h.evaluations(), 0, "counted before it was taken");
         let (a, b) = (a.take().unwrap(), b.take().unwrap());
         assert_eq!(h.evaluations(), 2);
@@ -727,7 +737,7 @@ mod tests {
             !Hasher::new(None).verify(b"pw", &a),
             "made without the pepper"
         );
-        assert!(!h.needs_rehash(&a));
+        assert!(!h.needs_rehash(&a) && !h.needs_rehash(&b));
     }
 
     /// A hash made ahead and not wanted gives up (its thread ends before
@@ -738,11 +748,12 @@ mod tests {
     #[test]
     fn a_hash_made_ahead_and_dropped_is_stopped_and_not_counted() {
         let h = Hasher::with_params(None, 1024, 2048, 1);
-        let gave_up = h.hash_ahead(b"pw").stop_and_wait();
+        let gave_up = h.ahead(b"pw", true).stop_and_wait();
         assert_eq!(gave_up, argon2_simd::available());
         assert_eq!(h.evaluations(), 0);
         // Dropping it is what callers do: the thread is not waited for.
-        drop(h.hash_ahead(b"pw"));
+        drop(h.ahead(b"pw", true));
+        drop(h.ahead(b"pw", false));
         assert_eq!(h.evaluations(), 0);
     }
 }

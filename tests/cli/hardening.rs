@@ -9,6 +9,7 @@ use std::process::Stdio;
 
 engines!(
     a_process_that_cannot_start_threads_answers_the_same,
+    a_confirmation_answers_the_same_with_or_without_a_cpu_to_spare,
     closed_stdout_ends_with_the_actions_own_code,
     closed_standard_descriptors_are_reopened_on_dev_null,
     full_stdout_after_a_reset_says_it_was_saved,
@@ -89,6 +90,48 @@ fn a_process_that_cannot_start_threads_answers_the_same(env: &mut Env) {
     .env("RECUPERA_TEST_NO_SPAWN", "1")
     .expect_exit(1)
     .stderr_has(CONFIRM_REFUSED);
+}
+
+/// A confirmation hashes the new password beside the code's check when a
+/// CPU is free, and after it when none is (the test build is told which):
+/// the same answers, rows and audit either way, for a wrong code, a
+/// password the account's data refuses after the right code, and a success.
+fn a_confirmation_answers_the_same_with_or_without_a_cpu_to_spare(env: &mut Env) {
+    env.add_user("cliente", NIT, EMAIL, &["--name", "Ana Gómez"])
+        .ok();
+    for (spare, password) in [("1", STRONG), ("0", STRONG2)] {
+        env.advance(61);
+        env.request(NIT, EMAIL).ok();
+        let code = env.last_code();
+        let wrong = if code == "ZZZZZ" { "YYYYY" } else { "ZZZZZ" };
+        let confirm = |code: &str, password: &str| {
+            env.cli([
+                "reset",
+                "confirm",
+                "--user",
+                NIT,
+                "--code",
+                code,
+                "--password-stdin",
+            ])
+            .stdin(&format!("{password}\n"))
+            .env("RECUPERA_TEST_SPARE_CPU", spare)
+            .run()
+        };
+        confirm(wrong, password).code(1).stderr_has(CONFIRM_REFUSED);
+        confirm(&code, "Gómez luz mesa trombón verde")
+            .code(65)
+            .stderr_has("el nombre de la cuenta");
+        assert_eq!(env.codes()[0]["attempts"], 1, "spare cpu {spare}");
+        confirm(&code, password)
+            .ok()
+            .stdout_has("Su contraseña ha sido actualizada.");
+        assert_eq!(env.codes()[0]["state"], "used", "spare cpu {spare}");
+        env.login("cliente", NIT, password).ok();
+    }
+    let details = env.audit_details("reset.confirm");
+    let once = ["password_changed", "policy:built_from_name", "wrong_code"];
+    assert_eq!(details, [once, once].concat());
 }
 
 fn closed_stdout_ends_with_the_actions_own_code(env: &mut Env) {
