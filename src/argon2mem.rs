@@ -332,12 +332,17 @@ pub fn spare_cpu() -> bool {
     if let Some(v) = std::env::var_os("RECUPERA_TEST_SPARE_CPU") {
         return v == "1";
     }
-    let cpus = cpus();
     let ready = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| ready_threads(&s));
+    free_cpu(ready, PREPARING.load(Ordering::SeqCst), cpus())
+}
+
+/// [`spare_cpu`]'s rule: `ready` threads ready to run (`None`: not known),
+/// `preparing` of them ours and about to end, `cpus` CPUs.
+fn free_cpu(ready: Option<usize>, preparing: usize, cpus: usize) -> bool {
     match ready {
-        Some(n) => n.saturating_sub(PREPARING.load(Ordering::SeqCst)) < cpus,
+        Some(n) => n.saturating_sub(preparing) < cpus,
         None => cpus >= 2,
     }
 }
@@ -387,7 +392,39 @@ mod tests {
         assert_eq!(ready_threads("0.00 0.01 0.05 17/1204 9"), Some(17));
         assert_eq!(ready_threads("0.89 0.70 0.50"), None);
         assert_eq!(ready_threads("0.89 0.70 0.50 x/150 1"), None);
-        assert!(cpus() >= 1);
+    }
+
+    /// A thread only where it would have a CPU to itself: the one asking
+    /// is ready too, a preparing thread about to end is not counted.
+    #[test]
+    fn a_cpu_is_free_when_fewer_threads_are_ready_than_cpus() {
+        assert!(free_cpu(Some(1), 0, 2), "only the asking thread ready");
+        assert!(!free_cpu(Some(2), 0, 2), "another thread ready");
+        assert!(free_cpu(Some(2), 1, 2), "the other is our preparing one");
+        assert!(!free_cpu(Some(3), 1, 2));
+        assert!(!free_cpu(Some(1), 0, 1), "one CPU: never");
+        assert!(free_cpu(Some(3), 0, 4));
+        assert!(free_cpu(None, 0, 2) && !free_cpu(None, 0, 1));
+    }
+
+    /// The CPUs this process may use, as the kernel lists them in
+    /// `/proc/self/status` ("0-1", "0,2-3").
+    #[test]
+    fn the_cpus_counted_are_the_ones_this_process_may_use() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim();
+        let listed: usize = list
+            .split(',')
+            .map(|r| match r.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
+        assert_eq!(cpus(), listed, "{list}");
     }
 
     #[test]

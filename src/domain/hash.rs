@@ -335,14 +335,6 @@ pub struct Ahead {
     secret: Zeroizing<Vec<u8>>,
 }
 
-impl std::fmt::Debug for Ahead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ahead")
-            .field("running", &self.job.is_some())
-            .finish()
-    }
-}
-
 impl Ahead {
     /// The PHC string, once the thread has made it (or made now, when no
     /// thread ran). One evaluation.
@@ -358,19 +350,19 @@ impl Ahead {
         }
     }
 
-    /// Stops the work and waits for the thread: whether it gave up before
-    /// its end (tests; callers just drop).
+    /// Drops it as callers do, then waits for the thread: whether it gave
+    /// up before its end (tests).
     #[cfg(test)]
-    fn stop_and_wait(mut self) -> bool {
-        self.stop.store(true, Ordering::Relaxed);
-        let job = self.job.take().map(std::thread::JoinHandle::join);
-        matches!(job, Some(Ok(Ok(None))))
+    fn drop_and_wait(mut self) -> bool {
+        let job = self.job.take();
+        drop(self);
+        matches!(job.map(std::thread::JoinHandle::join), Some(Ok(Ok(None))))
     }
 }
 
 impl Drop for Ahead {
-    /// Not needed: the thread stops at its next quarter pass (well under
-    /// a millisecond) and is not waited for.
+    /// Not wanted (or already taken): the thread's work stops at its next
+    /// quarter pass (well under a millisecond); it is not waited for.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -748,7 +740,7 @@ mod tests {
     #[test]
     fn a_hash_made_ahead_and_dropped_is_stopped_and_not_counted() {
         let h = Hasher::with_params(None, 1024, 2048, 1);
-        let gave_up = h.ahead(b"pw", true).stop_and_wait();
+        let gave_up = h.ahead(b"pw", true).drop_and_wait();
         assert_eq!(gave_up, argon2_simd::available());
         assert_eq!(h.evaluations(), 0);
         // Dropping it is what callers do: the thread is not waited for.

@@ -13,11 +13,13 @@
 //!   or the same work burnt on a miss), and runs the statements of a wrong
 //!   code against a live one (a miss against `NO_ROW`). The new password's
 //!   hash starts on another thread, in memory of its own, as soon as the
-//!   typed-only checks pass, for every confirmation alike; it is used only
-//!   once the code verified and the account's policy accepted the
-//!   password, and otherwise stopped when the code's check ends (its work
-//!   thrown away, never counted): a success waits for one hash's time,
-//!   not two, and a refusal answers no later than its own hash.
+//!   typed-only checks pass, for every confirmation alike, when a CPU is
+//!   free (on a busy machine it is made after the code's check); it is
+//!   used only once the code verified and the account's policy accepted
+//!   the password, and otherwise stopped when the code's check ends (its
+//!   work thrown away, never counted). A success waits about one hash's
+//!   time, not two; a refusal answers once its own hash is done (sharing
+//!   the memory bus meanwhile: BENCHMARKS.md, item 21).
 //! - Only a confirmation against a live code counts, on the code (5 tries)
 //!   and on the account (20 in a row suspend the channel for 24 h and mail
 //!   the owner): an account with no live code has nothing to guess, and a
@@ -261,7 +263,8 @@ pub fn confirm(
     };
 
     // The new password's hash, made beside the code's check for every
-    // confirmation alike (uniform), used only after a success.
+    // confirmation alike (uniform; when a CPU is free), used only after a
+    // success.
     let ahead = app.hasher.hash_ahead(password.as_bytes());
 
     let now = app.now();

@@ -1286,5 +1286,22 @@ mod tests {
             });
             assert_eq!(ended, Some(Finished::Stopped), "{kernel:?}");
         }
+        // The public entry, with the kernel this CPU runs: `hash_into`'s
+        // tag unstopped, nothing written stopped.
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        let mut mem = vec![Block::new(); p.block_count()];
+        let never = AtomicBool::new(false);
+        let ours = hash_into_unless(&never, alg, v, &p, None, b"pw", &[7; 16], &mut a, &mut mem);
+        let plain = hash_into(alg, v, &p, None, b"pw", &[7; 16], &mut b, &mut mem);
+        assert_eq!(ours.is_some(), plain.is_some());
+        assert_eq!(ours.is_some(), available());
+        if ours.is_some() {
+            assert_eq!(ours, Some(Finished::Done));
+            assert_eq!(a, b);
+            let set = AtomicBool::new(true);
+            let mut c = [0u8; 32];
+            let r = hash_into_unless(&set, alg, v, &p, None, b"pw", &[7; 16], &mut c, &mut mem);
+            assert_eq!((r, c), (Some(Finished::Stopped), [0u8; 32]));
+        }
     }
 }
