@@ -59,16 +59,7 @@ fn a_process_that_cannot_start_threads_answers_the_same(env: &mut Env) {
     // another one, and the new password is hashed after the code's check,
     // not beside it) a confirmation answers the same.
     let r = env
-        .cli([
-            "reset",
-            "confirm",
-            "--user",
-            NIT,
-            "--code",
-            &code,
-            "--password-stdin",
-        ])
-        .stdin(&format!("{STRONG}\n"))
+        .confirm_cmd(NIT, &code, STRONG)
         .env("RECUPERA_TEST_NO_SPAWN", "1")
         .ok();
     r.stdout_has("Su contraseña ha sido actualizada.");
@@ -77,19 +68,10 @@ fn a_process_that_cannot_start_threads_answers_the_same(env: &mut Env) {
     // And a wrong code without threads is the usual refusal, exit 1.
     env.advance(61);
     env.request(NIT, EMAIL).ok();
-    env.cli([
-        "reset",
-        "confirm",
-        "--user",
-        NIT,
-        "--code",
-        "zzzzz",
-        "--password-stdin",
-    ])
-    .stdin(&format!("{STRONG2}\n"))
-    .env("RECUPERA_TEST_NO_SPAWN", "1")
-    .expect_exit(1)
-    .stderr_has(CONFIRM_REFUSED);
+    env.confirm_cmd(NIT, "zzzzz", STRONG2)
+        .env("RECUPERA_TEST_NO_SPAWN", "1")
+        .expect_exit(1)
+        .stderr_has(CONFIRM_REFUSED);
 }
 
 /// A confirmation hashes the new password beside the code's check when a
@@ -105,18 +87,9 @@ fn a_confirmation_answers_the_same_with_or_without_a_cpu_to_spare(env: &mut Env)
         let code = env.last_code();
         let wrong = if code == "ZZZZZ" { "YYYYY" } else { "ZZZZZ" };
         let confirm = |code: &str, password: &str| {
-            env.cli([
-                "reset",
-                "confirm",
-                "--user",
-                NIT,
-                "--code",
-                code,
-                "--password-stdin",
-            ])
-            .stdin(&format!("{password}\n"))
-            .env("RECUPERA_TEST_SPARE_CPU", spare)
-            .run()
+            env.confirm_cmd(NIT, code, password)
+                .env("RECUPERA_TEST_SPARE_CPU", spare)
+                .run()
         };
         confirm(wrong, password).code(1).stderr_has(CONFIRM_REFUSED);
         confirm(&code, "Gómez luz mesa trombón verde")

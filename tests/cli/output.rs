@@ -187,18 +187,7 @@ fn every_command_prints_one_parseable_json_document(env: &mut Env) {
     );
 
     let code = env.last_code();
-    let conf = ok_doc(
-        env.cli([
-            "reset",
-            "confirm",
-            "--user",
-            NIT,
-            "--code",
-            &code,
-            "--password-stdin",
-        ])
-        .stdin(&format!("{STRONG}\n")),
-    );
+    let conf = ok_doc(env.confirm_cmd(NIT, &code, STRONG));
     assert_eq!(conf["status"], "updated");
     let login = ok_doc(
         env.cli(["login", "--user", NIT, "--password-stdin"])

@@ -259,6 +259,11 @@ impl Env {
     /// Step 05: `reset confirm --user … --code …` with the new password on
     /// stdin.
     pub fn confirm(&self, user: &str, code: &str, password: &str) -> Run {
+        self.confirm_cmd(user, code, password).run()
+    }
+
+    /// [`Env::confirm`] still to be run (to add variables or flags).
+    pub fn confirm_cmd(&self, user: &str, code: &str, password: &str) -> Cmd<'_> {
         self.cli([
             "reset",
             "confirm",
@@ -269,7 +274,6 @@ impl Env {
             "--password-stdin",
         ])
         .stdin(&format!("{password}\n"))
-        .run()
     }
 
     /// Step 07: `login --type … --user …` with the password on stdin.
