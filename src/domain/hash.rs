@@ -42,6 +42,9 @@ pub struct Hasher {
     /// Evaluations done (argon2 or bcrypt), shared by clones: how tests see
     /// that a miss really costs what a hit costs.
     evaluations: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Hashes asked for ahead ([`Hasher::hash_ahead`]), thread or not:
+    /// how tests see that every confirmation asks for one alike.
+    aheads: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -71,6 +74,7 @@ impl Hasher {
             pepper: pepper.map(Zeroizing::new),
             params,
             evaluations: Default::default(),
+            aheads: Default::default(),
         }
     }
 
@@ -83,6 +87,11 @@ impl Hasher {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Hashes this hasher (and its clones) was asked to make ahead.
+    pub fn aheads(&self) -> u64 {
+        self.aheads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Password-hash evaluations this hasher (and its clones) has done.
@@ -174,6 +183,7 @@ impl Hasher {
     /// CPU from other work) and a thread can be started; otherwise the
     /// hash is made in [`Ahead::take`], after the caller's own work.
     pub fn hash_ahead(&self, secret: &[u8]) -> Ahead {
+        self.aheads.fetch_add(1, Ordering::SeqCst);
         let thread = !crate::ops::spawn_refused() && crate::argon2mem::spare_cpu();
         self.ahead(secret, thread)
     }

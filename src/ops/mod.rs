@@ -206,6 +206,13 @@ mod cost {
         clock.advance(61);
     }
 
+    /// Evaluations `f` costs, and hashes it asked for ahead.
+    fn cost_ahead(app: &mut App, f: impl FnOnce(&mut App)) -> (u64, u64) {
+        let before = app.hasher.aheads();
+        let c = cost(app, f);
+        (c, app.hasher.aheads() - before)
+    }
+
     #[test]
     fn every_refused_confirm_costs_one_evaluation_and_a_success_two() {
         let dir = tempfile::tempdir().unwrap();
@@ -225,24 +232,33 @@ mod cost {
             (&disabled, "860001234", "disabled account"),
             (&unknown, "830015428", "unknown account"),
         ] {
-            let c = cost(&mut app, |app| {
+            // Each asks for the new password's hash ahead, alike (its
+            // work stopped, not counted), whatever the account.
+            let c = cost_ahead(&mut app, |app| {
                 super::reset::confirm(app, None, who, raw, "ZZZZZ", &pw).unwrap();
             });
-            assert_eq!(c, 1, "{what}");
+            assert_eq!(c, (1, 1), "{what}");
         }
+        // Refused on what was typed, before anything else: nothing asked.
+        let short = Password::new("corta").unwrap();
+        let c = cost_ahead(&mut app, |app| {
+            let _ = super::reset::confirm(app, None, &known, "900102030", "ZZZZZ", &short);
+            let _ = super::reset::confirm(app, None, &known, "900102030", "Z", &pw);
+        });
+        assert_eq!(c, (0, 0), "typed-only refusals");
         // The right code, but a password built from the account's email:
-        // the code's check only, the password is not hashed.
+        // the code's check only, the hash made ahead is not taken.
         let from_email = Password::new("ana@example.co ana@example.co").unwrap();
-        let c = cost(&mut app, |app| {
+        let c = cost_ahead(&mut app, |app| {
             let out = super::reset::confirm(app, None, &known, "900102030", &code, &from_email);
             assert!(matches!(out, Ok(super::reset::ConfirmOutcome::Policy(_))));
         });
-        assert_eq!(c, 1, "policy refusal after the right code");
-        let c = cost(&mut app, |app| {
+        assert_eq!(c, (1, 1), "policy refusal after the right code");
+        let c = cost_ahead(&mut app, |app| {
             let out = super::reset::confirm(app, None, &known, "900102030", &code, &pw);
             assert!(matches!(out, Ok(super::reset::ConfirmOutcome::Updated(_))));
         });
-        assert_eq!(c, 2, "success: the code's check and the new hash");
+        assert_eq!(c, (2, 1), "success: the code's check and the new hash");
     }
 }
 
