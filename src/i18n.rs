@@ -348,6 +348,10 @@ catalog! {
         "warning: another process is reading the database, and an older copy of the deleted data stays in its -wal file meanwhile; when it is done, run «recupera codes purge», which removes it.";
     UserDeleted => "Cuenta {type} {nit} borrada; su historial de auditoría la nombra ahora «{pseudonym}».",
         "Account {type} {nit} deleted; its audit history now names it «{pseudonym}».";
+    OutboxSwept => "Mensajes suyos borrados de la bandeja de salida ({dir}): {n}.",
+        "Its messages removed from the outbox ({dir}): {n}.";
+    OutboxSweepFailed => "aviso: {n} mensajes suyos en la bandeja de salida ({dir}) no se pudieron borrar ni leer; bórrelos a mano.",
+        "warning: {n} of its messages in the outbox ({dir}) could not be removed or read; remove them by hand.";
     PromptIdentAgent => "NIT, usuario o email de la cuenta", "NIT, username or email of the account";
     PromptAfterRefusal => "¿Qué desea hacer?", "What now?";
     OptRetype => "Escribir el código otra vez", "Type the code again";

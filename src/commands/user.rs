@@ -328,20 +328,37 @@ fn run_delete(app: &mut App, ui: &Ui, a: &UserDeleteArgs) -> Result<()> {
     if !out.scrubbed {
         crate::ui::warn(t(M::DeleteNotScrubbed));
     }
+    let mut text = tf(
+        M::UserDeleted,
+        &[
+            ("type", &type_label(acc.kind)),
+            ("nit", &acc.nit.display()),
+            ("pseudonym", &out.pseudonym),
+        ],
+    );
+    if let (Some(sweep), crate::mail::Transport::Outbox(dir)) = (out.outbox, &app.mailer.transport)
+    {
+        let dir = crate::i18n::shown_path(dir);
+        if sweep.failed > 0 {
+            crate::ui::warn(&tf(
+                M::OutboxSweepFailed,
+                &[("n", &sweep.failed), ("dir", &dir)],
+            ));
+        }
+        if sweep.removed > 0 {
+            text.push('\n');
+            text.push_str(&tf(M::OutboxSwept, &[("n", &sweep.removed), ("dir", &dir)]));
+        }
+    }
     ui.result(
         json!({
             "status": "deleted",
             "pseudonym": out.pseudonym,
             "audit_rows": out.audit_rows,
             "files_scrubbed": out.scrubbed,
+            "outbox_removed": out.outbox.map(|s| s.removed),
+            "outbox_failed": out.outbox.map(|s| s.failed),
         }),
-        &tf(
-            M::UserDeleted,
-            &[
-                ("type", &type_label(acc.kind)),
-                ("nit", &acc.nit.display()),
-                ("pseudonym", &out.pseudonym),
-            ],
-        ),
+        &text,
     )
 }

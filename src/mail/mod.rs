@@ -548,6 +548,111 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> std::result::Result<(), SendError> {
     Ok(())
 }
 
+/// What `user delete` did in the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxSweep {
+    /// Messages to the account removed.
+    pub removed: u64,
+    /// Messages to the account that could not be removed (or `.eml` files
+    /// that could not be read to tell).
+    pub failed: u64,
+}
+
+/// Removes from the outbox every message addressed to one of `to` (the
+/// addresses an account's mail went to): a deleted account's personal
+/// data (its address, its name in the greeting, its NIT) must not stay in
+/// the files we wrote either. A message is ours to remove when its `To:`
+/// header is exactly one of those addresses, as `Mailer` writes it (the
+/// domain in ASCII). Only regular `.eml` files directly in the folder are
+/// looked at; symlinks, folders and files being written (`.NAME.tmp`)
+/// are left, and an outbox that is a symlink or missing is not looked
+/// into.
+pub fn sweep_outbox(dir: &Path, to: &[String]) -> OutboxSweep {
+    let mut sweep = OutboxSweep::default();
+    let wanted: std::collections::BTreeSet<String> = to
+        .iter()
+        .map(|a| {
+            Email::parse(a)
+                .map(|e| e.ascii())
+                .unwrap_or_else(|_| a.clone())
+        })
+        .collect();
+    if wanted.is_empty() {
+        return sweep;
+    }
+    let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+    let Ok(entries) = std::fs::read_dir(dir)
+        .map_err(|_| ())
+        .and_then(|e| if is_dir { Ok(e) } else { Err(()) })
+    else {
+        return sweep;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let is_eml = name
+            .to_str()
+            .is_some_and(|n| n.ends_with(".eml") && !n.starts_with('.'));
+        if !is_eml || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        match eml_recipient(&path) {
+            Ok(Some(r)) if wanted.contains(&r) => match std::fs::remove_file(&path) {
+                Ok(()) => sweep.removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => sweep.failed += 1,
+            },
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => sweep.failed += 1,
+        }
+    }
+    sweep
+}
+
+/// The address of a message file's `To:` header (folded lines joined; a
+/// `Name <addr>` form gives `addr`), read from its header block only.
+fn eml_recipient(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::{BufRead, Read};
+    let f = std::fs::File::open(path)?;
+    let mut reader = std::io::BufReader::new(f.take(64 * 1024));
+    let mut to: Option<String> = None;
+    let mut in_to = false;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&raw);
+        let line = text.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if in_to && let Some(t) = to.as_mut() {
+                t.push_str(line.trim());
+            }
+            continue;
+        }
+        in_to = false;
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("to")
+        {
+            if to.is_some() {
+                // Two `To:` headers: not a message we wrote.
+                return Ok(None);
+            }
+            to = Some(value.trim().to_string());
+            in_to = true;
+        }
+    }
+    Ok(to.map(|t| match (t.rfind('<'), t.rfind('>')) {
+        (Some(a), Some(b)) if a < b => t[a + 1..b].trim().to_string(),
+        _ => t,
+    }))
+}
+
 /// Why a delivery failed.
 #[derive(Debug, Clone)]
 pub struct SendError {
@@ -677,6 +782,84 @@ pub fn parse_from(s: &str) -> Result<Mailbox> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn eml(dir: &Path, name: &str, head: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{head}\r\n\r\nTo: body@example.co\r\n")).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_message_file_is_known_by_its_to_header_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cases = [
+            (
+                "From: a <x@y.co>\r\nTo: ana@example.co\r\nSubject: s",
+                Some("ana@example.co"),
+            ),
+            ("to:   Ana Gómez <ana@example.co>  ", Some("ana@example.co")),
+            (
+                "To:\r\n ana@example.co\r\nSubject: s",
+                Some("ana@example.co"),
+            ),
+            ("Subject: no recipient", None),
+            // A body line is not a header.
+            ("Subject: s", None),
+            ("To: a@example.co\r\nTo: b@example.co", None),
+            ("X-To: ana@example.co", None),
+        ];
+        for (i, (head, want)) in cases.iter().enumerate() {
+            let p = eml(d, &format!("{i}.eml"), head);
+            assert_eq!(eml_recipient(&p).unwrap().as_deref(), *want, "{head:?}");
+        }
+        // Bytes that are not UTF-8 in a header are no error.
+        let p = d.join("raw.eml");
+        std::fs::write(&p, b"Subject: \xff\xfe\nTo: ana@example.co\n\n").unwrap();
+        assert_eq!(
+            eml_recipient(&p).unwrap().as_deref(),
+            Some("ana@example.co")
+        );
+    }
+
+    #[test]
+    fn the_sweep_removes_only_messages_to_the_addresses_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mine = eml(d, "1-a.eml", "To: ana@example.co");
+        // The domain as the message has it: in ASCII.
+        let idn = eml(d, "2-b.eml", "To: ana@xn--caf-dma.co");
+        let other = eml(d, "3-c.eml", "To: Ana@example.co");
+        let tmp = eml(d, ".4-d.tmp", "To: ana@example.co");
+        let hidden = eml(d, ".5-e.eml", "To: ana@example.co");
+        let note = eml(d, "notas.txt", "To: ana@example.co");
+        std::fs::create_dir(d.join("6-f.eml")).unwrap();
+        let link = d.join("7-g.eml");
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+        let to = ["ana@example.co".to_string(), "ana@café.co".to_string()];
+        let sweep = sweep_outbox(d, &to);
+        assert_eq!(
+            sweep,
+            OutboxSweep {
+                removed: 2,
+                failed: 0
+            }
+        );
+        assert!(!mine.exists() && !idn.exists());
+        for kept in [&other, &tmp, &hidden, &note, &d.join("6-f.eml"), &link] {
+            assert!(std::fs::symlink_metadata(kept).is_ok(), "{kept:?}");
+        }
+        // Nothing asked for, nothing looked at; no outbox, nothing done.
+        assert_eq!(sweep_outbox(d, &[]), OutboxSweep::default());
+        assert_eq!(sweep_outbox(&d.join("none"), &to), OutboxSweep::default());
+        // An outbox reached through a symlink is not looked into.
+        let real = tempfile::tempdir().unwrap();
+        let kept = eml(real.path(), "1-a.eml", "To: ana@example.co");
+        let via = d.join("via");
+        std::os::unix::fs::symlink(real.path(), &via).unwrap();
+        assert_eq!(sweep_outbox(&via, &to), OutboxSweep::default());
+        assert!(kept.exists());
+    }
 
     #[test]
     fn smtp_urls() {

@@ -361,6 +361,20 @@ pub struct DeleteOutcome {
     /// No older copy of the account's data is left in the database's
     /// files (false: another process's reader kept one for now).
     pub scrubbed: bool,
+    /// The account's messages removed from the outbox (`None`: mail goes
+    /// over SMTP, and what was delivered is the recipient's).
+    pub outbox: Option<crate::mail::OutboxSweep>,
+}
+
+/// The addresses an audit row of `user.edit` names as the account's
+/// email, before and after (`email: a -> b`).
+fn edited_emails(detail: &str) -> impl Iterator<Item = String> + '_ {
+    detail
+        .split("; ")
+        .filter_map(|part| part.strip_prefix("email: "))
+        .flat_map(|change| change.split(" -> "))
+        .filter(|a| *a != "-" && !a.is_empty())
+        .map(str::to_string)
 }
 
 /// Deletes an account for good (habeas data).
@@ -368,14 +382,27 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
     let now = app.now();
     let agent = app.agent.name().to_string();
     let id = account.id;
-    let (rows, pseudonym) = app.store.write(|tx| {
+    let (rows, pseudonym, mailed) = app.store.write(|tx| {
         // Re-read under the lock: it may have gone meanwhile.
-        if tx.account(id)?.is_none() {
+        let Some(current) = tx.account(id)? else {
             return Err(Error::NotFound(tf(
                 M::NoSuchAccountAny,
                 &[("ident", &account.nit.display())],
             )));
-        }
+        };
+        // Every address its mail may have gone to: the current one, the
+        // ones its edits named (read before the pseudonymization drops
+        // them), and those its codes and notices were sent to.
+        let mut mailed = vec![current.email.as_str().to_string()];
+        let edits = AuditFilter {
+            account_id: Some(id),
+            event: Some("user.edit".into()),
+            ..AuditFilter::default()
+        };
+        tx.for_each_audit(&edits, &mut |r| {
+            mailed.extend(r.detail.as_deref().map(edited_emails).into_iter().flatten());
+            Ok(())
+        })?;
         // The pseudonym is the next number after every one given so far
         // (each deletion's own audit row names it), never the account's id:
         // SQLite gives a freed highest id to the next account, and two
@@ -392,19 +419,24 @@ pub fn delete(app: &mut App, account: &Account) -> Result<DeleteOutcome> {
         })?;
         let pseudonym = format!("{PSEUDONYM_PREFIX}{}", last + 1);
         let rows = tx.pseudonymize_audit(id, &pseudonym)?;
-        tx.delete_account(id)?;
+        mailed.extend(tx.delete_account(id)?);
         tx.audit(
             &AuditEntry::new(&agent, "user.delete", "ok").subject(pseudonym.clone()),
             now,
         )?;
-        Ok((rows, pseudonym))
+        Ok((rows, pseudonym, mailed))
     })?;
     // Best effort: the deletion is committed whatever happens here.
     let scrubbed = app.store.scrub().unwrap_or(false);
+    let outbox = match &app.mailer.transport {
+        crate::mail::Transport::Outbox(dir) => Some(crate::mail::sweep_outbox(dir, &mailed)),
+        crate::mail::Transport::Smtp(_) => None,
+    };
     Ok(DeleteOutcome {
         pseudonym,
         audit_rows: rows,
         scrubbed,
+        outbox,
     })
 }
 
@@ -422,6 +454,23 @@ mod tests {
 
     const CLIENTE: AccountType = AccountType::Cliente;
     const PW: &str = "caballo tornillo grapa verde";
+
+    #[test]
+    fn an_edit_names_the_emails_before_and_after() {
+        let got: Vec<String> = super::edited_emails(
+            "username: norte -> -; email: ana@example.co -> Ana@example.co; name: - -> Ana",
+        )
+        .collect();
+        assert_eq!(got, ["ana@example.co", "Ana@example.co"]);
+        assert_eq!(
+            super::edited_emails("name: a -> b; lang: es -> en").count(),
+            0
+        );
+        assert_eq!(
+            super::edited_emails("email: - -> b@x.co").collect::<Vec<_>>(),
+            ["b@x.co"]
+        );
+    }
 
     fn logs_in(app: &mut App, raw: &str, pw: &str) -> bool {
         matches!(

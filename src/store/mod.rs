@@ -623,9 +623,11 @@ pub trait Accounts {
     /// `Some((at, reason))` disables the account; `None` enables it.
     fn set_disabled(&mut self, id: i64, disabled: Option<(i64, Option<&str>)>) -> Result<()>;
     fn update_profile(&mut self, id: i64, p: &Profile<'_>) -> Result<UpdateProfile>;
-    /// Removes the account with its codes and notices. Audit rows stay
-    /// (see [`Audit::pseudonymize_audit`]).
-    fn delete_account(&mut self, id: i64) -> Result<()>;
+    /// Removes the account with its codes and notices, and returns the
+    /// addresses those codes and notices were mailed to (each once, in
+    /// no set order: for `user delete` to find their `.eml` files). Audit
+    /// rows stay (see [`Audit::pseudonymize_audit`]).
+    fn delete_account(&mut self, id: i64) -> Result<Vec<String>>;
 }
 
 pub trait Codes {

@@ -721,7 +721,9 @@ fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
     let a = add(s, AccountType::Cliente, "900102030", "a@example.co", None);
     let keep = add(s, AccountType::Cliente, "800003122", "b@example.co", None);
     code(s, a, "h", 10, 1000);
-    let e = email("a@example.co");
+    code(s, a, "h2", 11, 1000);
+    code(s, keep, "h3", 12, 1000);
+    let e = email("vieja@example.co");
     s.write(|tx| {
         tx.enqueue_notice(&NewNotice {
             account_id: a,
@@ -759,12 +761,15 @@ fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
         )?;
         Ok(())
     })?;
-    let n = s.write(|tx| {
+    let (n, mailed) = s.write(|tx| {
         let n = tx.pseudonymize_audit(a, "borrado-1")?;
-        tx.delete_account(a)?;
-        Ok(n)
+        let mailed = tx.delete_account(a)?;
+        Ok((n, mailed))
     })?;
     assert_eq!(n, 3);
+    // Where its codes and notices went, each address once: the other
+    // account's code (to the same address) is not what says so.
+    assert_eq!(mailed, ["ana@example.co", "vieja@example.co"]);
     let mut rows = Vec::new();
     s.read(|tx| {
         assert!(tx.account(a)?.is_none());
@@ -785,8 +790,9 @@ fn delete_leaves_a_pseudonym(s: &mut Store) -> R {
         rows.iter().find(|r| r.at == 4).unwrap().subject.as_deref(),
         Some("800003122")
     );
+    // Left: the other account, its code and that code's message.
     let c = s.read(|tx| Ok(tx.row_counts()?))?;
-    assert_eq!((c.accounts, c.codes, c.mail), (1, 0, 0));
+    assert_eq!((c.accounts, c.codes, c.mail), (1, 1, 1));
     Ok(())
 }
 

@@ -260,6 +260,7 @@ fn delete_leaves_no_personal_data_and_keeps_the_history(env: &mut Env) {
     .ok();
     env.add_user("cliente", "800003122", "otra@example.co", &[])
         .ok();
+    env.request("800003122", "otra@example.co").ok();
     env.request_as("proveedor", NIT, EMAIL).ok();
     env.login("proveedor", "anagomez", STRONG).ok();
     env.login_refused("proveedor", NIT, "no es la clave correcta");
@@ -283,6 +284,19 @@ fn delete_leaves_no_personal_data_and_keeps_the_history(env: &mut Env) {
         "vieja.direccion@example.co",
     ])
     .ok();
+    // Its mail went to both addresses: the code, then the change's
+    // notices to the old and the new one. The other account's code too.
+    let before = env.mails();
+    let theirs = before
+        .iter()
+        .filter(|m| m.to != ["otra@example.co"])
+        .count();
+    assert!(theirs >= 3, "{before:?}");
+    // Beside them, files the sweep must leave: a note of the operator's
+    // that names the address, a message being written, a symlink.
+    std::fs::write(env.outbox.join("notas.txt"), format!("To: {EMAIL}\n")).unwrap();
+    std::fs::write(env.outbox.join(".1-a.tmp"), format!("To: {EMAIL}\n")).unwrap();
+    std::os::unix::fs::symlink(&before[0].file, env.outbox.join("enlace.eml")).unwrap();
     let v = env
         .cli([
             "--json",
@@ -296,13 +310,30 @@ fn delete_leaves_no_personal_data_and_keeps_the_history(env: &mut Env) {
         .ok()
         .json();
     assert_eq!(v["status"], "deleted");
+    assert_eq!(v["outbox_removed"], theirs);
+    assert_eq!(v["outbox_failed"], 0);
+    // Its messages left the outbox; the other account's stayed, and so
+    // did every file that is not a message we wrote.
+    let after: Vec<Vec<String>> = read_mails(&env.outbox)
+        .into_iter()
+        .filter(|m| m.file.file_name().unwrap() != "enlace.eml")
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(after, [["otra@example.co"]]);
+    for kept in ["notas.txt", ".1-a.tmp", "enlace.eml"] {
+        assert!(
+            std::fs::symlink_metadata(env.outbox.join(kept)).is_ok(),
+            "{kept} was removed"
+        );
+    }
     let pseudonym = v["pseudonym"].as_str().unwrap().to_string();
     assert!(pseudonym.starts_with("borrado-"));
     env.cli(["user", "show", NIT, "--type", "proveedor"])
         .expect_exit(65);
     // Codes, mail and limits went with it; the other account stays.
     assert_eq!(env.status()["accounts"], 1);
-    assert!(env.codes().is_empty());
+    let codes = env.codes();
+    assert!(codes.iter().all(|c| c["nit"] == "800003122"), "{codes:?}");
     assert!(env.queue().iter().all(|m| m["recipient"] != EMAIL));
     // The history stays, under the pseudonym, with the deletion itself.
     let ev = env.audit(&["--user", &pseudonym]);

@@ -293,11 +293,18 @@ impl Accounts for PgTxn<'_> {
         Ok(UpdateProfile::Updated)
     }
 
-    fn delete_account(&mut self, id: i64) -> Result<()> {
-        self.exec("DELETE FROM codes WHERE account_id = $1", &[&id])?;
-        self.exec("DELETE FROM notices WHERE account_id = $1", &[&id])?;
+    fn delete_account(&mut self, id: i64) -> Result<Vec<String>> {
+        let mut to = std::collections::BTreeSet::new();
+        for sql in [
+            "DELETE FROM codes WHERE account_id = $1 RETURNING recipient",
+            "DELETE FROM notices WHERE account_id = $1 RETURNING recipient",
+        ] {
+            for r in self.rows(sql, &[&id])? {
+                to.insert(r.get::<_, String>(0));
+            }
+        }
         self.exec("DELETE FROM accounts WHERE id = $1", &[&id])?;
-        Ok(())
+        Ok(to.into_iter().collect())
     }
 }
 

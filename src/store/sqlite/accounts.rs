@@ -232,17 +232,24 @@ impl Accounts for SqliteTxn<'_> {
         }
     }
 
-    fn delete_account(&mut self, id: i64) -> Result<()> {
+    fn delete_account(&mut self, id: i64) -> Result<Vec<String>> {
         // Overwrite what is deleted (habeas data): no copy of the rows
         // stays in free pages.
         self.tx.execute_batch("PRAGMA secure_delete = ON")?;
-        self.tx
-            .execute("DELETE FROM codes WHERE account_id = ?1", params![id])?;
-        self.tx
-            .execute("DELETE FROM notices WHERE account_id = ?1", params![id])?;
+        let mut to = std::collections::BTreeSet::new();
+        for sql in [
+            "DELETE FROM codes WHERE account_id = ?1 RETURNING recipient",
+            "DELETE FROM notices WHERE account_id = ?1 RETURNING recipient",
+        ] {
+            let mut st = self.tx.prepare(sql)?;
+            let mut rows = st.query(params![id])?;
+            while let Some(r) = rows.next()? {
+                to.insert(r.get::<_, String>(0)?);
+            }
+        }
         self.tx
             .execute("DELETE FROM accounts WHERE id = ?1", params![id])?;
-        Ok(())
+        Ok(to.into_iter().collect())
     }
 }
 
