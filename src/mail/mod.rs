@@ -834,8 +834,11 @@ mod tests {
         let hidden = eml(d, ".5-e.eml", "To: ana@example.co");
         let note = eml(d, "notas.txt", "To: ana@example.co");
         std::fs::create_dir(d.join("6-f.eml")).unwrap();
+        // A link to a message to her, elsewhere: the link is not ours.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = eml(elsewhere.path(), "1-a.eml", "To: ana@example.co");
         let link = d.join("7-g.eml");
-        std::os::unix::fs::symlink(&other, &link).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
         let to = ["ana@example.co".to_string(), "ana@café.co".to_string()];
         let sweep = sweep_outbox(d, &to);
         assert_eq!(
@@ -846,7 +849,15 @@ mod tests {
             }
         );
         assert!(!mine.exists() && !idn.exists());
-        for kept in [&other, &tmp, &hidden, &note, &d.join("6-f.eml"), &link] {
+        for kept in [
+            &other,
+            &tmp,
+            &hidden,
+            &note,
+            &d.join("6-f.eml"),
+            &link,
+            &target,
+        ] {
             assert!(std::fs::symlink_metadata(kept).is_ok(), "{kept:?}");
         }
         // Nothing asked for, nothing looked at; no outbox, nothing done.

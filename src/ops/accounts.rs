@@ -742,6 +742,60 @@ mod tests {
         );
     }
 
+    /// The outbox keeps no message to a deleted account, even to an
+    /// address it had before and that no code or notice remembers after
+    /// a purge: the edit's audit row named it, and was read before the
+    /// pseudonymization dropped it. Another account's message stays.
+    #[test]
+    fn delete_clears_its_mail_from_the_outbox_even_after_a_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox");
+        let (mut app, clock) = quick_app(&dir);
+        let acc = cliente(&mut app, "900102030", "ana@example.co", None);
+        cliente(&mut app, "800003122", "eva@example.co", None);
+        for (n, e) in [
+            ("900102030", "ana@example.co"),
+            ("800003122", "eva@example.co"),
+        ] {
+            let r = request(&mut app, CLIENTE, &nit(n), &Email::parse(e).unwrap()).unwrap();
+            assert!(matches!(r.result, RequestResult::Sent), "{:?}", r.result);
+        }
+        edit(
+            &mut app,
+            None,
+            &nit("900102030"),
+            "900102030",
+            &Edit {
+                email: Some(Email::parse("nueva@example.co").unwrap()),
+                name: None,
+                username: None,
+                lang: None,
+            },
+        )
+        .unwrap();
+        let to =
+            |o: &std::path::Path| -> Vec<String> { sent(o).into_iter().map(|m| m.0).collect() };
+        assert_eq!(
+            to(&outbox),
+            [
+                "ana@example.co",
+                "eva@example.co",
+                "ana@example.co",
+                "nueva@example.co"
+            ]
+        );
+        // Two days on, the purge takes every finished code and notice: the
+        // old address is in no row but the edit's audit.
+        clock.advance(2 * 86_400);
+        crate::ops::codes::purge(&mut app, false).unwrap();
+        let rows = app.store.read(|tx| Ok(tx.row_counts()?)).unwrap();
+        assert_eq!((rows.codes, rows.mail), (0, 0), "{rows:?}");
+        let out = delete(&mut app, &acc).unwrap();
+        let sweep = out.outbox.unwrap();
+        assert_eq!((sweep.removed, sweep.failed), (3, 0));
+        assert_eq!(to(&outbox), ["eva@example.co"]);
+    }
+
     /// SQLite gives a freed highest id to the next account: the deleted
     /// person's history stays with its own pseudonym, the new account
     /// starts with none of it, and no two deletions share a pseudonym.
