@@ -284,8 +284,21 @@ fn support_desk_commands_print_their_documents(env: &mut Env) {
     assert_eq!(v["codes_killed"], 0);
 
     let v = ok_doc(env.cli(["user", "delete", NIT, "--yes"]));
-    keys(&v, &["status", "pseudonym", "audit_rows", "files_scrubbed"]);
+    keys(
+        &v,
+        &[
+            "status",
+            "pseudonym",
+            "audit_rows",
+            "files_scrubbed",
+            "outbox_removed",
+            "outbox_failed",
+        ],
+    );
     assert_eq!(v["files_scrubbed"], true);
+    // Its code and the edit's two notices (old and new address).
+    assert!(v["outbox_removed"].as_u64().unwrap() >= 3, "{v}");
+    assert_eq!(v["outbox_failed"], 0);
     assert_eq!(v["status"], "deleted");
     let pseudonym = v["pseudonym"].as_str().unwrap();
     assert!(!pseudonym.contains(NIT) && !pseudonym.is_empty());

@@ -204,6 +204,22 @@ fn the_delivered_message_is_the_manuals_email(env: &mut Env) {
     settled(env);
     assert_eq!(env.queue()[0]["kind"], "password_changed");
     assert_eq!(env.queue()[0]["state"], "sent");
+
+    // Delivered mail is the recipient's: a deletion has no outbox to
+    // sweep, and says so with nulls; a stray outbox file stays.
+    std::fs::create_dir_all(&env.outbox).unwrap();
+    let stray = env.outbox.join("1-a.eml");
+    std::fs::write(&stray, format!("To: {EMAIL}\r\n\r\nhola\r\n")).unwrap();
+    let v = env
+        .cli(["--json", "user", "delete", NIT, "--yes"])
+        .ok()
+        .json();
+    assert_eq!(v["status"], "deleted");
+    assert_eq!(
+        (&v["outbox_removed"], &v["outbox_failed"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert!(stray.exists());
 }
 
 fn an_english_account_gets_english_mail(env: &mut Env) {
