@@ -808,11 +808,24 @@ mod tests {
             ("Subject: s", None),
             ("To: a@example.co\r\nTo: b@example.co", None),
             ("X-To: ana@example.co", None),
+            // Brackets the wrong way round are no `Name <addr>`.
+            ("To: odd> <x", Some("odd> <x")),
         ];
         for (i, (head, want)) in cases.iter().enumerate() {
             let p = eml(d, &format!("{i}.eml"), head);
             assert_eq!(eml_recipient(&p).unwrap().as_deref(), *want, "{head:?}");
         }
+        // A long header block is read up to 64 KiB, not less.
+        let pad = "a".repeat(2000);
+        let p = eml(
+            d,
+            "long.eml",
+            &format!("X-Pad: {pad}\r\nTo: ana@example.co"),
+        );
+        assert_eq!(
+            eml_recipient(&p).unwrap().as_deref(),
+            Some("ana@example.co")
+        );
         // Bytes that are not UTF-8 in a header are no error.
         let p = d.join("raw.eml");
         std::fs::write(&p, b"Subject: \xff\xfe\nTo: ana@example.co\n\n").unwrap();

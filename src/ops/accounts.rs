@@ -760,19 +760,25 @@ mod tests {
             let r = request(&mut app, CLIENTE, &nit(n), &Email::parse(e).unwrap()).unwrap();
             assert!(matches!(r.result, RequestResult::Sent), "{:?}", r.result);
         }
-        edit(
-            &mut app,
-            None,
-            &nit("900102030"),
-            "900102030",
-            &Edit {
-                email: Some(Email::parse("nueva@example.co").unwrap()),
-                name: None,
-                username: None,
-                lang: None,
-            },
-        )
-        .unwrap();
+        // Both change their address; only Ana's edit is hers.
+        for (n, e) in [
+            ("900102030", "nueva@example.co"),
+            ("800003122", "eva2@example.co"),
+        ] {
+            edit(
+                &mut app,
+                None,
+                &nit(n),
+                n,
+                &Edit {
+                    email: Some(Email::parse(e).unwrap()),
+                    name: None,
+                    username: None,
+                    lang: None,
+                },
+            )
+            .unwrap();
+        }
         let to =
             |o: &std::path::Path| -> Vec<String> { sent(o).into_iter().map(|m| m.0).collect() };
         assert_eq!(
@@ -781,7 +787,9 @@ mod tests {
                 "ana@example.co",
                 "eva@example.co",
                 "ana@example.co",
-                "nueva@example.co"
+                "nueva@example.co",
+                "eva@example.co",
+                "eva2@example.co"
             ]
         );
         // Two days on, the purge takes every finished code and notice: the
@@ -793,7 +801,10 @@ mod tests {
         let out = delete(&mut app, &acc).unwrap();
         let sweep = out.outbox.unwrap();
         assert_eq!((sweep.removed, sweep.failed), (3, 0));
-        assert_eq!(to(&outbox), ["eva@example.co"]);
+        assert_eq!(
+            to(&outbox),
+            ["eva@example.co", "eva@example.co", "eva2@example.co"]
+        );
     }
 
     /// SQLite gives a freed highest id to the next account: the deleted

@@ -12,6 +12,7 @@ engines!(
     edit_follows_the_rules_of_user_add,
     delete_needs_yes_without_a_terminal,
     delete_leaves_no_personal_data_and_keeps_the_history,
+    a_deletion_says_how_many_of_its_messages_left_the_outbox,
     audit_filters_by_date_event_agent_and_account,
     audit_exports_csv_for_compliance,
     a_nit_two_types_share_names_the_cliente_without_type,
@@ -355,6 +356,27 @@ fn delete_leaves_no_personal_data_and_keeps_the_history(env: &mut Env) {
         assert!(!dump.contains(pii), "{pii:?} is still in the database");
     }
     assert!(dump.contains("800003122"), "the other account is untouched");
+}
+
+/// In words, the sweep's count only when there was something to remove,
+/// and no warning when nothing failed.
+fn a_deletion_says_how_many_of_its_messages_left_the_outbox(env: &mut Env) {
+    env.add_cliente();
+    env.add_user("cliente", "800003122", "otra@example.co", &[])
+        .ok();
+    env.request(NIT, EMAIL).ok();
+    let r = env.cli(["user", "delete", NIT, "--yes"]).ok();
+    r.stdout_has("borrada").stdout_has(&format!(
+        "Mensajes suyos borrados de la bandeja de salida ({}): 1.",
+        env.outbox.display()
+    ));
+    assert!(!r.stderr.contains("aviso"), "{}", r.stderr);
+    assert!(env.mails().is_empty());
+    // Nothing of hers in the outbox: nothing said about it.
+    let r = env.cli(["user", "delete", "800003122", "--yes"]).ok();
+    r.stdout_has("borrada");
+    assert!(!r.stdout.contains("bandeja"), "{}", r.stdout);
+    assert!(!r.stderr.contains("aviso"), "{}", r.stderr);
 }
 
 fn audit_filters_by_date_event_agent_and_account(env: &mut Env) {
