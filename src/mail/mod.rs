@@ -614,7 +614,26 @@ pub fn sweep_outbox(dir: &Path, to: &[String]) -> OutboxSweep {
 /// `Name <addr>` form gives `addr`), read from its header block only.
 fn eml_recipient(path: &Path) -> std::io::Result<Option<String>> {
     use std::io::{BufRead, Read};
-    let f = std::fs::File::open(path)?;
+    // Not through a symlink, and never waiting on a FIFO put in the
+    // file's place since the folder was listed: only a regular file is
+    // read.
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let f = match open.open(path) {
+        Ok(f) => f,
+        // ELOOP: a symlink now stands there; not ours to read.
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !f.metadata()?.is_file() {
+        return Ok(None);
+    }
     let mut reader = std::io::BufReader::new(f.take(64 * 1024));
     let mut to: Option<String> = None;
     let mut in_to = false;
@@ -826,6 +845,21 @@ mod tests {
             eml_recipient(&p).unwrap().as_deref(),
             Some("ana@example.co")
         );
+        // Read through no symlink, and a FIFO is not waited on.
+        let link = d.join("link.eml");
+        std::os::unix::fs::symlink(d.join("0.eml"), &link).unwrap();
+        assert_eq!(eml_recipient(&link).unwrap(), None);
+        let fifo = d.join("fifo.eml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // On a thread: a read that waited for a writer would hang here.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(eml_recipient(&fifo).unwrap()));
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got, Ok(None), "a FIFO was waited on");
         // Bytes that are not UTF-8 in a header are no error.
         let p = d.join("raw.eml");
         std::fs::write(&p, b"Subject: \xff\xfe\nTo: ana@example.co\n\n").unwrap();
