@@ -580,11 +580,10 @@ pub fn sweep_outbox(dir: &Path, to: &[String]) -> OutboxSweep {
     if wanted.is_empty() {
         return sweep;
     }
-    let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
-    let Ok(entries) = std::fs::read_dir(dir)
-        .map_err(|_| ())
-        .and_then(|e| if is_dir { Ok(e) } else { Err(()) })
-    else {
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) {
+        return sweep;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return sweep;
     };
     for entry in entries.filter_map(|e| e.ok()) {
